@@ -1,0 +1,80 @@
+/* shm_layout.h - the shared-memory region of one pod: the contract between limiter and daemon.
+ *
+ * Why this exists: every process of a pod (and the node daemon) must agree on one memory
+ * ledger per GPU without talking to each other on the hot path. This header is that agreement:
+ * a versioned, fixed-size layout of C11 atomics plus one process-shared *robust* mutex. Change
+ * it only together with VGPU_SHM_VERSION; both sides refuse a region whose magic, version or
+ * size differ (tests/unit/test_shm_layout.c pins the offsets).
+ *
+ * Locking rules
+ *  - Every mutation of the memory ledger (dev[].mem_used, dev[].oversold_used, proc[].mem,
+ *    proc[].ovh, proc[].oversold, proc[].pid) happens under `lock`. The mutex is robust: if a
+ *    holder is killed with -9, the next locker gets EOWNERDEAD and rebuilds the totals from the
+ *    process records (shm_ledger.c), so a dead peer can never wedge the pod.
+ *  - Readers (views, daemon, CLI) read the atomics without the lock.
+ *  - Limits (dev[].mem_limit ...) are single words that the daemon or CLI may store at any time.
+ */
+#ifndef VGPU_SHM_LAYOUT_H
+#define VGPU_SHM_LAYOUT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
+#define VGPU_SHM_VERSION 1u
+#define VGPU_MAX_DEVICES 16
+#define VGPU_MAX_PROCS 512
+#define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
+#define VGPU_POD_ID_LEN 160
+#define VGPU_UNLIMITED UINT64_MAX
+
+/* dev[].flags */
+#define VGPU_DEV_OVERSOLD 0x1u /* allocations past the cap may be served from host memory */
+
+struct vgpu_shm_dev {
+    char uuid[VGPU_UUID_LEN];        /* written once (under lock) before state becomes READY */
+    _Atomic uint32_t state;          /* VGPU_DEV_EMPTY / VGPU_DEV_READY */
+    _Atomic uint32_t flags;          /* VGPU_DEV_* */
+    _Atomic uint64_t mem_limit;      /* bytes the pod may hold on this GPU; VGPU_UNLIMITED */
+    _Atomic uint64_t mem_used;       /* = sum over live proc[] of mem[d] + ovh[d] */
+    _Atomic uint64_t mem_peak;       /* high-water mark of mem_used */
+    _Atomic uint64_t oversold_limit; /* bytes past the cap that may live in host memory */
+    _Atomic uint64_t oversold_used;  /* = sum over live proc[] of oversold[d] */
+    _Atomic uint64_t total_real;     /* physical memory of the GPU as the driver reports it */
+    _Atomic uint64_t oom_events;     /* allocations refused because of the cap */
+    uint64_t reserved[7];
+};
+
+struct vgpu_shm_proc {
+    _Atomic int32_t pid; /* 0: free; > 0: owner (pid in its own namespace) */
+    uint32_t reserved0;
+    uint64_t start_time;           /* field 22 of /proc/<pid>/stat: tells a reused pid apart */
+    uint64_t pidns;                /* inode of /proc/<pid>/ns/pid of the owner */
+    _Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC of the owner's last sign of life */
+    _Atomic int32_t host_pid;      /* pid as the host sees it, when known (0 = unknown) */
+    uint32_t reserved1;
+    _Atomic uint64_t mem[VGPU_MAX_DEVICES];      /* bytes of allocations charged */
+    _Atomic uint64_t ovh[VGPU_MAX_DEVICES];      /* driver overhead: context, modules, ... */
+    _Atomic uint64_t oversold[VGPU_MAX_DEVICES]; /* bytes served from host memory past the cap */
+};
+
+struct vgpu_shm {
+    uint64_t magic; /* VGPU_SHM_MAGIC, stored last at creation */
+    uint32_t version;
+    uint32_t size; /* sizeof(struct vgpu_shm) */
+    char pod_id[VGPU_POD_ID_LEN];
+    union {
+        pthread_mutex_t m; /* robust, process-shared */
+        char pad[64];
+    } lock;
+    _Atomic uint64_t last_reap_ns; /* CLOCK_MONOTONIC of the last scan for dead processes */
+    _Atomic uint64_t reaped_procs; /* processes whose memory was returned after they died */
+    uint64_t reserved[14];
+    struct vgpu_shm_dev dev[VGPU_MAX_DEVICES];
+    struct vgpu_shm_proc proc[VGPU_MAX_PROCS];
+};
+
+enum { VGPU_DEV_EMPTY = 0, VGPU_DEV_READY = 1 };
+
+#endif

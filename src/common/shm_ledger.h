@@ -1,0 +1,70 @@
+/* shm_ledger.h - the memory-ledger protocol on top of the shared region.
+ *
+ * Why this exists: "every process of a pod together never holds more than the cap" needs one
+ * set of rules that every writer follows: reserve before the driver allocates (refuse past the
+ * cap), give back on free, record per process so that the bytes of a process that died (even
+ * by kill -9) return to the pod, and rebuild totals if a writer died mid-update. The daemon and
+ * the limiter both use these functions; nobody writes ledger fields directly.
+ */
+#ifndef VGPU_SHM_LEDGER_H
+#define VGPU_SHM_LEDGER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm_layout.h"
+
+/* Identity of a process, enough to tell whether it is still the same living process. */
+struct vgpu_proc_id {
+    pid_t pid;
+    uint64_t start_time; /* /proc/<pid>/stat field 22 */
+    uint64_t pidns;      /* inode of /proc/<pid>/ns/pid */
+};
+
+/* Fill `id` for the calling process. */
+void vgpu_proc_self(struct vgpu_proc_id *id);
+
+/* Device slot for `uuid` (normalised, lower case "gpu-..."), created with the given limits if
+ * the pod has none yet. Returns the index, or -1 when all VGPU_MAX_DEVICES slots are taken.
+ * `*created` tells whether this call created it (the caller's limits were applied). */
+int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, uint64_t mem_limit,
+                           uint64_t oversold_limit, uint32_t flags, uint64_t total_real,
+                           int *created);
+/* Index of the device slot for uuid, or -1 (lock-free read). */
+int vgpu_ledger_dev_find(const struct vgpu_shm *s, const char *uuid);
+
+/* Process record of `id`, claimed if it has none. -1 when the table is full even after dead
+ * processes were reaped. */
+int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id);
+/* Give back everything the record holds and free it (normal process exit). */
+void vgpu_ledger_proc_release(struct vgpu_shm *s, int slot, pid_t pid);
+
+enum { VGPU_LEDGER_OK = 0, VGPU_LEDGER_OVER_CAP = 1, VGPU_LEDGER_ERROR = -1 };
+
+/* Reserve `bytes` on device `dev` for process record `slot` if the pod stays within the cap.
+ * Reaps dead processes and retries once before refusing. */
+int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+void vgpu_ledger_unreserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+/* Same for the host-memory part of an oversubscribed device. */
+int vgpu_ledger_reserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+void vgpu_ledger_unreserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+/* Memory the driver already holds for us (driver overhead, pool growth): recorded without a cap
+ * check, since refusing cannot undo it. Sets the overhead bucket to `bytes`. */
+void vgpu_ledger_set_overhead(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+/* Adds a signed delta to the allocation bucket without a cap check (pool true-ups). */
+void vgpu_ledger_adjust(struct vgpu_shm *s, int slot, int dev, int64_t delta);
+
+/* Return the bytes of dead processes. `self_pidns` limits the check to processes of our pid
+ * namespace (others cannot be checked from here). Returns how many records were freed.
+ * Takes the lock. */
+int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns);
+/* Reap at most once per `interval_ns` across the pod (cheap check first). */
+int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, uint64_t interval_ns);
+
+/* Rebuild dev[] totals from the process records. Call with the lock held. */
+void vgpu_ledger_repair(struct vgpu_shm *s);
+
+/* Is the process recorded as `pid`/`start_time` alive? (same pid namespace only) */
+int vgpu_proc_alive(pid_t pid, uint64_t start_time);
+
+#endif

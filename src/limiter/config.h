@@ -1,0 +1,73 @@
+/* config.h - the limiter's configuration, read once from the environment.
+ *
+ * Why this exists: users come from three seeds with three spellings of the same limits. This
+ * module accepts all of them, decides precedence in one place, names the variable in every
+ * error, and records a parse failure as `error` so that every hook can fail closed (no limit we
+ * cannot read ever turns into an unlimited GPU).
+ *
+ * Memory cap of a GPU (index i = the i-th GPU this process sees, uuid = its UUID):
+ *   TENSOR_FUSION_CUDA_MEM_LIMIT   JSON map, keys are UUIDs (any case, "GPU-" optional) or indices
+ *   CUDA_MEM_LIMIT_<i>             per index
+ *   VCUDA_MEMORY_LIMIT             every GPU
+ * Values: bytes or sizes with units (size_parse.h). When several apply to one GPU the smallest
+ * wins (a warning says so). Oversubscription: CUDA_MEM_OVERSOLD_<i> (boolean) and
+ * CUDA_MEM_RATIO_<i> (>= 1, default 2): up to cap * (ratio - 1) more bytes from host memory.
+ */
+#ifndef VGPU_LIMITER_CONFIG_H
+#define VGPU_LIMITER_CONFIG_H
+
+#include <stdint.h>
+
+#include "../common/shm_layout.h"
+
+#define VGPU_CFG_MAX_KEYS 32
+
+struct vgpu_limit_entry {
+    char uuid[VGPU_UUID_LEN]; /* normalised; empty when keyed by index */
+    int index;                /* -1 when keyed by UUID */
+    uint64_t value;
+    const char *source; /* variable it came from */
+};
+
+struct vgpu_config {
+    int error; /* non-zero: a limit could not be read; CUDA calls fail */
+    char error_msg[512];
+    int log_level;
+
+    struct vgpu_limit_entry mem[VGPU_CFG_MAX_KEYS];
+    int n_mem;
+    int oversold[VGPU_MAX_DEVICES];
+    double ratio[VGPU_MAX_DEVICES];
+
+    /* identity of the pod whose processes share the limits */
+    char pod_id[VGPU_POD_ID_LEN];
+    const char *pod_source; /* which variable (or "cgroup") named it */
+    char shm_dir[256];
+
+    /* device memory charged per process and GPU for the driver's own use (context, modules)
+     * while the driver's real figure for this process is unknown (no host pid in NVML) */
+    uint64_t context_reserve;
+    int context_reserve_set;
+
+    /* CUDA_VISIBLE_DEVICES / GPU_DEVICES_UUID entries, to map indices to NVML devices */
+    char visible[VGPU_MAX_DEVICES][VGPU_UUID_LEN];
+    int n_visible;
+};
+
+/* Read the configuration from `envp` (NULL-terminated "NAME=value" strings). Never fails: on a
+ * bad value it sets cfg->error and cfg->error_msg and keeps reading. */
+void vgpu_config_load(struct vgpu_config *cfg, char *const *envp);
+
+/* Memory cap of GPU `index` with `uuid` (normalised), VGPU_UNLIMITED if none. `*why` names
+ * the variable that decided it (may be NULL). */
+uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const char *uuid,
+                               const char **why);
+
+/* True if any memory limit is configured at all. */
+int vgpu_config_has_mem_limits(const struct vgpu_config *cfg);
+
+/* "GPU-ABC..." / "abc..." -> "gpu-abc..." (lower case, prefix added). Returns 0 if `in` looks
+ * like a GPU or MIG UUID, -1 otherwise. */
+int vgpu_normalize_uuid(const char *in, char *out, unsigned outlen);
+
+#endif

@@ -1,0 +1,101 @@
+/* devices.c - binding of each GPU ordinal to the pod's ledger (see devices.h). */
+#define _GNU_SOURCE
+#include "devices.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/shm_ledger.h"
+#include "../common/size_parse.h"
+#include "hook_dispatch.h"
+#include "limiter.h"
+#include "log.h"
+#include "maintenance.h"
+
+struct vgpu_binding vgpu_bindings[VGPU_MAX_DEVICES];
+static struct vgpu_binding failed_binding = {.state = VGPU_BIND_FAILED, .ledger = -1};
+static struct vgpu_binding pass_binding = {.state = VGPU_BIND_PASS, .ledger = -1};
+static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vgpu_devices_lock(void) { pthread_mutex_lock(&bind_lock); }
+void vgpu_devices_unlock(void) { pthread_mutex_unlock(&bind_lock); }
+void vgpu_devices_reset_in_child(void) { pthread_mutex_init(&bind_lock, NULL); }
+
+CUresult vgpu_current_device(CUdevice *dev)
+{
+    vgpu_helper_fn_cuCtxGetDevice f = VGPU_HELPER(cuCtxGetDevice);
+    return f ? f(dev) : CUDA_ERROR_NOT_FOUND;
+}
+
+void vgpu_format_uuid(const CUuuid *u, char *out, unsigned outlen)
+{
+    const unsigned char *b = (const unsigned char *)u->bytes;
+    snprintf(out, outlen,
+             "gpu-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static int bind_device(struct vgpu_binding *b, CUdevice dev)
+{
+    const struct vgpu_config *cfg = &vgpu_g.cfg;
+    CUuuid u;
+    vgpu_helper_fn_cuDeviceGetUuid get_uuid = VGPU_HELPER(cuDeviceGetUuid);
+    if (!get_uuid || get_uuid(&u, dev) != CUDA_SUCCESS) {
+        VLOG_ERROR("cannot read the UUID of GPU %d", dev);
+        return VGPU_BIND_FAILED;
+    }
+    vgpu_format_uuid(&u, b->uuid, sizeof(b->uuid));
+    size_t total = 0;
+    vgpu_fn_cuDeviceTotalMem_v2 total_fn = VGPU_REAL(cuDeviceTotalMem_v2);
+    if (total_fn) total_fn(&total, dev);
+    b->total_real = total;
+    b->ordinal = dev;
+
+    const char *why = NULL;
+    uint64_t limit = vgpu_config_mem_limit(cfg, dev, b->uuid, &why);
+    if (limit == VGPU_UNLIMITED) {
+        VLOG_INFO("GPU %d (%s): no memory cap configured", dev, b->uuid);
+        return VGPU_BIND_PASS;
+    }
+    b->oversold = cfg->oversold[dev];
+    uint64_t oversold_limit = b->oversold ? (uint64_t)((double)limit * (cfg->ratio[dev] - 1.0)) : 0;
+    struct vgpu_shm *s = vgpu_shm();
+    if (!s) return VGPU_BIND_FAILED;
+    int created = 0;
+    int idx = vgpu_ledger_dev_attach(s, b->uuid, limit, oversold_limit,
+                                     b->oversold ? VGPU_DEV_OVERSOLD : 0, total, &created);
+    if (idx < 0) {
+        VLOG_ERROR("GPU %d (%s): the pod's ledger has no room for another GPU (%d)", dev, b->uuid,
+                   VGPU_MAX_DEVICES);
+        return VGPU_BIND_FAILED;
+    }
+    char a[32], c[32];
+    uint64_t pod_limit = atomic_load(&s->dev[idx].mem_limit);
+    if (!created && pod_limit != limit)
+        VLOG_WARN("GPU %d (%s): the pod already has a cap of %s; this process's %s says %s, the pod's "
+                  "value stays",
+                  dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)), why,
+                  vgpu_format_size(limit, c, sizeof(c)));
+    b->ledger = idx;
+    if (vgpu_slot() < 0) return VGPU_BIND_FAILED;
+    VLOG_INFO("GPU %d (%s): memory cap %s (from %s), oversubscription %s", dev, b->uuid,
+              vgpu_format_size(pod_limit, a, sizeof(a)), why, b->oversold ? "on" : "off");
+    return VGPU_BIND_LEDGER;
+}
+
+const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
+{
+    if (dev < 0 || dev >= VGPU_MAX_DEVICES)
+        return vgpu_config_has_mem_limits(&vgpu_g.cfg) ? &failed_binding : &pass_binding;
+    struct vgpu_binding *b = &vgpu_bindings[dev];
+    int st = 0;
+    pthread_mutex_lock(&bind_lock);
+    if (atomic_load(&b->state) == VGPU_BIND_UNKNOWN) {
+        b->ledger = -1;
+        st = bind_device(b, dev);
+        atomic_store_explicit(&b->state, st, memory_order_release);
+    }
+    pthread_mutex_unlock(&bind_lock);
+    if (st == VGPU_BIND_LEDGER) vgpu_maintenance_true_up_now();
+    return b;
+}

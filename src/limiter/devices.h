@@ -1,0 +1,55 @@
+/* devices.h - which ledger entry (if any) governs each GPU this process sees.
+ *
+ * Why this exists: the driver names a GPU by ordinal, the configuration by index or UUID, the
+ * pod's ledger by UUID. The first time a GPU is used this module resolves its UUID and cap and
+ * attaches it to the pod's ledger; after that, a lookup is one atomic load.
+ */
+#ifndef VGPU_DEVICES_H
+#define VGPU_DEVICES_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../common/cuda_abi.h"
+#include "../common/shm_layout.h"
+
+enum {
+    VGPU_BIND_UNKNOWN = 0,
+    VGPU_BIND_PASS = 1,   /* no cap on this GPU: calls pass through untouched */
+    VGPU_BIND_LEDGER = 2, /* capped: every allocation goes through the pod's ledger */
+    VGPU_BIND_FAILED = 3, /* capped but the ledger is unusable: allocations are refused */
+};
+
+struct vgpu_binding {
+    _Atomic int state;
+    int ledger; /* index in shm->dev when state == VGPU_BIND_LEDGER */
+    int oversold;
+    CUdevice ordinal;
+    char uuid[VGPU_UUID_LEN]; /* normalised "gpu-..." */
+    uint64_t total_real;
+};
+
+const struct vgpu_binding *vgpu_bind_slow(CUdevice dev);
+extern struct vgpu_binding vgpu_bindings[VGPU_MAX_DEVICES];
+
+/* Binding of GPU ordinal `dev`, resolved on first use. Never NULL. */
+static inline const struct vgpu_binding *vgpu_bind(CUdevice dev)
+{
+    if (__builtin_expect(dev >= 0 && dev < VGPU_MAX_DEVICES, 1)) {
+        const struct vgpu_binding *b = &vgpu_bindings[dev];
+        if (__builtin_expect(atomic_load_explicit(&b->state, memory_order_acquire) != 0, 1)) return b;
+    }
+    return vgpu_bind_slow(dev);
+}
+
+/* GPU of the calling thread's current context. */
+CUresult vgpu_current_device(CUdevice *dev);
+
+/* Format the 16 UUID bytes as "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
+void vgpu_format_uuid(const CUuuid *u, char *out, unsigned outlen);
+
+void vgpu_devices_lock(void);
+void vgpu_devices_unlock(void);
+void vgpu_devices_reset_in_child(void);
+
+#endif

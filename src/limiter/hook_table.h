@@ -1,0 +1,136 @@
+/* hook_table.h - the one list of symbols the limiter intercepts, and the driver functions it
+ * calls for itself.
+ *
+ * Why this exists: interception happens through three doors (our exported symbols, dlsym, and
+ * cuGetProcAddress); all three, the typedefs, the real-pointer slots and the exported wrappers
+ * are generated from these lists (hook_dispatch.c), so adding a hook is one line here plus its
+ * implementation function. A symbol that is not listed is never touched: applications resolve
+ * it from the real driver.
+ *
+ * X(symbol, impl, params, args, since, flags)
+ *   symbol  exported name in libcuda.so.1 / libnvidia-ml.so.1 (ABI variant, e.g. cuMemAlloc_v2)
+ *   impl    implementation: CUresult impl(void *real, params...) ; variants share one impl
+ *   params  parameter list, args the matching argument list
+ *   since   CUDA version from which cuGetProcAddress("<base name>") resolves to this variant
+ *           (0 for the oldest variant); used when the driver's pointer is not one we know
+ *   flags   VGPU_HOOK_MEM: the call changes GPU memory; the wrapper brackets it so that the
+ *           driver-overhead true-up only reads consistent snapshots (mem_charge.h)
+ */
+#define VGPU_HOOK_MEM 1
+#ifndef VGPU_HOOK_TABLE_H
+#define VGPU_HOOK_TABLE_H
+
+#include "../common/cuda_abi.h"
+#include "../common/nvml_abi.h"
+
+/* clang-format off */
+#define VGPU_CUDA_HOOKS(X) \
+    X(cuInit, hook_init, (unsigned int flags), (flags), 0, 0) \
+    X(cuGetProcAddress, hook_get_proc_address_v1, (const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags), (symbol, pfn, cudaVersion, flags), 0, 0) \
+    X(cuGetProcAddress_v2, hook_get_proc_address_v2, (const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus), (symbol, pfn, cudaVersion, flags, symbolStatus), 12000, 0) \
+    /* plain, pitch and managed allocations */ \
+    X(cuMemAlloc_v2, hook_mem_alloc, (CUdeviceptr *dptr, size_t bytesize), (dptr, bytesize), 3020, VGPU_HOOK_MEM) \
+    X(cuMemAlloc, hook_mem_alloc_v1, (CUdeviceptr_v1 *dptr, unsigned int bytesize), (dptr, bytesize), 0, VGPU_HOOK_MEM) \
+    X(cuMemAllocPitch_v2, hook_mem_alloc_pitch, (CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height, unsigned int ElementSizeBytes), (dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), 3020, VGPU_HOOK_MEM) \
+    X(cuMemAllocPitch, hook_mem_alloc_pitch_v1, (CUdeviceptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes, unsigned int Height, unsigned int ElementSizeBytes), (dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), 0, VGPU_HOOK_MEM) \
+    X(cuMemAllocManaged, hook_mem_alloc_managed, (CUdeviceptr *dptr, size_t bytesize, unsigned int flags), (dptr, bytesize, flags), 0, VGPU_HOOK_MEM) \
+    X(cuMemFree_v2, hook_mem_free, (CUdeviceptr dptr), (dptr), 3020, VGPU_HOOK_MEM) \
+    X(cuMemFree, hook_mem_free_v1, (CUdeviceptr_v1 dptr), (dptr), 0, VGPU_HOOK_MEM) \
+    /* arrays */ \
+    X(cuArrayCreate_v2, hook_array_create, (CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray), (pHandle, pAllocateArray), 3020, VGPU_HOOK_MEM) \
+    X(cuArrayCreate, hook_array_create_v1, (CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *pAllocateArray), (pHandle, pAllocateArray), 0, VGPU_HOOK_MEM) \
+    X(cuArray3DCreate_v2, hook_array3d_create, (CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray), (pHandle, pAllocateArray), 3020, VGPU_HOOK_MEM) \
+    X(cuArray3DCreate, hook_array3d_create_v1, (CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *pAllocateArray), (pHandle, pAllocateArray), 0, VGPU_HOOK_MEM) \
+    X(cuArrayDestroy, hook_array_destroy, (CUarray hArray), (hArray), 0, VGPU_HOOK_MEM) \
+    X(cuMipmappedArrayCreate, hook_mipmapped_array_create, (CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pMipmappedArrayDesc, unsigned int numMipmapLevels), (pHandle, pMipmappedArrayDesc, numMipmapLevels), 0, VGPU_HOOK_MEM) \
+    X(cuMipmappedArrayDestroy, hook_mipmapped_array_destroy, (CUmipmappedArray hMipmappedArray), (hMipmappedArray), 0, VGPU_HOOK_MEM) \
+    /* stream-ordered allocations and pools */ \
+    X(cuMemAllocAsync, hook_mem_alloc_async, (CUdeviceptr *dptr, size_t bytesize, CUstream hStream), (dptr, bytesize, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemAllocAsync_ptsz, hook_mem_alloc_async, (CUdeviceptr *dptr, size_t bytesize, CUstream hStream), (dptr, bytesize, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemAllocFromPoolAsync, hook_mem_alloc_from_pool_async, (CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream), (dptr, bytesize, pool, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemAllocFromPoolAsync_ptsz, hook_mem_alloc_from_pool_async, (CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream), (dptr, bytesize, pool, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemFreeAsync, hook_mem_free_async, (CUdeviceptr dptr, CUstream hStream), (dptr, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemFreeAsync_ptsz, hook_mem_free_async, (CUdeviceptr dptr, CUstream hStream), (dptr, hStream), 0, VGPU_HOOK_MEM) \
+    X(cuMemPoolCreate, hook_mem_pool_create, (CUmemoryPool *pool, const CUmemPoolProps *poolProps), (pool, poolProps), 0, VGPU_HOOK_MEM) \
+    X(cuMemPoolDestroy, hook_mem_pool_destroy, (CUmemoryPool pool), (pool), 0, VGPU_HOOK_MEM) \
+    X(cuMemPoolTrimTo, hook_mem_pool_trim_to, (CUmemoryPool pool, size_t minBytesToKeep), (pool, minBytesToKeep), 0, VGPU_HOOK_MEM) \
+    /* virtual memory management */ \
+    X(cuMemCreate, hook_mem_create, (CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, unsigned long long flags), (handle, size, prop, flags), 0, VGPU_HOOK_MEM) \
+    X(cuMemRelease, hook_mem_release, (CUmemGenericAllocationHandle handle), (handle), 0, VGPU_HOOK_MEM) \
+    /* the virtual view */ \
+    X(cuMemGetInfo_v2, hook_mem_get_info, (size_t *free, size_t *total), (free, total), 3020, 0) \
+    X(cuMemGetInfo, hook_mem_get_info_v1, (unsigned int *free, unsigned int *total), (free, total), 0, 0) \
+    X(cuDeviceTotalMem_v2, hook_device_total_mem, (size_t *bytes, CUdevice dev), (bytes, dev), 3020, 0) \
+    X(cuDeviceTotalMem, hook_device_total_mem_v1, (unsigned int *bytes, CUdevice dev), (bytes, dev), 0, 0) \
+    /* submissions of GPU work: the compute gate */ \
+    X(cuLaunchKernel, hook_launch_kernel, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra), 0, 0) \
+    X(cuLaunchKernel_ptsz, hook_launch_kernel, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra), 0, 0) \
+    X(cuLaunchKernelEx, hook_launch_kernel_ex, (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra), (config, f, kernelParams, extra), 0, 0) \
+    X(cuLaunchKernelEx_ptsz, hook_launch_kernel_ex, (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra), (config, f, kernelParams, extra), 0, 0) \
+    X(cuLaunchCooperativeKernel, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
+    X(cuLaunchCooperativeKernel_ptsz, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
+    X(cuGraphLaunch, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
+    X(cuGraphLaunch_ptsz, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0)
+
+#define VGPU_NVML_HOOKS(X) \
+    X(nvmlInit, hook_nvml_init, (void), (), 0, 0) \
+    X(nvmlInit_v2, hook_nvml_init, (void), (), 0, 0) \
+    X(nvmlInitWithFlags, hook_nvml_init_with_flags, (unsigned int flags), (flags), 0, 0) \
+    X(nvmlDeviceGetMemoryInfo, hook_nvml_memory_info, (nvmlDevice_t device, nvmlMemory_t *memory), (device, memory), 0, 0) \
+    X(nvmlDeviceGetMemoryInfo_v2, hook_nvml_memory_info_v2, (nvmlDevice_t device, nvmlMemory_v2_t *memory), (device, memory), 0, 0) \
+    X(nvmlDeviceGetComputeRunningProcesses, hook_nvml_processes_v1, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetComputeRunningProcesses_v2, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetComputeRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetGraphicsRunningProcesses, hook_nvml_processes_v1, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetGraphicsRunningProcesses_v2, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetGraphicsRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetMPSComputeRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0)
+
+/* Driver functions the limiter calls for itself but does not intercept. H(symbol, ret, params) */
+#define VGPU_CUDA_HELPERS(H) \
+    H(cuCtxGetDevice, CUresult, (CUdevice *device)) \
+    H(cuDeviceGet, CUresult, (CUdevice *device, int ordinal)) \
+    H(cuDeviceGetCount, CUresult, (int *count)) \
+    H(cuDeviceGetUuid, CUresult, (CUuuid *uuid, CUdevice dev)) \
+    H(cuDeviceGetMemPool, CUresult, (CUmemoryPool *pool, CUdevice dev)) \
+    H(cuMemPoolGetAttribute, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value)) \
+    H(cuArrayGetMemoryRequirements, CUresult, (CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUarray array, CUdevice device)) \
+    H(cuMipmappedArrayGetMemoryRequirements, CUresult, (CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUmipmappedArray mipmap, CUdevice device)) \
+    H(cuMemAdvise_v2, CUresult, (CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation location)) \
+    H(cuMemAdvise, CUresult, (CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)) \
+    H(cuStreamSynchronize, CUresult, (CUstream hStream)) \
+    H(cuPointerGetAttribute, CUresult, (void *data, CUpointer_attribute attribute, CUdeviceptr ptr))
+
+#define VGPU_NVML_HELPERS(H) \
+    H(nvmlDeviceGetUUID, nvmlReturn_t, (nvmlDevice_t device, char *uuid, unsigned int length)) \
+    H(nvmlDeviceGetHandleByUUID, nvmlReturn_t, (const char *uuid, nvmlDevice_t *device)) \
+    H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index))
+/* clang-format on */
+
+/* Symbol ids: VGPU_SYM_<symbol> for hooks, VGPU_HELPER_<symbol> for helpers. */
+#define VGPU_ENUM_HOOK(sym, impl, params, args, since, flags) VGPU_SYM_##sym,
+enum vgpu_sym { VGPU_CUDA_HOOKS(VGPU_ENUM_HOOK) VGPU_SYM_CUDA_END, VGPU_NVML_HOOKS(VGPU_ENUM_HOOK) VGPU_SYM_COUNT };
+#undef VGPU_ENUM_HOOK
+#define VGPU_ENUM_HELPER(sym, ret, params) VGPU_HELPER_##sym,
+enum vgpu_helper { VGPU_CUDA_HELPERS(VGPU_ENUM_HELPER) VGPU_HELPER_CUDA_END, VGPU_NVML_HELPERS(VGPU_ENUM_HELPER) VGPU_HELPER_COUNT };
+#undef VGPU_ENUM_HELPER
+
+/* Function-pointer types: vgpu_fn_<symbol>, vgpu_helper_fn_<symbol>. */
+#define VGPU_TYPEDEF_CUDA(sym, impl, params, args, since, flags) typedef CUresult(*vgpu_fn_##sym) params;
+#define VGPU_TYPEDEF_NVML(sym, impl, params, args, since, flags) typedef nvmlReturn_t(*vgpu_fn_##sym) params;
+#define VGPU_TYPEDEF_HELPER(sym, ret, params) typedef ret(*vgpu_helper_fn_##sym) params;
+VGPU_CUDA_HOOKS(VGPU_TYPEDEF_CUDA)
+VGPU_NVML_HOOKS(VGPU_TYPEDEF_NVML)
+VGPU_CUDA_HELPERS(VGPU_TYPEDEF_HELPER)
+VGPU_NVML_HELPERS(VGPU_TYPEDEF_HELPER)
+#undef VGPU_TYPEDEF_CUDA
+#undef VGPU_TYPEDEF_NVML
+#undef VGPU_TYPEDEF_HELPER
+
+/* Call an implementation with the real entry point first: VGPU_CALL(impl, real, (a, b)) is
+ * impl(real, a, b) and VGPU_CALL(impl, real, ()) is impl(real). */
+#define VGPU_UNPAREN(...) __VA_ARGS__
+#define VGPU_CALL(impl, real, args) VGPU_CALL2_(impl, real, VGPU_UNPAREN args)
+#define VGPU_CALL2_(impl, real, ...) impl(real __VA_OPT__(, ) __VA_ARGS__)
+
+#endif

@@ -1,0 +1,75 @@
+/* hooks.h - the implementations behind the generated wrappers of hook_table.h.
+ *
+ * Why this exists: each implementation receives the real entry point of the variant that was
+ * called (e.g. cuLaunchKernel or cuLaunchKernel_ptsz) as its first argument, so one function
+ * serves every ABI variant of an API. Grouped by the file that implements them.
+ */
+#ifndef VGPU_HOOKS_H
+#define VGPU_HOOKS_H
+
+#include "hook_table.h"
+
+/* init_hooks.c: start-up, fail-closed, cuGetProcAddress */
+CUresult hook_init(void *real, unsigned int flags);
+CUresult hook_get_proc_address_v1(void *real, const char *symbol, void **pfn, int cudaVersion,
+                                  cuuint64_t flags);
+CUresult hook_get_proc_address_v2(void *real, const char *symbol, void **pfn, int cudaVersion,
+                                  cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus);
+
+/* mem_hooks.c: every allocation family */
+CUresult hook_mem_alloc(void *real, CUdeviceptr *dptr, size_t bytesize);
+CUresult hook_mem_alloc_v1(void *real, CUdeviceptr_v1 *dptr, unsigned int bytesize);
+CUresult hook_mem_alloc_pitch(void *real, CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes,
+                              size_t Height, unsigned int ElementSizeBytes);
+CUresult hook_mem_alloc_pitch_v1(void *real, CUdeviceptr_v1 *dptr, unsigned int *pPitch,
+                                 unsigned int WidthInBytes, unsigned int Height,
+                                 unsigned int ElementSizeBytes);
+CUresult hook_mem_alloc_managed(void *real, CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
+CUresult hook_mem_free(void *real, CUdeviceptr dptr);
+CUresult hook_mem_free_v1(void *real, CUdeviceptr_v1 dptr);
+CUresult hook_array_create(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc);
+CUresult hook_array_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *desc);
+CUresult hook_array3d_create(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc);
+CUresult hook_array3d_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc);
+CUresult hook_array_destroy(void *real, CUarray hArray);
+CUresult hook_mipmapped_array_create(void *real, CUmipmappedArray *pHandle,
+                                     const CUDA_ARRAY3D_DESCRIPTOR *desc, unsigned int levels);
+CUresult hook_mipmapped_array_destroy(void *real, CUmipmappedArray hMipmappedArray);
+CUresult hook_mem_alloc_async(void *real, CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
+CUresult hook_mem_alloc_from_pool_async(void *real, CUdeviceptr *dptr, size_t bytesize,
+                                        CUmemoryPool pool, CUstream hStream);
+CUresult hook_mem_free_async(void *real, CUdeviceptr dptr, CUstream hStream);
+CUresult hook_mem_pool_create(void *real, CUmemoryPool *pool, const CUmemPoolProps *props);
+CUresult hook_mem_pool_destroy(void *real, CUmemoryPool pool);
+CUresult hook_mem_pool_trim_to(void *real, CUmemoryPool pool, size_t minBytesToKeep);
+CUresult hook_mem_create(void *real, CUmemGenericAllocationHandle *handle, size_t size,
+                         const CUmemAllocationProp *prop, unsigned long long flags);
+CUresult hook_mem_release(void *real, CUmemGenericAllocationHandle handle);
+
+/* mem_view.c: what the application and nvidia-smi see */
+CUresult hook_mem_get_info(void *real, size_t *free, size_t *total);
+CUresult hook_mem_get_info_v1(void *real, unsigned int *free, unsigned int *total);
+CUresult hook_device_total_mem(void *real, size_t *bytes, CUdevice dev);
+CUresult hook_device_total_mem_v1(void *real, unsigned int *bytes, CUdevice dev);
+nvmlReturn_t hook_nvml_init(void *real);
+nvmlReturn_t hook_nvml_init_with_flags(void *real, unsigned int flags);
+nvmlReturn_t hook_nvml_memory_info(void *real, nvmlDevice_t device, nvmlMemory_t *memory);
+nvmlReturn_t hook_nvml_memory_info_v2(void *real, nvmlDevice_t device, nvmlMemory_v2_t *memory);
+nvmlReturn_t hook_nvml_processes_v1(void *real, nvmlDevice_t device, unsigned int *infoCount,
+                                    nvmlProcessInfo_v1_t *infos);
+nvmlReturn_t hook_nvml_processes(void *real, nvmlDevice_t device, unsigned int *infoCount,
+                                 nvmlProcessInfo_t *infos);
+
+/* launch_hooks.c: submissions of GPU work */
+CUresult hook_launch_kernel(void *real, CUfunction f, unsigned int gx, unsigned int gy,
+                            unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
+                            unsigned int shmem, CUstream hStream, void **params, void **extra);
+CUresult hook_launch_kernel_ex(void *real, const CUlaunchConfig *config, CUfunction f,
+                               void **params, void **extra);
+CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsigned int gy,
+                                 unsigned int gz, unsigned int bx, unsigned int by,
+                                 unsigned int bz, unsigned int shmem, CUstream hStream,
+                                 void **params);
+CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream);
+
+#endif

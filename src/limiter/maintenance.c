@@ -1,0 +1,176 @@
+/* maintenance.c - the limiter's background thread (see maintenance.h). */
+#define _GNU_SOURCE
+#include "maintenance.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/shm_ledger.h"
+#include "../common/shm_region.h"
+#include "devices.h"
+#include "hook_dispatch.h"
+#include "limiter.h"
+#include "log.h"
+#include "mem_charge.h"
+
+#define NVML_VALUE_NOT_AVAILABLE_ULL (~0ull)
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int started, stopping, nvml_state; /* nvml_state: 0 untried, 1 ok, -1 unavailable */
+static unsigned interval_ms = 500;
+
+/* Our bytes on a GPU as the driver counts them (NVML), or -1 if NVML cannot tell. */
+static long long driver_bytes(const char *uuid)
+{
+    if (nvml_state == 0) {
+        vgpu_fn_nvmlInit_v2 init = VGPU_REAL(nvmlInit_v2);
+        nvml_state = init && init() == NVML_SUCCESS ? 1 : -1;
+        if (nvml_state < 0) VLOG_INFO("NVML unavailable: driver overhead is not measured");
+    }
+    if (nvml_state < 0) return -1;
+    char nv[VGPU_UUID_LEN];
+    snprintf(nv, sizeof(nv), "%s", uuid);
+    for (int i = 0; i < 3; i++) nv[i] = (char)(nv[i] - 'a' + 'A'); /* "gpu-" -> "GPU-" */
+    nvmlDevice_t dev;
+    vgpu_helper_fn_nvmlDeviceGetHandleByUUID by_uuid = VGPU_HELPER(nvmlDeviceGetHandleByUUID);
+    vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list = VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
+    if (!by_uuid || !list || by_uuid(nv, &dev) != NVML_SUCCESS) return -1;
+    nvmlProcessInfo_t infos[128];
+    unsigned n = 128;
+    if (list(dev, &n, infos) != NVML_SUCCESS) return -1;
+    int slot = atomic_load(&vgpu_g.slot);
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    unsigned host = (s && slot >= 0) ? (unsigned)atomic_load(&s->proc[slot].host_pid) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (infos[i].pid != (unsigned)vgpu_g.self.pid && (!host || infos[i].pid != host)) continue;
+        if (infos[i].usedGpuMemory == NVML_VALUE_NOT_AVAILABLE_ULL) return -1;
+        return (long long)infos[i].usedGpuMemory;
+    }
+    return -1;
+}
+
+static void true_up_overhead(struct vgpu_shm *s, int slot)
+{
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        const struct vgpu_binding *b = &vgpu_bindings[d];
+        if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
+        long long have = -1;
+        uint64_t charged = 0, ovh;
+        for (int attempt = 0; attempt < 5; attempt++) {
+            /* read the driver and the ledger while no other thread is between the two */
+            uint64_t epoch;
+            if (!vgpu_mem_quiet_begin(&epoch)) {
+                usleep(200);
+                continue;
+            }
+            have = driver_bytes(b->uuid);
+            charged = atomic_load(&s->proc[slot].mem[b->ledger]);
+            if (vgpu_mem_quiet_end(epoch)) break;
+            have = -2; /* not a consistent snapshot */
+        }
+        if (have == -2) continue; /* busy: next pass */
+        if (have >= 0) {
+            ovh = (uint64_t)have > charged ? (uint64_t)have - charged : 0;
+        } else if (vgpu_g.cfg.context_reserve_set) {
+            ovh = vgpu_g.cfg.context_reserve;
+        } else {
+            continue;
+        }
+        if (ovh != atomic_load(&s->proc[slot].ovh[b->ledger])) vgpu_ledger_set_overhead(s, slot, b->ledger, ovh);
+    }
+}
+
+void vgpu_maintenance_tick(void)
+{
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    int slot = atomic_load(&vgpu_g.slot);
+    if (!s || slot < 0 || atomic_load(&vgpu_g.exiting)) return;
+    atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
+    vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, (uint64_t)interval_ms * 1000000ull);
+    true_up_overhead(s, slot);
+}
+
+void vgpu_maintenance_true_up_now(void)
+{
+    pthread_mutex_lock(&mu);
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    int slot = atomic_load(&vgpu_g.slot);
+    if (s && slot >= 0 && !stopping) true_up_overhead(s, slot);
+    pthread_mutex_unlock(&mu);
+}
+
+/* Registered when the thread starts, i.e. after main() began: such handlers run before library
+ * destructors (a handler registered from our constructor would run after them), so the thread
+ * is quiet before libcuda and NVML are torn down. */
+static void stop_at_exit(void) { vgpu_maintenance_stop(); }
+
+static void *loop(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* the application's signals go to its own threads */
+    pthread_setname_np(pthread_self(), "vgpu-maint");
+    pthread_mutex_lock(&mu);
+    while (!stopping) {
+        vgpu_maintenance_tick();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(interval_ms % 1000) * 1000000L;
+        ts.tv_sec += interval_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        while (!stopping && pthread_cond_timedwait(&cv, &mu, &ts) != ETIMEDOUT) {
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+void vgpu_maintenance_start(void)
+{
+    pthread_mutex_lock(&mu);
+    if (!started && !stopping) {
+        const char *ms = getenv("VGPU_MAINTENANCE_MS");
+        if (ms && atoi(ms) >= 10 && atoi(ms) <= 10000) interval_ms = (unsigned)atoi(ms);
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        /* block signals while creating so the thread starts with them blocked */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        static int exit_hook;
+        if (!exit_hook) exit_hook = atexit(stop_at_exit) == 0;
+        if (pthread_create(&t, &a, loop, NULL) == 0)
+            started = 1;
+        else
+            VLOG_WARN("cannot start the maintenance thread: dead processes are reaped only on "
+                      "allocation");
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&a);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void vgpu_maintenance_stop(void)
+{
+    pthread_mutex_lock(&mu); /* waits for a pass in progress */
+    stopping = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+void vgpu_maintenance_after_fork(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    pthread_cond_init(&cv, NULL);
+    started = 0; /* the thread was not copied; the child starts its own when it uses a GPU */
+}

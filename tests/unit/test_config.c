@@ -1,0 +1,152 @@
+/* test_config.c - the limiter reads every seed's spelling of limits, applies the documented
+ * precedence, and fails closed (naming the variable) on anything it cannot read. */
+#include "../../src/limiter/config.h"
+#include "../../src/limiter/log.h"
+#include "../test_util.h"
+
+#define UUID0 "gpu-5e1a0000-0000-0000-0000-000000000001"
+#define UUID1 "gpu-5e1a0000-0000-0000-0000-000000000002"
+
+static void load(struct vgpu_config *c, char **env) { vgpu_config_load(c, env); }
+
+static void expect_error(char **env, const char *var)
+{
+    struct vgpu_config c;
+    load(&c, env);
+    CHECK(c.error != 0);
+    if (!strstr(c.error_msg, var)) {
+        fprintf(stderr, "error does not name %s: %s\n", var, c.error_msg);
+        CHECK(0);
+    }
+}
+
+int main(void)
+{
+    struct vgpu_config c;
+    const char *why = NULL;
+
+    /* nothing configured: no limits, no error */
+    char *none[] = {"PATH=/bin", NULL};
+    load(&c, none);
+    CHECK(!c.error);
+    CHECK(!vgpu_config_has_mem_limits(&c));
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), VGPU_UNLIMITED);
+
+    /* the vgpu.rs example: UUID key in any case */
+    char *tf[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"GPU-5E1A0000-0000-0000-0000-000000000001\": 1073741824}", NULL};
+    load(&c, tf);
+    CHECK(!c.error);
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, &why), 1ull << 30);
+    CHECK_STR(why, "TENSOR_FUSION_CUDA_MEM_LIMIT");
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), VGPU_UNLIMITED);
+
+    /* index keys, strings with units, UUID without the GPU- prefix */
+    char *tf2[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4GiB\", \"5e1a0000-0000-0000-0000-000000000002\": \"2g\"}", NULL};
+    load(&c, tf2);
+    CHECK(!c.error);
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), 4ull << 30);
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), 2ull << 30);
+
+    /* VGPU-Controller and vcuda names; the smallest applicable cap wins */
+    char *mix[] = {"CUDA_MEM_LIMIT_0=8GiB", "CUDA_MEM_LIMIT_1=3g", "VCUDA_MEMORY_LIMIT=6GiB",
+                   "CUDA_MEM_OVERSOLD_1=true", "CUDA_MEM_RATIO_1=1.5", NULL};
+    load(&c, mix);
+    CHECK(!c.error);
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, &why), 6ull << 30);
+    CHECK_STR(why, "VCUDA_MEMORY_LIMIT");
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, &why), 3ull << 30);
+    CHECK_STR(why, "CUDA_MEM_LIMIT_");
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 7, NULL, NULL), 6ull << 30);
+    CHECK(c.oversold[1] == 1 && c.oversold[0] == 0);
+    CHECK(c.ratio[1] == 1.5 && c.ratio[0] == 2.0);
+
+    /* the vcuda README writes an expression */
+    char *vc[] = {"VCUDA_MEMORY_LIMIT=(1024 * 1024 * 1024 * 10)", NULL};
+    load(&c, vc);
+    CHECK(!c.error);
+    CHECK_EQ_U64(vgpu_config_mem_limit(&c, 3, NULL, NULL), 10ull << 30);
+
+    /* empty values are unset */
+    char *empty[] = {"CUDA_MEM_LIMIT_0=", "TENSOR_FUSION_CUDA_MEM_LIMIT=", NULL};
+    load(&c, empty);
+    CHECK(!c.error);
+    CHECK(!vgpu_config_has_mem_limits(&c));
+
+    /* malformed values: fail closed, the message names the variable */
+    char *e1[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4x\"}", NULL};
+    expect_error(e1, "TENSOR_FUSION_CUDA_MEM_LIMIT");
+    char *e2[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": 1", NULL};
+    expect_error(e2, "TENSOR_FUSION_CUDA_MEM_LIMIT");
+    char *e3[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"card-zero\": 1024}", NULL};
+    expect_error(e3, "card-zero");
+    char *e4[] = {"CUDA_MEM_LIMIT_0=lots", NULL};
+    expect_error(e4, "CUDA_MEM_LIMIT_0");
+    char *e5[] = {"CUDA_MEM_LIMIT_x=1g", NULL};
+    expect_error(e5, "CUDA_MEM_LIMIT_x");
+    char *e6[] = {"CUDA_MEM_LIMIT_0=0", NULL};
+    expect_error(e6, "CUDA_MEM_LIMIT_0");
+    char *e7[] = {"VCUDA_MEMORY_LIMIT=-5", NULL};
+    expect_error(e7, "VCUDA_MEMORY_LIMIT");
+    char *e8[] = {"CUDA_MEM_OVERSOLD_0=maybe", NULL};
+    expect_error(e8, "CUDA_MEM_OVERSOLD_0");
+    char *e9[] = {"CUDA_MEM_RATIO_0=0.5", NULL};
+    expect_error(e9, "CUDA_MEM_RATIO_0");
+    char *e10[] = {"CUDA_MEM_LIMIT_16=1g", NULL};
+    expect_error(e10, "CUDA_MEM_LIMIT_16");
+    char *e11[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": true}", NULL};
+    expect_error(e11, "TENSOR_FUSION_CUDA_MEM_LIMIT");
+    /* a good limit next to a bad one still fails closed */
+    char *e12[] = {"CUDA_MEM_LIMIT_0=4g", "CUDA_MEM_LIMIT_1=4q", NULL};
+    expect_error(e12, "CUDA_MEM_LIMIT_1");
+
+    /* UUID normalisation */
+    char u[VGPU_UUID_LEN];
+    CHECK(vgpu_normalize_uuid("GPU-3430F778-7A25-704C-9090-8B0BB2478114", u, sizeof(u)) == 0);
+    CHECK_STR(u, "gpu-3430f778-7a25-704c-9090-8b0bb2478114");
+    CHECK(vgpu_normalize_uuid("3430f778-7a25-704c-9090-8b0bb2478114", u, sizeof(u)) == 0);
+    CHECK_STR(u, "gpu-3430f778-7a25-704c-9090-8b0bb2478114");
+    CHECK(vgpu_normalize_uuid("MIG-3430f778-7a25-704c-9090-8b0bb2478114", u, sizeof(u)) == 0);
+    CHECK_STR(u, "mig-3430f778-7a25-704c-9090-8b0bb2478114");
+    CHECK(vgpu_normalize_uuid("GPU-3430f778-7a25-704c-9090-8b0bb247811", u, sizeof(u)) == -1);
+    CHECK(vgpu_normalize_uuid("GPU-3430f778-7a25-704c-9090-8b0bb2478114x", u, sizeof(u)) == -1);
+    CHECK(vgpu_normalize_uuid("0", u, sizeof(u)) == -1);
+
+    /* pod identity */
+    char *p1[] = {"VGPU_POD_UID=1234-abcd", "POD_NAME=web", NULL};
+    load(&c, p1);
+    CHECK_STR(c.pod_id, "uid:1234-abcd");
+    CHECK_STR(c.pod_source, "VGPU_POD_UID");
+    char *p2[] = {"POD_NAME=web", "POD_NAMESPACE=prod", NULL};
+    load(&c, p2);
+    CHECK_STR(c.pod_id, "prod/web");
+    char *p3[] = {"VGPU_POD_NAME=api", NULL};
+    load(&c, p3);
+    CHECK_STR(c.pod_id, "default/api");
+    load(&c, none);
+    CHECK(strcmp(c.pod_id, "host") == 0 || strncmp(c.pod_id, "cgroup:", 7) == 0);
+    CHECK_STR(c.pod_source, "cgroup");
+    CHECK_STR(c.shm_dir, "/dev/shm/vgpu");
+
+    /* visible devices for NVML's view */
+    char *vis[] = {"CUDA_VISIBLE_DEVICES=2,GPU-5e1a0000-0000-0000-0000-000000000002", NULL};
+    load(&c, vis);
+    CHECK_EQ_INT(c.n_visible, 2);
+    CHECK_STR(c.visible[0], "2");
+    CHECK_STR(c.visible[1], UUID1);
+
+    /* log levels of the three seeds */
+    char *l1[] = {"VCUDA_LOG_LEVEL=debug", NULL};
+    load(&c, l1);
+    CHECK_EQ_INT(c.log_level, VGPU_LOG_DEBUG);
+    char *l2[] = {"LOGGER_LEVEL=5", NULL};
+    load(&c, l2);
+    CHECK_EQ_INT(c.log_level, VGPU_LOG_TRACE);
+    char *l3[] = {"VGPU_LOG_LEVEL=error", "VCUDA_LOG_LEVEL=trace", NULL};
+    load(&c, l3);
+    CHECK_EQ_INT(c.log_level, VGPU_LOG_ERROR);
+    char *l4[] = {"VGPU_LOG_LEVEL=loud", NULL};
+    load(&c, l4);
+    CHECK_EQ_INT(c.log_level, VGPU_LOG_WARN);
+    CHECK(!c.error); /* a log level is not a limit */
+    TEST_MAIN_END();
+}
