@@ -63,7 +63,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 21;
-    int pairs = 2000, launches = 512;
+    int pairs = 1000, launches = 512;
     size_t bytes = 2u << 20;
     CUdevice dev;
     CUcontext ctx;

@@ -80,7 +80,7 @@ static int add_entry(struct vgpu_config *cfg, const char *uuid, int index, uint6
     if (uuid) snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
     e->index = index;
     e->value = value;
-    e->source = source;
+    snprintf(e->source, sizeof(e->source), "%s", source);
     return 0;
 }
 
@@ -156,7 +156,7 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
                     set_error(cfg, "%s: %s", name, err);
                     continue;
                 }
-                add_entry(cfg, NULL, idx, bytes, prefixes[0]);
+                add_entry(cfg, NULL, idx, bytes, name);
             } else if (k == 1) {
                 int b;
                 if (vgpu_parse_bool(value, &b, err, sizeof(err)) != 0) {

@@ -55,7 +55,7 @@ int main(void)
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, &why), 6ull << 30);
     CHECK_STR(why, "VCUDA_MEMORY_LIMIT");
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, &why), 3ull << 30);
-    CHECK_STR(why, "CUDA_MEM_LIMIT_");
+    CHECK_STR(why, "CUDA_MEM_LIMIT_1");
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 7, NULL, NULL), 6ull << 30);
     CHECK(c.oversold[1] == 1 && c.oversold[0] == 0);
     CHECK(c.ratio[1] == 1.5 && c.ratio[0] == 2.0);
