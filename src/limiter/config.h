@@ -26,7 +26,7 @@ struct vgpu_limit_entry {
     char uuid[VGPU_UUID_LEN]; /* normalised; empty when keyed by index */
     int index;                /* -1 when keyed by UUID */
     uint64_t value;
-    char source[48]; /* variable it came from */
+    char source[96]; /* variable it came from */
 };
 
 struct vgpu_config {
