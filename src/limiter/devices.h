@@ -27,6 +27,8 @@ struct vgpu_binding {
     CUdevice ordinal;
     char uuid[VGPU_UUID_LEN]; /* normalised "gpu-..." */
     uint64_t total_real;
+    _Atomic int ovh_found; /* NVML has shown this process on the GPU: its overhead is counted */
+    _Atomic int ovh_tried; /* an allocation path asked NVML once already */
 };
 
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev);

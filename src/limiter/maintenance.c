@@ -63,13 +63,11 @@ static void true_up_overhead(struct vgpu_shm *s, int slot)
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
         long long have = -1;
         uint64_t charged = 0, ovh;
-        for (int attempt = 0; attempt < 5; attempt++) {
+        for (int attempt = 0; attempt < 20; attempt++) {
             /* read the driver and the ledger while no other thread is between the two */
             uint64_t epoch;
-            if (!vgpu_mem_quiet_begin(&epoch)) {
-                usleep(200);
-                continue;
-            }
+            if (attempt) usleep(500);
+            if (!vgpu_mem_quiet_begin(&epoch)) continue;
             have = driver_bytes(b->uuid);
             charged = atomic_load(&s->proc[slot].mem[b->ledger]);
             if (vgpu_mem_quiet_end(epoch)) break;
@@ -77,6 +75,7 @@ static void true_up_overhead(struct vgpu_shm *s, int slot)
         }
         if (have == -2) continue; /* busy: next pass */
         if (have >= 0) {
+            atomic_store(&((struct vgpu_binding *)b)->ovh_found, 1);
             ovh = (uint64_t)have > charged ? (uint64_t)have - charged : 0;
         } else if (vgpu_g.cfg.context_reserve_set) {
             ovh = vgpu_g.cfg.context_reserve;

@@ -145,6 +145,11 @@ static void setup(void)
 {
     CU_OK(cu.cuInit(0));
     CU_OK(cu.cuDeviceGet(&dev, 0));
+    if (getenv("VGPU_PROBE_EARLY_TOTALMEM")) {
+        /* like PyTorch: ask for the device's memory before any context exists */
+        size_t t = 0;
+        CU_OK(cu.cuDeviceTotalMem_v2(&t, dev));
+    }
     CUcontext ctx;
     CU_OK(cu.cuDevicePrimaryCtxRetain(&ctx, dev));
     CU_OK(cu.cuCtxSetCurrent(ctx));
@@ -182,6 +187,8 @@ static uint64_t mine(void)
 }
 
 static uint64_t round2m(uint64_t n) { return (n + 2 * MIB - 1) & ~(2 * MIB - 1); }
+/* the limiter's documented rule (docs/accounting.md): 512-byte steps up to 1 MiB, else 2 MiB */
+static uint64_t charge_of(uint64_t n) { return n <= MIB ? (n + 511) & ~511ull : round2m(n); }
 
 static void expect_delta(const char *what, uint64_t before, uint64_t lo, uint64_t hi)
 {
@@ -231,9 +238,15 @@ static int families(void)
     expect_back("cuMemFree", b);
     b = mine();
 
+    CUdeviceptr small[16];
+    for (int i = 0; i < 16; i++) CU_OK(cu.cuMemAlloc_v2(&small[i], 4000));
+    expect_delta("cuMemAlloc 16 x 4000 bytes", b, 16 * 4096, 16 * 4096);
+    for (int i = 0; i < 16; i++) CU_OK(cu.cuMemFree_v2(small[i]));
+    expect_back("cuMemFree (small)", b);
+
     CU_OK(cu.cuMemAllocPitch_v2(&p, &pitch, 1000, 1000, 4));
     CHECK(pitch >= 1000);
-    expect_delta("cuMemAllocPitch 1000x1000", b, round2m(pitch * 1000), round2m(pitch * 1000));
+    expect_delta("cuMemAllocPitch 1000x1000", b, charge_of(pitch * 1000), charge_of(pitch * 1000));
     CU_OK(cu.cuMemFree_v2(p));
     expect_back("cuMemFree (pitch)", b);
 
@@ -420,13 +433,13 @@ static int calibrate(void)
         long long after = nvml_self_used();
         for (int i = 0; i < 16; i++) CU_OK(cu.cuMemFree_v2(p[i]));
         printf("calib cuMemAlloc request=%llu nvml=%lld charge=%llu\n", (unsigned long long)sizes[k],
-               (after - before) / 16, (unsigned long long)round2m(sizes[k]));
+               (after - before) / 16, (unsigned long long)charge_of(sizes[k]));
     }
     size_t pitch;
     long long before = nvml_self_used();
     CU_OK(cu.cuMemAllocPitch_v2(&p[0], &pitch, 1000, 1000, 4));
     printf("calib cuMemAllocPitch request=%llu nvml=%lld charge=%llu\n", 1000ull * 1000, nvml_self_used() - before,
-           (unsigned long long)round2m(pitch * 1000));
+           (unsigned long long)charge_of(pitch * 1000));
     CU_OK(cu.cuMemFree_v2(p[0]));
     CUarray arr;
     CUDA_ARRAY_DESCRIPTOR d2 = {1024, 1024, CU_AD_FORMAT_FLOAT, 4};

@@ -169,6 +169,13 @@ fill)
     expect_eq "$(field fitted "$out")" $((1024 * MIB)) "64 MiB blocks that fit in 1 GiB"
     expect_eq "$(field free "$out")" 0 "free once full"
     ;;
+fill-early-bind)
+    # the GPU is first looked at before a context exists (as PyTorch does): the context must
+    # still count before the first allocation, without waiting for the maintenance thread
+    export CUDA_MEM_LIMIT_0=1GiB VGPU_SIM_CTX_OVERHEAD=64MiB VGPU_MAINTENANCE_MS=10000 VGPU_PROBE_EARLY_TOTALMEM=1
+    out=$(limited "$PROBE" fill) || fail "fill: $out"
+    expect_eq "$(field fitted "$out")" $((960 * MIB)) "64 MiB blocks next to a 64 MiB context in 1 GiB"
+    ;;
 threads)
     export CUDA_MEM_LIMIT_0=256MiB
     limited "$PROBE" threads || fail "threads"
