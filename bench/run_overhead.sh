@@ -9,10 +9,12 @@ BUILD=${1:-build}
 N=${2:-9}
 BIN=$BUILD/bench/bench_overhead
 LIM=$BUILD/src/limiter/libcuda_limiter.so
-base=() lim=()
+base=() lim=() paired=()
 for i in $(seq "$N"); do
-    base+=("$("$BIN" | sed 's/[a-z0-9_]*=//g')")
-    lim+=("$(LD_PRELOAD=$LIM CUDA_MEM_LIMIT_0=${VGPU_BENCH_CAP:-8GiB} VGPU_POD_NAME=bench-$$ "$BIN" | sed 's/[a-z0-9_]*=//g')")
+    base+=("$("$BIN" | head -1 | sed 's/[a-z0-9_]*=//g')")
+    out=$(LD_PRELOAD=$LIM CUDA_MEM_LIMIT_0=${VGPU_BENCH_CAP:-8GiB} VGPU_POD_NAME=bench-$$ "$BIN")
+    lim+=("$(head -1 <<<"$out" | sed 's/[a-z0-9_]*=//g')")
+    paired+=("$(grep '^paired' <<<"$out" | sed 's/[a-z0-9_]*=//g')")
 done
 col() { local k=$1; shift; printf '%s\n' "$@" | awk -v k="$k" '{print $k}'; }
 stats() { sort -g | awk '{v[NR]=$1} END {printf "%.1f %.1f %.1f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
@@ -24,4 +26,12 @@ for k in 1 2 3; do
     awk -v n="${names[$((k - 1))]}" -v b="$bm" -v l="$lm" -v s="$bl-$bh | $ll-$lh" \
         'BEGIN {printf "%-28s %12.1f %12.1f %12.1f %8.3f   %s\n", n, b, l, l-b, (b>0?l/b:0), s}'
 done
-echo "(medians of $N interleaved runs, each the median of 21 rounds; goals: alloc+free <= 1000 ns added, launch <= 50 ns added)"
+echo "(separate processes: medians of $N interleaved runs, each the median of 21 rounds)"
+echo
+printf '%-28s %12s   %s\n' "operation" "added ns" "spread of run medians"
+for k in 1 2 3; do
+    read -r pm pl ph < <(col $k "${paired[@]}" | stats)
+    printf '%-28s %12.1f   %s\n' "${names[$((k - 1))]}" "$pm" "$pl..$ph"
+done
+echo "(paired in one process: real entry point vs hooked, alternating rounds; median over $N runs of the"
+echo " median per-round difference. Goals: alloc+free <= 1000 ns added, launch <= 50 ns added)"

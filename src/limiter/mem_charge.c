@@ -83,6 +83,12 @@ int vgpu_charge_begin_current(struct vgpu_charge *c, CUresult *err, CUdevice *de
 
 int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
 {
+    struct vgpu_binding *b = (struct vgpu_binding *)c->b;
+    if (!atomic_load_explicit(&b->ovh_found, memory_order_relaxed) && !atomic_exchange(&b->ovh_tried, 1)) {
+        /* first allocation here: the context exists now, count what the driver took for it
+         * before weighing this allocation against the cap */
+        vgpu_maintenance_true_up_now();
+    }
     int r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes);
     if (r == VGPU_LEDGER_ERROR) {
         /* our record was taken back (another process judged us dead): claim a new one */
@@ -111,12 +117,6 @@ static int reserve_after_begin(int st, struct vgpu_charge *c, uint64_t bytes, ui
                                CUresult *err)
 {
     if (st != VGPU_CHARGE_YES) return st;
-    struct vgpu_binding *b = (struct vgpu_binding *)c->b;
-    if (!atomic_load_explicit(&b->ovh_found, memory_order_relaxed) && !atomic_exchange(&b->ovh_tried, 1)) {
-        /* first allocation here: the context exists now, count what the driver took for it
-         * before weighing this allocation against the cap */
-        vgpu_maintenance_true_up_now();
-    }
     if (vgpu_charge_try(c, bytes) == VGPU_LEDGER_OK) return VGPU_CHARGE_YES;
     if (c->b->oversold) return VGPU_CHARGE_OVER;
     vgpu_charge_log_refusal(c, request, 0);
