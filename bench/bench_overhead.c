@@ -108,7 +108,7 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-    int rounds = argc > 1 ? atoi(argv[1]) : 21;
+    int rounds = argc > 1 ? atoi(argv[1]) : 31;
     int pairs = 1000, launches = 512;
     size_t bytes = 2u << 20, small = 4096;
     CUdevice dev;
@@ -171,33 +171,34 @@ int main(int argc, char **argv)
     size_t sizes[2] = {bytes, small};
     double *diffs[2] = {d2, d4};
     for (int r = 0; r < rounds; r++) {
+        /* which side goes first alternates, so warm-up order does not bias the difference */
         for (int k = 0; k < 2; k++) {
-            double t0 = now_ns();
-            for (int i = 0; i < pairs; i++) {
-                CUdeviceptr p;
-                CHECK_CU(raw_alloc(&p, sizes[k]));
-                CHECK_CU(raw_free(p));
+            double t[2];
+            for (int side = 0; side < 2; side++) {
+                int hooked = side ^ (r & 1);
+                double t0 = now_ns();
+                for (int i = 0; i < pairs; i++) {
+                    CUdeviceptr p;
+                    CHECK_CU(hooked ? cuMemAlloc_v2(&p, sizes[k]) : raw_alloc(&p, sizes[k]));
+                    CHECK_CU(hooked ? cuMemFree_v2(p) : raw_free(p));
+                }
+                t[hooked] = now_ns() - t0;
             }
-            double t1 = now_ns();
-            for (int i = 0; i < pairs; i++) {
-                CUdeviceptr p;
-                CHECK_CU(cuMemAlloc_v2(&p, sizes[k]));
-                CHECK_CU(cuMemFree_v2(p));
-            }
-            double t2 = now_ns();
-            diffs[k][r] = ((t2 - t1) - (t1 - t0)) / pairs;
+            diffs[k][r] = (t[1] - t[0]) / pairs;
         }
         dl[r] = 0;
         if (fn) {
-            double t0 = now_ns();
-            for (int i = 0; i < launches; i++) CHECK_CU(raw_launch(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
-            double t1 = now_ns();
-            CHECK_CU(cuStreamSynchronize(st));
-            double t2 = now_ns();
-            for (int i = 0; i < launches; i++) CHECK_CU(cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
-            double t3 = now_ns();
-            CHECK_CU(cuStreamSynchronize(st));
-            dl[r] = ((t3 - t2) - (t1 - t0)) / launches;
+            double t[2];
+            for (int side = 0; side < 2; side++) {
+                int hooked = side ^ (r & 1);
+                double t0 = now_ns();
+                for (int i = 0; i < launches; i++)
+                    CHECK_CU(hooked ? cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL)
+                                    : raw_launch(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
+                t[hooked] = now_ns() - t0;
+                CHECK_CU(cuStreamSynchronize(st));
+            }
+            dl[r] = (t[1] - t[0]) / launches;
         }
     }
     printf("paired_alloc2m_ns=%.1f paired_alloc4k_ns=%.1f paired_launch_ns=%.1f\n", median(d2, rounds),

@@ -26,7 +26,7 @@ for k in 1 2 3; do
     awk -v n="${names[$((k - 1))]}" -v b="$bm" -v l="$lm" -v s="$bl-$bh | $ll-$lh" \
         'BEGIN {printf "%-28s %12.1f %12.1f %12.1f %8.3f   %s\n", n, b, l, l-b, (b>0?l/b:0), s}'
 done
-echo "(separate processes: medians of $N interleaved runs, each the median of 21 rounds)"
+echo "(separate processes: medians of $N interleaved runs, each the median of 31 rounds)"
 echo
 printf '%-28s %12s   %s\n' "operation" "added ns" "spread of run medians"
 for k in 1 2 3; do

@@ -82,38 +82,44 @@ static CUresult alloc_oversold(const struct vgpu_charge *c, CUdeviceptr *dptr, s
     return CUDA_SUCCESS;
 }
 
-CUresult hook_mem_alloc(void *real, CUdeviceptr *dptr, size_t bytesize)
+/* cuMemAlloc and its 32-bit legacy variant differ only in the types of the pointer and size */
+static CUresult call_alloc(void *real, int v1, void *dptr, size_t bytesize)
 {
-    vgpu_fn_cuMemAlloc_v2 fn = (vgpu_fn_cuMemAlloc_v2)real;
+    if (v1) return ((vgpu_fn_cuMemAlloc)real)(dptr, (unsigned int)bytesize);
+    return ((vgpu_fn_cuMemAlloc_v2)real)(dptr, bytesize);
+}
+
+static uint64_t read_ptr(const void *dptr, int v1)
+{
+    return v1 ? *(const CUdeviceptr_v1 *)dptr : *(const CUdeviceptr *)dptr;
+}
+
+static CUresult plain_alloc(void *real, int v1, void *dptr, size_t bytesize)
+{
     struct vgpu_charge c;
     CUresult r = CUDA_SUCCESS;
     uint64_t fp = vgpu_footprint(bytesize);
-    if (!dptr || !bytesize) return fn(dptr, bytesize);
+    if (!dptr || !bytesize) return call_alloc(real, v1, dptr, bytesize);
     switch (vgpu_charge_current(&c, fp, bytesize, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return fn(dptr, bytesize);
+    case VGPU_CHARGE_PASS: return call_alloc(real, v1, dptr, bytesize);
     case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: return alloc_oversold(&c, dptr, bytesize, CU_MEM_ATTACH_GLOBAL);
+    case VGPU_CHARGE_OVER:
+        if (!v1) return alloc_oversold(&c, dptr, bytesize, CU_MEM_ATTACH_GLOBAL);
+        vgpu_charge_log_refusal(&c, bytesize, 0); /* no 32-bit managed addresses */
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    r = fn(dptr, bytesize);
-    return finish(&c, r, fp, VGPU_KEY_PTR, r == CUDA_SUCCESS ? *dptr : 0);
+    r = call_alloc(real, v1, dptr, bytesize);
+    return finish(&c, r, fp, VGPU_KEY_PTR, r == CUDA_SUCCESS ? read_ptr(dptr, v1) : 0);
+}
+
+CUresult hook_mem_alloc(void *real, CUdeviceptr *dptr, size_t bytesize)
+{
+    return plain_alloc(real, 0, dptr, bytesize);
 }
 
 CUresult hook_mem_alloc_v1(void *real, CUdeviceptr_v1 *dptr, unsigned int bytesize)
 {
-    vgpu_fn_cuMemAlloc fn = (vgpu_fn_cuMemAlloc)real;
-    struct vgpu_charge c;
-    CUresult r = CUDA_SUCCESS;
-    uint64_t fp = vgpu_footprint(bytesize);
-    if (!dptr || !bytesize) return fn(dptr, bytesize);
-    switch (vgpu_charge_current(&c, fp, bytesize, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return fn(dptr, bytesize);
-    case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: /* no 32-bit managed addresses: the cap simply refuses */
-        vgpu_charge_log_refusal(&c, bytesize, 0);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    r = fn(dptr, bytesize);
-    return finish(&c, r, fp, VGPU_KEY_PTR, r == CUDA_SUCCESS ? *dptr : 0);
+    return plain_alloc(real, 1, dptr, bytesize);
 }
 
 /* The driver picks the pitch: reserve for the widest it may choose, then keep what it took. */
@@ -129,53 +135,49 @@ static CUresult settle(const struct vgpu_charge *c, uint64_t reserved, uint64_t 
     return CUDA_SUCCESS;
 }
 
-CUresult hook_mem_alloc_pitch(void *real, CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes,
-                              size_t Height, unsigned int ElementSizeBytes)
+static CUresult call_pitch(void *real, int v1, void *dptr, void *pitch, size_t w, size_t h, unsigned e)
 {
-    vgpu_fn_cuMemAllocPitch_v2 fn = (vgpu_fn_cuMemAllocPitch_v2)real;
+    if (v1) return ((vgpu_fn_cuMemAllocPitch)real)(dptr, pitch, (unsigned)w, (unsigned)h, e);
+    return ((vgpu_fn_cuMemAllocPitch_v2)real)(dptr, pitch, w, h, e);
+}
+
+static CUresult pitch_alloc(void *real, int v1, void *dptr, void *pPitch, size_t w, size_t h, unsigned e)
+{
     struct vgpu_charge c;
     CUresult r = CUDA_SUCCESS;
-    uint64_t est = pitch_estimate(WidthInBytes, Height);
-    if (!dptr || !pPitch || !WidthInBytes || !Height) return fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    uint64_t est = pitch_estimate(w, h);
+    if (!dptr || !pPitch || !w || !h) return call_pitch(real, v1, dptr, pPitch, w, h, e);
     switch (vgpu_charge_current(&c, est, est, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    case VGPU_CHARGE_PASS: return call_pitch(real, v1, dptr, pPitch, w, h, e);
     case VGPU_CHARGE_REFUSE: return r;
     case VGPU_CHARGE_OVER: vgpu_charge_log_refusal(&c, est, 0); return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    r = fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    r = call_pitch(real, v1, dptr, pPitch, w, h, e);
     if (r != CUDA_SUCCESS) return finish(&c, r, est, VGPU_KEY_PTR, 0);
-    uint64_t actual = vgpu_footprint((uint64_t)*pPitch * Height);
+    uint64_t pitch = v1 ? *(unsigned *)pPitch : *(size_t *)pPitch;
+    uint64_t actual = vgpu_footprint(pitch * h), ptr = read_ptr(dptr, v1);
     if (settle(&c, est, actual) != CUDA_SUCCESS) {
-        VGPU_REAL(cuMemFree_v2)(*dptr);
+        if (v1)
+            VGPU_REAL(cuMemFree)((CUdeviceptr_v1)ptr);
+        else
+            VGPU_REAL(cuMemFree_v2)(ptr);
         vgpu_charge_release(&c, est);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    return finish(&c, r, actual, VGPU_KEY_PTR, *dptr);
+    return finish(&c, r, actual, VGPU_KEY_PTR, ptr);
+}
+
+CUresult hook_mem_alloc_pitch(void *real, CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes,
+                              size_t Height, unsigned int ElementSizeBytes)
+{
+    return pitch_alloc(real, 0, dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
 }
 
 CUresult hook_mem_alloc_pitch_v1(void *real, CUdeviceptr_v1 *dptr, unsigned int *pPitch,
                                  unsigned int WidthInBytes, unsigned int Height,
                                  unsigned int ElementSizeBytes)
 {
-    vgpu_fn_cuMemAllocPitch fn = (vgpu_fn_cuMemAllocPitch)real;
-    struct vgpu_charge c;
-    CUresult r = CUDA_SUCCESS;
-    uint64_t est = pitch_estimate(WidthInBytes, Height);
-    if (!dptr || !pPitch || !WidthInBytes || !Height) return fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-    switch (vgpu_charge_current(&c, est, est, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-    case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: vgpu_charge_log_refusal(&c, est, 0); return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    r = fn(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-    if (r != CUDA_SUCCESS) return finish(&c, r, est, VGPU_KEY_PTR, 0);
-    uint64_t actual = vgpu_footprint((uint64_t)*pPitch * Height);
-    if (settle(&c, est, actual) != CUDA_SUCCESS) {
-        VGPU_REAL(cuMemFree)(*dptr);
-        vgpu_charge_release(&c, est);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    return finish(&c, r, actual, VGPU_KEY_PTR, *dptr);
+    return pitch_alloc(real, 1, dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
 }
 
 CUresult hook_mem_alloc_managed(void *real, CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
@@ -299,27 +301,28 @@ static CUresult array_create(void *real, int variant, void *out, const void *des
     return finish(&c, r, fp, cls, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t) * (void **)out : 0);
 }
 
+/* every descriptor variant names its shape fields alike; only their widths differ */
+#define COPY_SHAPE(d3, desc)                                                                       \
+    do {                                                                                           \
+        if (desc) {                                                                                \
+            (d3).Width = (desc)->Width;                                                            \
+            (d3).Height = (desc)->Height;                                                          \
+            (d3).Format = (desc)->Format;                                                          \
+            (d3).NumChannels = (desc)->NumChannels;                                                \
+        }                                                                                          \
+    } while (0)
+
 CUresult hook_array_create(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc)
 {
     CUDA_ARRAY3D_DESCRIPTOR d3 = {0};
-    if (desc) {
-        d3.Width = desc->Width;
-        d3.Height = desc->Height;
-        d3.Format = desc->Format;
-        d3.NumChannels = desc->NumChannels;
-    }
+    COPY_SHAPE(d3, desc);
     return array_create(real, ARRAY_2D, pHandle, desc, &d3, 0);
 }
 
 CUresult hook_array_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *desc)
 {
     CUDA_ARRAY3D_DESCRIPTOR d3 = {0};
-    if (desc) {
-        d3.Width = desc->Width;
-        d3.Height = desc->Height;
-        d3.Format = desc->Format;
-        d3.NumChannels = desc->NumChannels;
-    }
+    COPY_SHAPE(d3, desc);
     return array_create(real, ARRAY_2D_V1, pHandle, desc, &d3, 0);
 }
 
@@ -333,12 +336,9 @@ CUresult hook_array3d_create(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DE
 CUresult hook_array3d_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc)
 {
     CUDA_ARRAY3D_DESCRIPTOR d3 = {0};
+    COPY_SHAPE(d3, desc);
     if (desc) {
-        d3.Width = desc->Width;
-        d3.Height = desc->Height;
         d3.Depth = desc->Depth;
-        d3.Format = desc->Format;
-        d3.NumChannels = desc->NumChannels;
         d3.Flags = desc->Flags;
     }
     return array_create(real, ARRAY_3D_V1, pHandle, desc, &d3, 0);
