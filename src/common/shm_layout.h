@@ -12,7 +12,10 @@
  *    holder is killed with -9, the next locker gets EOWNERDEAD and rebuilds the totals from the
  *    process records (shm_ledger.c), so a dead peer can never wedge the pod.
  *  - Readers (views, daemon, CLI) read the atomics without the lock.
- *  - Limits (dev[].mem_limit ...) are single words that the daemon or CLI may store at any time.
+ *  - Limits (dev[].mem_limit, dev[].core_*) are single words that the daemon or CLI may store
+ *    at any time; the limiter reads them on every decision.
+ *  - The compute gate is lock-free: dev[].gate_vclock is a virtual clock (CLOCK_MONOTONIC ns)
+ *    advanced with compare-and-swap by every process of the pod (compute_gate.c).
  */
 #ifndef VGPU_SHM_LAYOUT_H
 #define VGPU_SHM_LAYOUT_H
@@ -22,7 +25,7 @@
 #include <stdint.h>
 
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
-#define VGPU_SHM_VERSION 1u
+#define VGPU_SHM_VERSION 2u
 #define VGPU_MAX_DEVICES 16
 #define VGPU_MAX_PROCS 512
 #define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
@@ -43,7 +46,16 @@ struct vgpu_shm_dev {
     _Atomic uint64_t oversold_used;  /* = sum over live proc[] of oversold[d] */
     _Atomic uint64_t total_real;     /* physical memory of the GPU as the driver reports it */
     _Atomic uint64_t oom_events;     /* allocations refused because of the cap */
-    uint64_t reserved[7];
+    /* compute: percentages in hundredths (3000 = 30%); 0 = no limit */
+    _Atomic uint32_t core_limit;     /* ceiling: never more than this share of GPU time */
+    _Atomic uint32_t core_soft;      /* floor of a soft limit (0: hard); idle time may lift it */
+    _Atomic uint32_t core_effective; /* the share the gate enforces now */
+    uint32_t reserved0;
+    _Atomic int64_t gate_vclock;     /* virtual clock of the GPU-time budget, ns */
+    _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
+    _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
+    _Atomic uint64_t gate_launches;   /* submissions that went through the gate */
+    uint64_t reserved[4];
 };
 
 struct vgpu_shm_proc {

@@ -70,6 +70,18 @@ int vgpu_proc_alive(pid_t pid, uint64_t start_time)
     return 1;
 }
 
+int vgpu_ledger_has_pid(const struct vgpu_shm *s, uint64_t pidns, unsigned pid)
+{
+    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
+        const struct vgpu_shm_proc *p = &s->proc[i];
+        int32_t owner = atomic_load_explicit(&p->pid, RELAXED);
+        if (owner <= 0) continue;
+        if ((p->pidns == pidns && (unsigned)owner == pid) || (unsigned)atomic_load_explicit(&p->host_pid, RELAXED) == pid)
+            return 1;
+    }
+    return 0;
+}
+
 int vgpu_ledger_dev_find(const struct vgpu_shm *s, const char *uuid)
 {
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
@@ -79,8 +91,7 @@ int vgpu_ledger_dev_find(const struct vgpu_shm *s, const char *uuid)
     return -1;
 }
 
-int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, uint64_t mem_limit,
-                           uint64_t oversold_limit, uint32_t flags, uint64_t total_real,
+int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vgpu_dev_init *init,
                            int *created)
 {
     *created = 0;
@@ -94,10 +105,15 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, uint64_t mem_li
             if (atomic_load_explicit(&v->state, RELAXED) != VGPU_DEV_EMPTY) continue;
             memset(v->uuid, 0, sizeof(v->uuid));
             snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
-            atomic_store_explicit(&v->mem_limit, mem_limit, RELAXED);
-            atomic_store_explicit(&v->oversold_limit, oversold_limit, RELAXED);
-            atomic_store_explicit(&v->flags, flags, RELAXED);
-            atomic_store_explicit(&v->total_real, total_real, RELAXED);
+            atomic_store_explicit(&v->mem_limit, init->mem_limit, RELAXED);
+            atomic_store_explicit(&v->oversold_limit, init->oversold_limit, RELAXED);
+            atomic_store_explicit(&v->flags, init->flags, RELAXED);
+            atomic_store_explicit(&v->total_real, init->total_real, RELAXED);
+            atomic_store_explicit(&v->core_limit, init->core_limit, RELAXED);
+            atomic_store_explicit(&v->core_soft, init->core_soft, RELAXED);
+            /* a soft limit starts at its floor until idle time is seen */
+            atomic_store_explicit(&v->core_effective, init->core_soft ? init->core_soft : init->core_limit, RELAXED);
+            atomic_store_explicit(&v->gate_vclock, 0, RELAXED);
             atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
             *created = 1;
             d = i;

@@ -24,11 +24,20 @@ struct vgpu_proc_id {
 /* Fill `id` for the calling process. */
 void vgpu_proc_self(struct vgpu_proc_id *id);
 
-/* Device slot for `uuid` (normalised, lower case "gpu-..."), created with the given limits if
- * the pod has none yet. Returns the index, or -1 when all VGPU_MAX_DEVICES slots are taken.
- * `*created` tells whether this call created it (the caller's limits were applied). */
-int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, uint64_t mem_limit,
-                           uint64_t oversold_limit, uint32_t flags, uint64_t total_real,
+/* Limits a device slot starts with. */
+struct vgpu_dev_init {
+    uint64_t mem_limit;      /* VGPU_UNLIMITED for none */
+    uint64_t oversold_limit; /* bytes past the cap allowed in host memory */
+    uint32_t flags;          /* VGPU_DEV_* */
+    uint64_t total_real;
+    uint32_t core_limit; /* hundredths of a percent, 0 = none */
+    uint32_t core_soft;  /* hundredths of a percent, 0 = hard limit */
+};
+
+/* Device slot for `uuid` (normalised, lower case "gpu-..."), created with `init` if the pod has
+ * none yet. Returns the index, or -1 when all VGPU_MAX_DEVICES slots are taken. `*created`
+ * tells whether this call created it (the caller's limits were applied). */
+int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vgpu_dev_init *init,
                            int *created);
 /* Index of the device slot for uuid, or -1 (lock-free read). */
 int vgpu_ledger_dev_find(const struct vgpu_shm *s, const char *uuid);
@@ -63,6 +72,10 @@ int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, uint64_t in
 
 /* Rebuild dev[] totals from the process records. Call with the lock held. */
 void vgpu_ledger_repair(struct vgpu_shm *s);
+
+/* Does a live record of the pod belong to `pid` (as seen in pid namespace `pidns`, or as the
+ * host sees it)? */
+int vgpu_ledger_has_pid(const struct vgpu_shm *s, uint64_t pidns, unsigned pid);
 
 /* Is the process recorded as `pid`/`start_time` alive? (same pid namespace only) */
 int vgpu_proc_alive(pid_t pid, uint64_t start_time);

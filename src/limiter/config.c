@@ -71,16 +71,32 @@ static int parse_index(const char *s)
     return v < VGPU_MAX_DEVICES ? v : -1;
 }
 
-static int add_entry(struct vgpu_config *cfg, const char *uuid, int index, uint64_t value,
-                     const char *source)
+static int add_to(struct vgpu_limit_entry *list, int *n, const char *uuid, int index,
+                  uint64_t value, const char *source)
 {
-    if (cfg->n_mem >= VGPU_CFG_MAX_KEYS) return -1;
-    struct vgpu_limit_entry *e = &cfg->mem[cfg->n_mem++];
+    if (*n >= VGPU_CFG_MAX_KEYS) return -1;
+    struct vgpu_limit_entry *e = &list[(*n)++];
     memset(e, 0, sizeof(*e));
     if (uuid) snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
     e->index = index;
     e->value = value;
     snprintf(e->source, sizeof(e->source), "%s", source);
+    return 0;
+}
+
+static int add_entry(struct vgpu_config *cfg, const char *uuid, int index, uint64_t value,
+                     const char *source)
+{
+    return add_to(cfg->mem, &cfg->n_mem, uuid, index, value, source);
+}
+
+/* a compute share: percent in (0, 100] -> hundredths */
+static int parse_core_value(const char *text, uint64_t *out, char *err, size_t errlen)
+{
+    double pct;
+    if (vgpu_parse_percent(text, &pct, err, errlen) != 0) return -1;
+    *out = (uint64_t)(pct * 100.0 + 0.5);
+    if (*out == 0) *out = 1;
     return 0;
 }
 
@@ -95,46 +111,59 @@ static int parse_mem_value(const char *text, uint64_t *out, char *err, size_t er
     return 0;
 }
 
+/* one JSON map of per-GPU limits: memory sizes or compute percentages */
 struct json_ctx {
-    struct vgpu_config *cfg;
     const char *var;
+    struct vgpu_limit_entry *list;
+    int *n;
+    int (*parse)(const char *text, uint64_t *out, char *err, size_t errlen);
+    const char *what;
 };
 
-static int mem_json_member(void *vctx, const char *key, const char *value, enum vgpu_json_kind kind,
-                           char *err, size_t errlen)
+static int json_member(void *vctx, const char *key, const char *value, enum vgpu_json_kind kind,
+                       char *err, size_t errlen)
 {
     struct json_ctx *ctx = vctx;
-    uint64_t bytes;
+    uint64_t v;
     if (kind != VGPU_JSON_NUMBER && kind != VGPU_JSON_STRING) {
-        snprintf(err, errlen, "key \"%s\": the value must be a number of bytes or a size string", key);
+        snprintf(err, errlen, "key \"%s\": the value must be %s", key, ctx->what);
         return -1;
     }
     char perr[200];
-    if (parse_mem_value(value, &bytes, perr, sizeof(perr)) != 0) {
+    if (ctx->parse(value, &v, perr, sizeof(perr)) != 0) {
         snprintf(err, errlen, "key \"%s\": %s", key, perr);
         return -1;
     }
     int idx = parse_index(key);
     char uuid[VGPU_UUID_LEN];
-    if (idx >= 0) return add_entry(ctx->cfg, NULL, idx, bytes, ctx->var) == 0 ? 0 : (snprintf(err, errlen, "too many keys"), -1);
-    if (vgpu_normalize_uuid(key, uuid, sizeof(uuid)) != 0) {
+    if (idx < 0 && vgpu_normalize_uuid(key, uuid, sizeof(uuid)) != 0) {
         snprintf(err, errlen, "key \"%s\" is neither a GPU index (0-%d) nor a GPU UUID", key,
                  VGPU_MAX_DEVICES - 1);
         return -1;
     }
-    if (add_entry(ctx->cfg, uuid, -1, bytes, ctx->var) != 0) {
+    if (add_to(ctx->list, ctx->n, idx >= 0 ? NULL : uuid, idx >= 0 ? idx : -1, v, ctx->var) != 0) {
         snprintf(err, errlen, "too many keys");
         return -1;
     }
     return 0;
 }
 
-/* CUDA_MEM_LIMIT_<i>, CUDA_MEM_OVERSOLD_<i>, CUDA_MEM_RATIO_<i> */
+static void load_json(struct vgpu_config *cfg, char *const *envp, struct json_ctx *ctx)
+{
+    char err[400];
+    const char *json = env_get(envp, ctx->var);
+    if (json && *json && vgpu_parse_flat_json(json, json_member, ctx, err, sizeof(err)) != 0)
+        set_error(cfg, "%s: %s", ctx->var, err);
+}
+
+/* CUDA_MEM_LIMIT_<i>, CUDA_MEM_OVERSOLD_<i>, CUDA_MEM_RATIO_<i>, CUDA_CORE_LIMIT_<i>,
+ * CUDA_CORE_SOFT_LIMIT_<i> */
 static void load_indexed(struct vgpu_config *cfg, char *const *envp)
 {
-    static const char *prefixes[] = {"CUDA_MEM_LIMIT_", "CUDA_MEM_OVERSOLD_", "CUDA_MEM_RATIO_"};
+    static const char *prefixes[] = {"CUDA_MEM_LIMIT_", "CUDA_MEM_OVERSOLD_", "CUDA_MEM_RATIO_",
+                                     "CUDA_CORE_LIMIT_", "CUDA_CORE_SOFT_LIMIT_"};
     for (char *const *e = envp; e && *e; e++) {
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 5; k++) {
             size_t pl = strlen(prefixes[k]);
             if (strncmp(*e, prefixes[k], pl) != 0) continue;
             const char *eq = strchr(*e, '=');
@@ -164,6 +193,16 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
                     continue;
                 }
                 cfg->oversold[idx] = b;
+            } else if (k >= 3) {
+                uint64_t pct;
+                if (parse_core_value(value, &pct, err, sizeof(err)) != 0) {
+                    set_error(cfg, "%s: %s", name, err);
+                    continue;
+                }
+                if (k == 3)
+                    add_to(cfg->core, &cfg->n_core, NULL, idx, pct, name);
+                else
+                    cfg->core_soft[idx] = (uint32_t)pct;
             } else {
                 char *end;
                 double r = strtod(value, &end);
@@ -258,13 +297,25 @@ void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
     else if ((lv = env_get(envp, "LOGGER_LEVEL")) && *lv) l = vgpu_log_level_from_logger_level(lv);
     if (l >= 0) cfg->log_level = l;
 
-    const char *json = env_get(envp, "TENSOR_FUSION_CUDA_MEM_LIMIT");
-    if (json && *json) {
-        struct json_ctx ctx = {cfg, "TENSOR_FUSION_CUDA_MEM_LIMIT"};
-        if (vgpu_parse_flat_json(json, mem_json_member, &ctx, err, sizeof(err)) != 0)
-            set_error(cfg, "%s: %s", "TENSOR_FUSION_CUDA_MEM_LIMIT", err);
-    }
+    struct json_ctx mem = {"TENSOR_FUSION_CUDA_MEM_LIMIT", cfg->mem, &cfg->n_mem, parse_mem_value,
+                           "a number of bytes or a size string"};
+    struct json_ctx core = {"TENSOR_FUSION_CUDA_UP_LIMIT", cfg->core, &cfg->n_core, parse_core_value,
+                            "a percentage"};
+    load_json(cfg, envp, &mem);
+    load_json(cfg, envp, &core);
     load_indexed(cfg, envp);
+    cfg->has_core = cfg->n_core > 0;
+    for (int i = 0; i < VGPU_MAX_DEVICES; i++) {
+        uint32_t hard, soft;
+        if (cfg->core_soft[i]) cfg->has_core = 1;
+        vgpu_config_core_limit(cfg, i, NULL, &hard, &soft);
+        if (soft && hard && soft > hard) {
+            char name[48], detail[96];
+            snprintf(name, sizeof(name), "CUDA_CORE_SOFT_LIMIT_%d", i);
+            snprintf(detail, sizeof(detail), "%.2f%% is above the hard limit %.2f%%", soft / 100.0, hard / 100.0);
+            set_error(cfg, "%s: %s", name, detail);
+        }
+    }
     const char *all = env_get(envp, "VCUDA_MEMORY_LIMIT");
     if (all && *all) {
         uint64_t bytes;
@@ -312,4 +363,22 @@ uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const c
 int vgpu_config_has_mem_limits(const struct vgpu_config *cfg)
 {
     return cfg->n_mem > 0;
+}
+
+void vgpu_config_core_limit(const struct vgpu_config *cfg, int index, const char *uuid,
+                            uint32_t *hard, uint32_t *soft)
+{
+    uint32_t best = 0;
+    for (int i = 0; i < cfg->n_core; i++) {
+        const struct vgpu_limit_entry *e = &cfg->core[i];
+        int match = (e->index >= 0 && e->index == index) || (e->index == -1 && uuid && strcmp(e->uuid, uuid) == 0);
+        if (match && (!best || e->value < best)) best = (uint32_t)e->value;
+    }
+    *hard = best;
+    *soft = index >= 0 && index < VGPU_MAX_DEVICES ? cfg->core_soft[index] : 0;
+}
+
+int vgpu_config_has_core_limits(const struct vgpu_config *cfg)
+{
+    return cfg->has_core;
 }

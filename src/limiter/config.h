@@ -12,6 +12,13 @@
  * Values: bytes or sizes with units (size_parse.h). When several apply to one GPU the smallest
  * wins (a warning says so). Oversubscription: CUDA_MEM_OVERSOLD_<i> (boolean) and
  * CUDA_MEM_RATIO_<i> (>= 1, default 2): up to cap * (ratio - 1) more bytes from host memory.
+ *
+ * Compute share of a GPU, percent in (0, 100]:
+ *   TENSOR_FUSION_CUDA_UP_LIMIT    JSON map, like the memory map: a hard limit
+ *   CUDA_CORE_LIMIT_<i>            hard limit: never more than this share of GPU time
+ *   CUDA_CORE_SOFT_LIMIT_<i>       soft limit: this share under contention; while no other pod
+ *                                  uses the GPU, up to the hard limit (or 100%)
+ * Several hard limits for one GPU: the smallest wins. A soft limit above the hard one is an error.
  */
 #ifndef VGPU_LIMITER_CONFIG_H
 #define VGPU_LIMITER_CONFIG_H
@@ -36,6 +43,10 @@ struct vgpu_config {
 
     struct vgpu_limit_entry mem[VGPU_CFG_MAX_KEYS];
     int n_mem;
+    struct vgpu_limit_entry core[VGPU_CFG_MAX_KEYS]; /* values: percent x 100 */
+    int n_core;
+    uint32_t core_soft[VGPU_MAX_DEVICES]; /* percent x 100, 0 = none */
+    int has_core; /* any compute limit at all (checked on every launch) */
     int oversold[VGPU_MAX_DEVICES];
     double ratio[VGPU_MAX_DEVICES];
 
@@ -65,6 +76,12 @@ uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const c
 
 /* True if any memory limit is configured at all. */
 int vgpu_config_has_mem_limits(const struct vgpu_config *cfg);
+
+/* Compute limits of GPU `index` / `uuid` in hundredths of a percent: *hard (0 = none) and
+ * *soft (0 = none). */
+void vgpu_config_core_limit(const struct vgpu_config *cfg, int index, const char *uuid,
+                            uint32_t *hard, uint32_t *soft);
+int vgpu_config_has_core_limits(const struct vgpu_config *cfg);
 
 /* "GPU-ABC..." / "abc..." -> "gpu-abc..." (lower case, prefix added). Returns 0 if `in` looks
  * like a GPU or MIG UUID, -1 otherwise. */

@@ -53,40 +53,61 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
 
     const char *why = NULL;
     uint64_t limit = vgpu_config_mem_limit(cfg, dev, b->uuid, &why);
-    if (limit == VGPU_UNLIMITED) {
-        VLOG_INFO("GPU %d (%s): no memory cap configured", dev, b->uuid);
+    uint32_t core_hard = 0, core_soft = 0;
+    vgpu_config_core_limit(cfg, dev, b->uuid, &core_hard, &core_soft);
+    if (core_soft && core_hard && core_soft > core_hard) {
+        VLOG_WARN("GPU %d: soft compute limit %.2f%% above the hard one %.2f%%: using the hard one",
+                  dev, core_soft / 100.0, core_hard / 100.0);
+        core_soft = core_hard;
+    }
+    if (limit == VGPU_UNLIMITED && !core_hard && !core_soft) {
+        VLOG_INFO("GPU %d (%s): no limit configured", dev, b->uuid);
         return VGPU_BIND_PASS;
     }
-    b->oversold = cfg->oversold[dev];
-    uint64_t oversold_limit = b->oversold ? (uint64_t)((double)limit * (cfg->ratio[dev] - 1.0)) : 0;
+    b->oversold = limit != VGPU_UNLIMITED && cfg->oversold[dev];
+    struct vgpu_dev_init init = {
+        .mem_limit = limit,
+        .oversold_limit = b->oversold ? (uint64_t)((double)limit * (cfg->ratio[dev] - 1.0)) : 0,
+        .flags = b->oversold ? VGPU_DEV_OVERSOLD : 0,
+        .total_real = total,
+        /* a soft limit alone may use the whole GPU when it is idle */
+        .core_limit = core_hard ? core_hard : (core_soft ? 10000 : 0),
+        .core_soft = core_soft,
+    };
     struct vgpu_shm *s = vgpu_shm();
     if (!s) return VGPU_BIND_FAILED;
     int created = 0;
-    int idx = vgpu_ledger_dev_attach(s, b->uuid, limit, oversold_limit,
-                                     b->oversold ? VGPU_DEV_OVERSOLD : 0, total, &created);
+    int idx = vgpu_ledger_dev_attach(s, b->uuid, &init, &created);
     if (idx < 0) {
         VLOG_ERROR("GPU %d (%s): the pod's ledger has no room for another GPU (%d)", dev, b->uuid,
                    VGPU_MAX_DEVICES);
         return VGPU_BIND_FAILED;
     }
+    struct vgpu_shm_dev *v = &s->dev[idx];
     char a[32], c[32];
-    uint64_t pod_limit = atomic_load(&s->dev[idx].mem_limit);
-    if (!created && pod_limit != limit)
-        VLOG_WARN("GPU %d (%s): the pod already has a cap of %s; this process's %s says %s, the pod's "
-                  "value stays",
-                  dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)), why,
-                  vgpu_format_size(limit, c, sizeof(c)));
+    uint64_t pod_limit = atomic_load(&v->mem_limit);
+    if (!created && (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
+                     atomic_load(&v->core_soft) != init.core_soft))
+        VLOG_WARN("GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
+                  "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
+                  dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)), atomic_load(&v->core_limit) / 100.0,
+                  atomic_load(&v->core_soft) / 100.0, vgpu_format_size(limit, c, sizeof(c)),
+                  init.core_limit / 100.0, init.core_soft / 100.0);
     b->ledger = idx;
     if (vgpu_slot() < 0) return VGPU_BIND_FAILED;
-    VLOG_INFO("GPU %d (%s): memory cap %s (from %s), oversubscription %s", dev, b->uuid,
-              vgpu_format_size(pod_limit, a, sizeof(a)), why, b->oversold ? "on" : "off");
+    VLOG_INFO("GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %.2f%% (soft %.2f%%)",
+              dev, b->uuid, pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
+              why ? why : "-",
+              b->oversold ? "on" : "off", atomic_load(&v->core_limit) / 100.0, atomic_load(&v->core_soft) / 100.0);
     return VGPU_BIND_LEDGER;
 }
 
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
 {
     if (dev < 0 || dev >= VGPU_MAX_DEVICES)
-        return vgpu_config_has_mem_limits(&vgpu_g.cfg) ? &failed_binding : &pass_binding;
+        return vgpu_config_has_mem_limits(&vgpu_g.cfg) || vgpu_config_has_core_limits(&vgpu_g.cfg)
+                   ? &failed_binding
+                   : &pass_binding;
     struct vgpu_binding *b = &vgpu_bindings[dev];
     int st = 0;
     pthread_mutex_lock(&bind_lock);

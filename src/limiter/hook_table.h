@@ -70,7 +70,16 @@
     X(cuLaunchCooperativeKernel, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
     X(cuLaunchCooperativeKernel_ptsz, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
     X(cuGraphLaunch, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
-    X(cuGraphLaunch_ptsz, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0)
+    X(cuGraphLaunch_ptsz, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
+    /* stream capture: captured launches do not run, and timing events are not allowed meanwhile */ \
+    X(cuStreamBeginCapture, hook_begin_capture_v1, (CUstream hStream), (hStream), 0, 0) \
+    X(cuStreamBeginCapture_ptsz, hook_begin_capture_v1, (CUstream hStream), (hStream), 0, 0) \
+    X(cuStreamBeginCapture_v2, hook_begin_capture, (CUstream hStream, int mode), (hStream, mode), 10010, 0) \
+    X(cuStreamBeginCapture_v2_ptsz, hook_begin_capture, (CUstream hStream, int mode), (hStream, mode), 10010, 0) \
+    X(cuStreamBeginCaptureToGraph, hook_begin_capture_to_graph, (CUstream hStream, CUgraph hGraph, const void *dependencies, const void *dependencyData, size_t numDependencies, int mode), (hStream, hGraph, dependencies, dependencyData, numDependencies, mode), 12030, 0) \
+    X(cuStreamBeginCaptureToGraph_ptsz, hook_begin_capture_to_graph, (CUstream hStream, CUgraph hGraph, const void *dependencies, const void *dependencyData, size_t numDependencies, int mode), (hStream, hGraph, dependencies, dependencyData, numDependencies, mode), 12030, 0) \
+    X(cuStreamEndCapture, hook_end_capture, (CUstream hStream, CUgraph *phGraph), (hStream, phGraph), 0, 0) \
+    X(cuStreamEndCapture_ptsz, hook_end_capture, (CUstream hStream, CUgraph *phGraph), (hStream, phGraph), 0, 0)
 
 #define VGPU_NVML_HOOKS(X) \
     X(nvmlInit, hook_nvml_init, (void), (), 0, 0) \
@@ -99,12 +108,21 @@
     H(cuMemAdvise_v2, CUresult, (CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation location)) \
     H(cuMemAdvise, CUresult, (CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)) \
     H(cuStreamSynchronize, CUresult, (CUstream hStream)) \
-    H(cuPointerGetAttribute, CUresult, (void *data, CUpointer_attribute attribute, CUdeviceptr ptr))
+    H(cuPointerGetAttribute, CUresult, (void *data, CUpointer_attribute attribute, CUdeviceptr ptr)) \
+    H(cuCtxGetCurrent, CUresult, (CUcontext *ctx)) \
+    H(cuStreamIsCapturing, CUresult, (CUstream hStream, int *status)) \
+    H(cuEventCreate, CUresult, (CUevent *event, unsigned int flags)) \
+    H(cuEventRecord, CUresult, (CUevent event, CUstream hStream)) \
+    H(cuEventQuery, CUresult, (CUevent event)) \
+    H(cuEventElapsedTime, CUresult, (float *ms, CUevent start, CUevent end)) \
+    H(cuEventDestroy_v2, CUresult, (CUevent event)) \
+    H(cuStreamQuery, CUresult, (CUstream hStream))
 
 #define VGPU_NVML_HELPERS(H) \
     H(nvmlDeviceGetUUID, nvmlReturn_t, (nvmlDevice_t device, char *uuid, unsigned int length)) \
     H(nvmlDeviceGetHandleByUUID, nvmlReturn_t, (const char *uuid, nvmlDevice_t *device)) \
-    H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index))
+    H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index)) \
+    H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp))
 /* clang-format on */
 
 /* Symbol ids: VGPU_SYM_<symbol> for hooks, VGPU_HELPER_<symbol> for helpers. */

@@ -71,5 +71,11 @@ CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsi
                                  unsigned int bz, unsigned int shmem, CUstream hStream,
                                  void **params);
 CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream);
+CUresult hook_begin_capture_v1(void *real, CUstream hStream);
+CUresult hook_begin_capture(void *real, CUstream hStream, int mode);
+CUresult hook_begin_capture_to_graph(void *real, CUstream hStream, CUgraph hGraph,
+                                     const void *dependencies, const void *dependencyData,
+                                     size_t numDependencies, int mode);
+CUresult hook_end_capture(void *real, CUstream hStream, CUgraph *phGraph);
 
 #endif

@@ -1,28 +1,67 @@
-/* launch_hooks.c - every submission of GPU work passes here (the compute gate's place).
+/* launch_hooks.c - every submission of GPU work passes the compute gate here.
  *
  * Why this exists: kernels, cooperative kernels, cuLaunchKernelEx and CUDA graphs are the ways
- * work reaches the GPU; a process whose configuration cannot be read submits none. The path is
- * kept to one relaxed load and a predictable branch before the real call.
+ * work reaches the GPU. Each is charged its measured GPU time (cost_model.c) against the pod's
+ * share (compute_gate.c) before it is submitted; a few of them are timed with events. A process
+ * whose configuration cannot be read submits nothing. Stream captures are tracked, since
+ * captured launches do not run.
  */
+#include "compute_gate.h"
+#include "cost_model.h"
 #include "hook_dispatch.h"
 #include "hooks.h"
 #include "limiter.h"
 
 #define REFUSED() __builtin_expect(vgpu_failed_closed(), 0)
 
+/* was this call made through the per-thread-default-stream variant? (stream 0 then means the
+ * thread's stream) */
+static int per_thread(void *real, int ptsz_sym)
+{
+    return real == atomic_load_explicit(&vgpu_real_fns[ptsz_sym], memory_order_relaxed);
+}
+
+/* Charge before the launch (waiting if over the share), then start timing it if it is sampled:
+ * the start event goes in after the wait, right before the real launch. */
+static void gate(uint64_t key, CUstream stream, int pt, struct vgpu_sample *smp)
+{
+    smp->slot = -1;
+    struct vgpu_shm_dev *d = vgpu_gate_lookup(stream, pt);
+    if (__builtin_expect(!d, 1)) return;
+    int slot;
+    vgpu_gate_charge(d, vgpu_cost_estimate(key, &slot));
+    if (__builtin_expect(slot >= 0, 0)) vgpu_sample_begin(slot, stream, pt, smp);
+}
+
+static CUresult done(CUresult r, struct vgpu_sample *smp, CUstream stream, int pt)
+{
+    if (__builtin_expect(smp->slot >= 0, 0)) vgpu_sample_end(smp, stream, pt, r);
+    return r;
+}
+
 CUresult hook_launch_kernel(void *real, CUfunction f, unsigned int gx, unsigned int gy,
                             unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
                             unsigned int shmem, CUstream hStream, void **params, void **extra)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
-    return ((vgpu_fn_cuLaunchKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params, extra);
+    struct vgpu_sample smp;
+    int pt = per_thread(real, VGPU_SYM_cuLaunchKernel_ptsz);
+    gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
+    CUresult r = ((vgpu_fn_cuLaunchKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params, extra);
+    return done(r, &smp, hStream, pt);
 }
 
 CUresult hook_launch_kernel_ex(void *real, const CUlaunchConfig *config, CUfunction f,
                                void **params, void **extra)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
-    return ((vgpu_fn_cuLaunchKernelEx)real)(config, f, params, extra);
+    struct vgpu_sample smp = {.slot = -1};
+    int pt = per_thread(real, VGPU_SYM_cuLaunchKernelEx_ptsz);
+    CUstream s = config ? config->hStream : NULL;
+    if (config)
+        gate(vgpu_cost_key_kernel(f, (uint64_t)config->gridDimX * config->gridDimY * config->gridDimZ), s, pt, &smp);
+    CUresult r = ((vgpu_fn_cuLaunchKernelEx)real)(config, f, params, extra);
+    return done(r, &smp, s, pt);
 }
 
 CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsigned int gy,
@@ -31,11 +70,52 @@ CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsi
                                  void **params)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
-    return ((vgpu_fn_cuLaunchCooperativeKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params);
+    struct vgpu_sample smp;
+    int pt = per_thread(real, VGPU_SYM_cuLaunchCooperativeKernel_ptsz);
+    gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
+    CUresult r = ((vgpu_fn_cuLaunchCooperativeKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params);
+    return done(r, &smp, hStream, pt);
 }
 
 CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
-    return ((vgpu_fn_cuGraphLaunch)real)(exec, hStream);
+    struct vgpu_sample smp;
+    int pt = per_thread(real, VGPU_SYM_cuGraphLaunch_ptsz);
+    gate(vgpu_cost_key_graph(exec), hStream, pt, &smp);
+    CUresult r = ((vgpu_fn_cuGraphLaunch)real)(exec, hStream);
+    return done(r, &smp, hStream, pt);
+}
+
+static CUresult began(CUresult r)
+{
+    if (r == CUDA_SUCCESS) vgpu_capture_begin();
+    return r;
+}
+
+CUresult hook_begin_capture_v1(void *real, CUstream hStream)
+{
+    return began(((vgpu_fn_cuStreamBeginCapture)real)(hStream));
+}
+
+CUresult hook_begin_capture(void *real, CUstream hStream, int mode)
+{
+    return began(((vgpu_fn_cuStreamBeginCapture_v2)real)(hStream, mode));
+}
+
+CUresult hook_begin_capture_to_graph(void *real, CUstream hStream, CUgraph hGraph,
+                                     const void *dependencies, const void *dependencyData,
+                                     size_t numDependencies, int mode)
+{
+    return began(((vgpu_fn_cuStreamBeginCaptureToGraph)real)(hStream, hGraph, dependencies, dependencyData,
+                                                            numDependencies, mode));
+}
+
+CUresult hook_end_capture(void *real, CUstream hStream, CUgraph *phGraph)
+{
+    CUresult r = ((vgpu_fn_cuStreamEndCapture)real)(hStream, phGraph);
+    /* the capture is over whether it produced a graph or was invalidated; it goes on only if
+     * the stream was not capturing at all or this is not the capturing thread */
+    if (r != CUDA_ERROR_INVALID_VALUE && r != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD) vgpu_capture_end();
+    return r;
 }

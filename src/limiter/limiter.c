@@ -8,6 +8,8 @@
 
 #include "../common/shm_region.h"
 #include "alloc_map.h"
+#include "compute_gate.h"
+#include "cost_model.h"
 #include "devices.h"
 #include "log.h"
 #include "maintenance.h"
@@ -39,6 +41,8 @@ static void atfork_child(void)
     /* the child owns no GPU memory and no context; it gets its own record when it uses a GPU */
     vgpu_alloc_map_reset_in_child();
     vgpu_pools_reset_in_child();
+    vgpu_cost_reset_in_child();
+    vgpu_gate_reset_in_child();
     vgpu_devices_reset_in_child();
     pthread_mutex_init(&vgpu_g.lock, NULL);
     vgpu_g.self.pid = 0; /* re-read lazily: only async-signal-safe work here */

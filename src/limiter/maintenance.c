@@ -17,6 +17,8 @@
 #include "hook_dispatch.h"
 #include "limiter.h"
 #include "log.h"
+#include "compute_gate.h"
+#include "cost_model.h"
 #include "mem_charge.h"
 
 #define NVML_VALUE_NOT_AVAILABLE_ULL (~0ull)
@@ -26,22 +28,30 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int started, stopping, nvml_state; /* nvml_state: 0 untried, 1 ok, -1 unavailable */
 static unsigned interval_ms = 500;
 
-/* Our bytes on a GPU as the driver counts them (NVML), or -1 if NVML cannot tell. */
-static long long driver_bytes(const char *uuid)
+/* NVML's handle of a GPU, NULL if NVML cannot be used */
+static nvmlDevice_t nvml_device(const char *uuid)
 {
     if (nvml_state == 0) {
         vgpu_fn_nvmlInit_v2 init = VGPU_REAL(nvmlInit_v2);
         nvml_state = init && init() == NVML_SUCCESS ? 1 : -1;
-        if (nvml_state < 0) VLOG_INFO("NVML unavailable: driver overhead is not measured");
+        if (nvml_state < 0) VLOG_INFO("NVML unavailable: driver overhead and other pods' use are not measured");
     }
-    if (nvml_state < 0) return -1;
+    if (nvml_state < 0) return NULL;
     char nv[VGPU_UUID_LEN];
     snprintf(nv, sizeof(nv), "%s", uuid);
     for (int i = 0; i < 3; i++) nv[i] = (char)(nv[i] - 'a' + 'A'); /* "gpu-" -> "GPU-" */
-    nvmlDevice_t dev;
+    nvmlDevice_t dev = NULL;
     vgpu_helper_fn_nvmlDeviceGetHandleByUUID by_uuid = VGPU_HELPER(nvmlDeviceGetHandleByUUID);
+    if (!by_uuid || by_uuid(nv, &dev) != NVML_SUCCESS) return NULL;
+    return dev;
+}
+
+/* Our bytes on a GPU as the driver counts them (NVML), or -1 if NVML cannot tell. */
+static long long driver_bytes(const char *uuid)
+{
+    nvmlDevice_t dev = nvml_device(uuid);
     vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list = VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
-    if (!by_uuid || !list || by_uuid(nv, &dev) != NVML_SUCCESS) return -1;
+    if (!dev || !list) return -1;
     nvmlProcessInfo_t infos[128];
     unsigned n = 128;
     if (list(dev, &n, infos) != NVML_SUCCESS) return -1;
@@ -86,6 +96,43 @@ static void true_up_overhead(struct vgpu_shm *s, int slot)
     }
 }
 
+/* Has a process outside the pod used this GPU in the last second? (1 when NVML cannot tell) */
+static int others_busy(struct vgpu_shm *s, const char *uuid)
+{
+    nvmlDevice_t dev = nvml_device(uuid);
+    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util = VGPU_HELPER(nvmlDeviceGetProcessUtilization);
+    if (!dev || !util) return 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    nvmlProcessUtilizationSample_t samples[64];
+    unsigned n = 64;
+    nvmlReturn_t r = util(dev, samples, &n, since);
+    if (r == NVML_ERROR_NOT_FOUND) return 0; /* no samples: nobody ran anything */
+    if (r != NVML_SUCCESS) return 1;
+    for (unsigned i = 0; i < n; i++)
+        if (samples[i].smUtil > 0 && !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, samples[i].pid)) return 1;
+    return 0;
+}
+
+/* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
+ * uses the GPU and its ceiling while none does. Limits written at run time land here too. */
+static void apply_compute_policy(struct vgpu_shm *s)
+{
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        const struct vgpu_binding *b = &vgpu_bindings[d];
+        if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
+        struct vgpu_shm_dev *v = &s->dev[b->ledger];
+        uint32_t ceiling = atomic_load(&v->core_limit), floor = atomic_load(&v->core_soft);
+        uint32_t target = ceiling;
+        if (floor && floor < (ceiling ? ceiling : 10000)) target = others_busy(s, b->uuid) ? floor : ceiling;
+        if (target != atomic_load(&v->core_effective)) {
+            VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
+            vgpu_gate_set_effective(v, target);
+        }
+    }
+}
+
 void vgpu_maintenance_tick(void)
 {
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
@@ -94,6 +141,10 @@ void vgpu_maintenance_tick(void)
     atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
     vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, (uint64_t)interval_ms * 1000000ull);
     true_up_overhead(s, slot);
+    if (vgpu_config_has_core_limits(&vgpu_g.cfg)) {
+        apply_compute_policy(s);
+        vgpu_samples_poll();
+    }
 }
 
 void vgpu_maintenance_true_up_now(void)

@@ -180,19 +180,6 @@ nvmlReturn_t hook_nvml_memory_info_v2(void *real, nvmlDevice_t device, nvmlMemor
     return r;
 }
 
-static int pod_has_pid(const struct vgpu_shm *s, unsigned pid)
-{
-    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
-        const struct vgpu_shm_proc *p = &s->proc[i];
-        int32_t owner = atomic_load(&p->pid);
-        if (owner <= 0) continue;
-        if ((p->pidns == vgpu_g.self.pidns && (unsigned)owner == pid) ||
-            (unsigned)atomic_load(&p->host_pid) == pid)
-            return 1;
-    }
-    return 0;
-}
-
 /* Process lists: keep the pod's processes only. Both record layouts start with the pid. */
 typedef nvmlReturn_t (*list_fn)(nvmlDevice_t, unsigned int *, void *);
 static nvmlReturn_t filtered_list(list_fn fn, size_t elem, nvmlDevice_t device,
@@ -225,7 +212,7 @@ static nvmlReturn_t filtered_list(list_fn fn, size_t elem, nvmlDevice_t device,
     for (unsigned i = 0; i < n; i++) {
         unsigned pid;
         memcpy(&pid, buf + i * elem, sizeof(pid));
-        if (s && pod_has_pid(s, pid)) memmove(buf + kept++ * elem, buf + i * elem, elem);
+        if (s && vgpu_ledger_has_pid(s, vgpu_g.self.pidns, pid)) memmove(buf + kept++ * elem, buf + i * elem, elem);
     }
     unsigned room = *count;
     *count = kept;

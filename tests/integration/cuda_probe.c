@@ -19,6 +19,12 @@
  *   cuda_probe fork         a forked child is its own process in the ledger
  *   cuda_probe calibrate    what the driver takes per family (NVML), to run without the limiter
  *   cuda_probe ledger       print the pod's ledger
+ *   cuda_probe spin S US [THREADS] [GRAPH_NODES]
+ *                           launch kernels of US microseconds for S seconds (THREADS threads;
+ *                           or graphs of GRAPH_NODES such kernels) and print launches per
+ *                           second in each half-second
+ *   cuda_probe set-core P [SOFT]   set the pod's compute limits at run time (percent)
+ *   cuda_probe gate         print the pod's compute gate counters
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -27,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/common/cuda_abi.h"
@@ -69,7 +78,14 @@ extern char **environ;
     P(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", (CUdeviceptr *, size_t, CUmemoryPool, CUstream)) \
     P(cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity", (size_t *, const CUmemAllocationProp *, CUmemAllocationGranularity_flags)) \
     P(cuMemCreate, "cuMemCreate", (CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long)) \
-    P(cuMemRelease, "cuMemRelease", (CUmemGenericAllocationHandle))
+    P(cuMemRelease, "cuMemRelease", (CUmemGenericAllocationHandle)) \
+    P(cuModuleLoadData, "cuModuleLoadData", (CUmodule *, const void *)) \
+    P(cuModuleGetFunction, "cuModuleGetFunction", (CUfunction *, CUmodule, const char *)) \
+    P(cuLaunchKernel, "cuLaunchKernel", (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)) \
+    P(cuGraphCreate, "cuGraphCreate", (CUgraph *, unsigned int)) \
+    P(cuGraphAddKernelNode_v2, "cuGraphAddKernelNode", (void **, CUgraph, const void *, size_t, const void *)) \
+    P(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags", (CUgraphExec *, CUgraph, unsigned long long)) \
+    P(cuGraphLaunch, "cuGraphLaunch", (CUgraphExec, CUstream))
 
 #define DECLARE(sym, base, params) extern CUresult sym params;
 PROBE_FUNCS(DECLARE)
@@ -508,6 +524,182 @@ static int dump_ledger(void)
     return 0;
 }
 
+/* A kernel that keeps the GPU busy for `us` microseconds: on a real GPU it spins on the global
+ * timer for its parameter (ns); the simulator reads the duration from its name. */
+static CUfunction spin_kernel(unsigned us)
+{
+    char name[64], ptx[1024];
+    snprintf(name, sizeof(name), "sim_kernel_%uus", us);
+    snprintf(ptx, sizeof(ptx),
+             ".version 7.0\n.target sm_52\n.address_size 64\n"
+             ".visible .entry %s(.param .u64 ns)\n{\n"
+             "  .reg .u64 %%rd<5>;\n  .reg .pred %%p;\n"
+             "  ld.param.u64 %%rd1, [ns];\n  mov.u64 %%rd2, %%globaltimer;\n"
+             "L1:\n  mov.u64 %%rd3, %%globaltimer;\n  sub.u64 %%rd4, %%rd3, %%rd2;\n"
+             "  setp.lt.u64 %%p, %%rd4, %%rd1;\n  @%%p bra L1;\n  ret;\n}\n",
+             name);
+    CUmodule mod;
+    CUfunction f = NULL;
+    if (cu.cuModuleLoadData(&mod, ptx) != CUDA_SUCCESS || cu.cuModuleGetFunction(&f, mod, name) != CUDA_SUCCESS)
+        return NULL;
+    return f;
+}
+
+/* CUDA_KERNEL_NODE_PARAMS_v2 */
+struct kernel_node {
+    CUfunction func;
+    unsigned gx, gy, gz, bx, by, bz, shmem;
+    void **params, **extra;
+    void *kern;
+    CUcontext ctx;
+};
+
+struct spinner {
+    CUfunction f;
+    unsigned long long ns;
+    double seconds;
+    int nodes;
+    _Atomic unsigned long long count[64]; /* launches per half second */
+    double t0;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *spin_thread(void *arg)
+{
+    struct spinner *sp = arg;
+    CUcontext ctx;
+    cu.cuDevicePrimaryCtxRetain(&ctx, dev);
+    cu.cuCtxSetCurrent(ctx);
+    CUstream st;
+    if (cu.cuStreamCreate(&st, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return NULL;
+    void *params[] = {&sp->ns};
+    CUgraphExec exec = NULL;
+    if (sp->nodes) {
+        CUgraph g;
+        CU_OK(cu.cuGraphCreate(&g, 0));
+        void *prev = NULL;
+        for (int i = 0; i < sp->nodes; i++) {
+            struct kernel_node kn = {sp->f, 1, 1, 1, 1, 1, 1, 0, params, NULL, NULL, NULL};
+            void *node = NULL;
+            CU_OK(cu.cuGraphAddKernelNode_v2(&node, g, prev ? &prev : NULL, prev ? 1 : 0, &kn));
+            prev = node;
+        }
+        CU_OK(cu.cuGraphInstantiateWithFlags(&exec, g, 0));
+    }
+    for (;;) {
+        double t = now_s() - sp->t0;
+        if (t >= sp->seconds) break;
+        CUresult r = exec ? cu.cuGraphLaunch(exec, st) : cu.cuLaunchKernel(sp->f, 1, 1, 1, 1, 1, 1, 0, st, params, NULL);
+        if (r != CUDA_SUCCESS) {
+            fprintf(stderr, "launch failed: %d\n", r);
+            vgpu_test_failures++;
+            break;
+        }
+        int half = (int)(t * 2);
+        if (half < 64) atomic_fetch_add(&sp->count[half], 1);
+    }
+    cu.cuStreamSynchronize(st);
+    return NULL;
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* GPU busy percent over the last second, as NVML reports it (-1 if unavailable) */
+static int nvml_util(void)
+{
+    void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+    if (!h) return -1;
+    nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(h, "nvmlInit_v2");
+    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) = (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    nvmlReturn_t (*util)(nvmlDevice_t, nvmlUtilization_t *) = (nvmlReturn_t(*)(nvmlDevice_t, nvmlUtilization_t *))dlsym(h, "nvmlDeviceGetUtilizationRates");
+    nvmlDevice_t d;
+    nvmlUtilization_t u;
+    if (!init || !by_index || !util || init() || by_index(0, &d) || util(d, &u)) return -1;
+    return (int)u.gpu;
+}
+
+static int spin(double seconds, unsigned us, int nthreads, int nodes)
+{
+    if (getenv("VGPU_PROBE_FORK")) fork(); /* parent and child both spin, as two processes */
+    setup();
+    if (getenv("VGPU_PROBE_SIGNALS")) {
+        /* a timer signal every millisecond interrupts whatever the threads are blocked in */
+        struct sigaction sa = {0};
+        sa.sa_handler = on_alarm;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = {{0, 1000}, {0, 1000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+    struct spinner sp = {.f = spin_kernel(us), .ns = (unsigned long long)us * 1000ull, .seconds = seconds, .nodes = nodes};
+    if (!sp.f) {
+        fprintf(stderr, "cannot load the spin kernel\n");
+        return 1;
+    }
+    sp.t0 = now_s();
+    pthread_t t[32];
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 32) nthreads = 32;
+    for (int i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, spin_thread, &sp);
+    const char *exit_after = getenv("VGPU_PROBE_EXIT_AFTER");
+    if (exit_after) {
+        /* leave while the threads may be waiting in the gate: the process must end now */
+        usleep((useconds_t)(atof(exit_after) * 1e6));
+        printf("EXITING\n");
+        exit(0);
+    }
+    for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    unsigned long long total = 0;
+    printf("rates=");
+    for (int h = 0; h < (int)(seconds * 2) && h < 64; h++) {
+        printf("%s%.0f", h ? "," : "", atomic_load(&sp.count[h]) * 2.0);
+        total += atomic_load(&sp.count[h]);
+    }
+    printf(" launches=%llu rate=%.1f util=%d\n", total, total / seconds, nvml_util());
+    return vgpu_test_failures ? 1 : 0;
+}
+
+static int set_core(double pct, double soft)
+{
+    struct vgpu_config cfg;
+    vgpu_config_load(&cfg, environ);
+    char err[512];
+    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
+    if (!s) {
+        fprintf(stderr, "no ledger: %s\n", err);
+        return 1;
+    }
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
+        atomic_store(&s->dev[d].core_soft, (uint32_t)(soft * 100));
+        atomic_store(&s->dev[d].core_limit, (uint32_t)(pct * 100));
+    }
+    return 0;
+}
+
+static int gate_stats(void)
+{
+    struct vgpu_config cfg;
+    vgpu_config_load(&cfg, environ);
+    char err[512];
+    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
+    if (!s) return 1;
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
+        printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu\n", d,
+               atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
+               atomic_load(&s->dev[d].core_effective), (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
+               (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
+               (unsigned long long)atomic_load(&s->dev[d].gate_launches));
+    }
+    return 0;
+}
+
 static int hold(uint64_t mib, int seconds)
 {
     setup();
@@ -620,6 +812,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : "families";
     if (strcmp(cmd, "nvml") == 0) return nvml();
     if (strcmp(cmd, "ledger") == 0) return dump_ledger();
+    if (strcmp(cmd, "set-core") == 0 && argc > 2) return set_core(atof(argv[2]), argc > 3 ? atof(argv[3]) : 0);
+    if (strcmp(cmd, "gate") == 0) return gate_stats();
     if (load_door(door) != 0) {
         fprintf(stderr, "cannot reach the driver through door '%s'\n", door);
         return 1;
@@ -641,6 +835,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "async") == 0 && argc > 2) return async_alloc(strtoull(argv[2], NULL, 10));
     if (strcmp(cmd, "threads") == 0) return threads();
     if (strcmp(cmd, "calibrate") == 0) return calibrate();
+    if (strcmp(cmd, "spin") == 0 && argc > 3)
+        return spin(atof(argv[2]), (unsigned)atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 1, argc > 5 ? atoi(argv[5]) : 0);
     if (strcmp(cmd, "fork") == 0) return forked();
     fprintf(stderr, "usage: cuda_probe families|fill|info|nvml|hold M [S]|try M|init|threads|fork\n");
     return 64;

@@ -30,6 +30,13 @@ fail() {
 expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"; }
 field() { sed -n "s/.*\b$1=\([0-9,]*\).*/\1/p" <<<"$2"; }
 limited() { LD_PRELOAD=$PRE$LIM "$@"; }
+# launches per second after the first half second ("rates=a,b,c,..." from cuda_probe spin)
+avg_rate() { field rates "$1" | cut -d, -f2- | tr ',' '\n' | awk '{s+=$1} END {print (NR ? int(s/NR) : 0)}'; }
+# near VALUE EXPECTED PERCENT WHAT
+near() {
+    awk -v v="$1" -v e="$2" -v p="$3" 'BEGIN {d=v-e; if (d<0) d=-d; exit !(d <= e*p/100)}' ||
+        fail "$4: $1, expected $2 within $3%"
+}
 # wait until a background probe prints HELD (or gives up)
 wait_held() {
     for _ in $(seq 100); do grep -q HELD "$1" 2>/dev/null && return 0; sleep 0.05; done
@@ -114,7 +121,8 @@ kill9)
     kill %2 2>/dev/null
     ;;
 fail-closed)
-    for bad in 'CUDA_MEM_LIMIT_0=4x' 'TENSOR_FUSION_CUDA_MEM_LIMIT={"0": 1' 'VCUDA_MEMORY_LIMIT=0' 'CUDA_MEM_LIMIT_zero=1g'; do
+    for bad in 'CUDA_MEM_LIMIT_0=4x' 'TENSOR_FUSION_CUDA_MEM_LIMIT={"0": 1' 'VCUDA_MEMORY_LIMIT=0' 'CUDA_MEM_LIMIT_zero=1g' \
+        'CUDA_CORE_LIMIT_0=abc' 'TENSOR_FUSION_CUDA_UP_LIMIT={"0": 130}' 'CUDA_CORE_SOFT_LIMIT_0=0'; do
         var=${bad%%=*}
         out=$(env "$bad" LD_PRELOAD=$PRE$LIM "$PROBE" init 2>"$TMP/err")
         rc=$?
@@ -194,6 +202,74 @@ pool-overshoot)
     export CUDA_MEM_LIMIT_0=100MiB VGPU_POD_NAME=roomy
     limited "$PROBE" async 10 >/dev/null; expect_eq $? 0 "a pool growth that fits"
     kill %1
+    ;;
+compute-hard)
+    # a hard limit holds for long kernels, short kernels and graphs; NVML sees the limit
+    export CUDA_CORE_LIMIT_0=30
+    base=$(avg_rate "$("$PROBE" spin 1.5 1000)")
+    out=$(limited "$PROBE" spin 3 1000)
+    near "$(avg_rate "$out")" $((base * 30 / 100)) 8 "1 ms kernels at 30%"
+    [ "$(field util "$out")" -le 36 ] || fail "NVML busy $(field util "$out")% above 30% + 6"
+    base=$(avg_rate "$("$PROBE" spin 1.5 50)")
+    near "$(avg_rate "$(limited "$PROBE" spin 2 50)")" $((base * 30 / 100)) 8 "50 us kernels at 30%"
+    base=$(avg_rate "$("$PROBE" spin 1.5 100 1 10)")
+    near "$(avg_rate "$(limited "$PROBE" spin 2 100 1 10)")" $((base * 30 / 100)) 8 "graphs of 10 x 100 us at 30%"
+    near "$(avg_rate "$(limited "$PROBE" spin 2 1000 8)")" $((1000 * 30 / 100)) 8 "8 threads at 30%"
+    ;;
+compute-shared)
+    # two processes of one pod share its 50%; another pod at 30% gets its own share
+    export CUDA_CORE_LIMIT_0=50
+    limited "$PROBE" spin 3 1000 >"$TMP/a" &
+    limited "$PROBE" spin 3 1000 >"$TMP/b" &
+    wait
+    near $(($(avg_rate "$(cat "$TMP/a")") + $(avg_rate "$(cat "$TMP/b")"))) 500 8 "two processes of one pod at 50%"
+    CUDA_CORE_LIMIT_0=30 VGPU_POD_NAME=pod-thirty limited "$PROBE" spin 3 1000 >"$TMP/c" &
+    CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pod-fifty limited "$PROBE" spin 3 1000 >"$TMP/d" &
+    wait
+    near "$(avg_rate "$(cat "$TMP/c")")" 300 8 "pod at 30% next to a pod at 50%"
+    near "$(avg_rate "$(cat "$TMP/d")")" 500 8 "pod at 50% next to a pod at 30%"
+    VGPU_PROBE_FORK=1 limited "$PROBE" spin 3 1000 >"$TMP/e"
+    near "$(avg_rate "$(sed -n 1p "$TMP/e")" ) " 250 12 "parent after fork"
+    near $(($(avg_rate "$(sed -n 1p "$TMP/e")") + $(avg_rate "$(sed -n 2p "$TMP/e")"))) 500 8 "parent and forked child share 50%"
+    ;;
+compute-runtime)
+    # the limit changes while the program runs and applies within a second
+    export CUDA_CORE_LIMIT_0=20 VGPU_MAINTENANCE_MS=200
+    limited "$PROBE" spin 5 1000 >"$TMP/a" &
+    sleep 2
+    "$PROBE" set-core 60
+    wait
+    rates=$(field rates "$(cat "$TMP/a")")
+    r_before=$(cut -d, -f2-4 <<<"$rates" | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    r_after=$(cut -d, -f7-10 <<<"$rates" | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    near "$r_before" 200 10 "before the change (20%)"
+    near "$r_after" 600 10 "a second after the change (60%)"
+    ;;
+compute-soft)
+    # a soft 20% uses the idle GPU, and drops to 20% within a second of another pod starting
+    export CUDA_CORE_SOFT_LIMIT_0=20 VGPU_MAINTENANCE_MS=200
+    limited "$PROBE" spin 5 1000 >"$TMP/a" &
+    sleep 2
+    env -u CUDA_CORE_SOFT_LIMIT_0 CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=other LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/b"
+    wait
+    rates=$(field rates "$(cat "$TMP/a")")
+    alone=$(cut -d, -f2-4 <<<"$rates" | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    shared=$(cut -d, -f7-10 <<<"$rates" | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    [ "$alone" -ge 900 ] || fail "soft 20% alone on the GPU got $alone/s, expected the idle GPU (about 1000/s)"
+    near "$shared" 200 12 "soft 20% a second after another pod started"
+    near "$(avg_rate "$(cat "$TMP/b")")" 500 10 "the other pod's 50%"
+    ;;
+compute-robust)
+    # signals, and leaving while threads wait in the gate
+    export CUDA_CORE_LIMIT_0=30
+    out=$(VGPU_PROBE_SIGNALS=1 limited "$PROBE" spin 2 1000 2) || fail "spin with signals: $out"
+    near "$(avg_rate "$out")" 300 10 "30% with a signal every millisecond"
+    start=$(date +%s%N)
+    out=$(CUDA_CORE_LIMIT_0=1 VGPU_POD_NAME=exiting VGPU_PROBE_EXIT_AFTER=0.5 timeout 10 env LD_PRELOAD=$PRE$LIM "$PROBE" spin 30 100000 8)
+    rc=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    expect_eq "$rc" 0 "exit while 8 threads wait in the gate"
+    [ $ms -lt 3000 ] || fail "exiting took $ms ms"
     ;;
 *)
     echo "unknown case $CASE" >&2

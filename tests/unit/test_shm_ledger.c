@@ -90,9 +90,15 @@ int main(void)
     CHECK_EQ_INT(s->version, VGPU_SHM_VERSION);
     CHECK_STR(s->pod_id, "ns/pod-a");
     int created = 0;
-    int d = vgpu_ledger_dev_attach(s, UUID, 100 * MIB, 50 * MIB, VGPU_DEV_OVERSOLD, 80ull << 30, &created);
+    struct vgpu_dev_init init = {.mem_limit = 100 * MIB, .oversold_limit = 50 * MIB,
+                                 .flags = VGPU_DEV_OVERSOLD, .total_real = 80ull << 30,
+                                 .core_limit = 5000, .core_soft = 2000};
+    int d = vgpu_ledger_dev_attach(s, UUID, &init, &created);
     CHECK(d == 0 && created == 1);
-    int d2 = vgpu_ledger_dev_attach(s2, UUID, 999 * MIB, 0, 0, 0, &created);
+    CHECK_EQ_INT(atomic_load(&s->dev[d].core_limit), 5000);
+    CHECK_EQ_INT(atomic_load(&s->dev[d].core_effective), 2000); /* soft: starts at its floor */
+    struct vgpu_dev_init other_init = {.mem_limit = 999 * MIB};
+    int d2 = vgpu_ledger_dev_attach(s2, UUID, &other_init, &created);
     CHECK(d2 == d && created == 0);
     CHECK_EQ_U64(atomic_load(&s2->dev[d].mem_limit), 100 * MIB); /* the pod's value stays */
     CHECK_EQ_INT(vgpu_ledger_dev_find(s2, "gpu-other"), -1);

@@ -1,0 +1,264 @@
+/* cost_model.c - per-kernel and per-graph GPU time, measured with sampled events (see
+ * cost_model.h). */
+#include "cost_model.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "compute_gate.h"
+#include "hook_dispatch.h"
+#include "log.h"
+
+#define RELAXED memory_order_relaxed
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+#define SLOTS 8192u /* power of two */
+#define PROBES 16
+#define FIRST_SAMPLES 3  /* time every launch of a key until it has this many samples */
+#define SAMPLE_EVERY 64  /* then every 64th submission of a thread */
+#define MAX_PENDING 32
+#define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
+
+#define RING 8
+struct entry {
+    _Atomic uint64_t key;
+    _Atomic uint32_t ema_ns;  /* the estimate: a low percentile of the recent samples */
+    _Atomic uint32_t samples;
+    uint32_t ring[RING]; /* recent samples, written under mu */
+};
+static struct entry table[SLOTS];
+static _Atomic uint32_t default_ns = DEFAULT_COST_NS; /* for keys never measured yet */
+static _Atomic int64_t event_overhead_ns = -1;        /* measured once: an empty pair of events */
+
+struct pending {
+    int slot; /* table index; -1: an overhead calibration */
+    CUevent start, end;
+    CUcontext ctx;
+    uint64_t gap_ns; /* launch call time to subtract (idle stream), else 0 */
+};
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pending pend[MAX_PENDING];
+static int npend;
+struct spare {
+    CUevent e;
+    CUcontext ctx;
+};
+static struct spare spares[2 * MAX_PENDING];
+static int nspares;
+static CUcontext calibrated_ctx;
+
+static TLS uint32_t tl_count;
+
+static int find(uint64_t key, int insert)
+{
+    uint32_t h = (uint32_t)(key ^ (key >> 29) ^ (key >> 47)) & (SLOTS - 1);
+    for (int i = 0; i < PROBES; i++) {
+        struct entry *e = &table[(h + (uint32_t)i) & (SLOTS - 1)];
+        uint64_t k = atomic_load_explicit(&e->key, RELAXED);
+        if (k == key) return (int)((h + (uint32_t)i) & (SLOTS - 1));
+        if (k == 0) {
+            if (!insert) return -1;
+            uint64_t zero = 0;
+            if (atomic_compare_exchange_strong(&e->key, &zero, key) || zero == key)
+                return (int)((h + (uint32_t)i) & (SLOTS - 1));
+        }
+    }
+    return -1; /* neighbourhood full: treated as never measured */
+}
+
+uint64_t vgpu_cost_known(uint64_t key)
+{
+    int i = find(key, 0);
+    return i >= 0 && atomic_load(&table[i].samples) ? atomic_load(&table[i].ema_ns) : 0;
+}
+
+/* events of the current context, reused */
+static CUevent take_event(CUcontext ctx)
+{
+    for (int i = 0; i < nspares; i++) {
+        if (spares[i].ctx != ctx) continue;
+        CUevent e = spares[i].e;
+        spares[i] = spares[--nspares];
+        return e;
+    }
+    vgpu_helper_fn_cuEventCreate create = VGPU_HELPER(cuEventCreate);
+    CUevent e = NULL;
+    if (!create || create(&e, CU_EVENT_DEFAULT) != CUDA_SUCCESS) return NULL;
+    return e;
+}
+
+static void give_event(CUevent e, CUcontext ctx)
+{
+    if (!e) return;
+    if (nspares < (int)(sizeof(spares) / sizeof(spares[0]))) {
+        spares[nspares].e = e;
+        spares[nspares++].ctx = ctx;
+        return;
+    }
+    vgpu_helper_fn_cuEventDestroy_v2 destroy = VGPU_HELPER(cuEventDestroy_v2);
+    if (destroy) destroy(e);
+}
+
+static CUresult record(CUevent e, CUstream stream, int per_thread)
+{
+    vgpu_helper_fn_cuEventRecord rec = VGPU_HELPER(cuEventRecord);
+    if (!stream && per_thread) stream = CU_STREAM_PER_THREAD;
+    return rec ? rec(e, stream) : CUDA_ERROR_NOT_FOUND;
+}
+
+/* mu held: queue an event pair recorded around nothing, to learn what events cost */
+static void calibrate_locked(CUcontext ctx, CUstream stream, int per_thread)
+{
+    for (int k = 0; k < 3 && npend < MAX_PENDING; k++) {
+        struct pending *p = &pend[npend];
+        p->start = take_event(ctx);
+        p->end = take_event(ctx);
+        p->ctx = ctx;
+        p->slot = -1;
+        p->gap_ns = 0;
+        if (p->start && p->end && record(p->start, stream, per_thread) == CUDA_SUCCESS &&
+            record(p->end, stream, per_thread) == CUDA_SUCCESS) {
+            npend++;
+        } else {
+            give_event(p->start, ctx);
+            give_event(p->end, ctx);
+        }
+    }
+    calibrated_ctx = ctx;
+}
+
+uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
+{
+    *sample_slot = -1;
+    int i = find(key, 1);
+    uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
+    uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
+                      : atomic_load_explicit(&default_ns, RELAXED);
+    int want = (++tl_count % SAMPLE_EVERY) == 0;
+    if (want || n < FIRST_SAMPLES) vgpu_samples_poll(); /* new keys learn as soon as they can */
+    if (i >= 0 && (n < FIRST_SAMPLES || want) && !vgpu_capturing()) *sample_slot = i;
+    return cost;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sample *smp)
+{
+    smp->slot = -1;
+    vgpu_helper_fn_cuCtxGetCurrent cur = VGPU_HELPER(cuCtxGetCurrent);
+    vgpu_helper_fn_cuStreamQuery squery = VGPU_HELPER(cuStreamQuery);
+    CUcontext ctx = NULL;
+    if (!cur || cur(&ctx) != CUDA_SUCCESS || !ctx) return;
+    pthread_mutex_lock(&mu);
+    if (calibrated_ctx != ctx) calibrate_locked(ctx, stream, per_thread);
+    if (npend < MAX_PENDING) {
+        smp->start = take_event(ctx);
+        smp->end = take_event(ctx);
+        smp->ctx = ctx;
+        CUstream s = !stream && per_thread ? CU_STREAM_PER_THREAD : stream;
+        smp->idle = squery && squery(s) == CUDA_SUCCESS;
+        if (smp->start && smp->end && record(smp->start, stream, per_thread) == CUDA_SUCCESS) {
+            smp->slot = slot;
+            smp->submit_ns = mono_ns();
+        } else {
+            give_event(smp->start, ctx);
+            give_event(smp->end, ctx);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, CUresult launched)
+{
+    uint64_t gap = smp->idle ? mono_ns() - smp->submit_ns : 0;
+    pthread_mutex_lock(&mu);
+    if (launched == CUDA_SUCCESS && npend < MAX_PENDING &&
+        record(smp->end, stream, per_thread) == CUDA_SUCCESS) {
+        pend[npend].slot = smp->slot;
+        pend[npend].start = smp->start;
+        pend[npend].end = smp->end;
+        pend[npend].ctx = smp->ctx;
+        pend[npend].gap_ns = gap;
+        npend++;
+    } else {
+        give_event(smp->start, smp->ctx);
+        give_event(smp->end, smp->ctx);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* mu held. Sharing the GPU only ever makes a kernel look longer (its events also span the
+ * time the GPU gave to other contexts), so the estimate is the second smallest of the last
+ * eight samples (the smallest of the first few): it follows real changes within a few samples
+ * and is not inflated by contention. */
+static void learn(int slot, uint64_t ns)
+{
+    struct entry *e = &table[slot];
+    uint32_t n = atomic_load_explicit(&e->samples, RELAXED);
+    uint32_t v = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+    e->ring[n % RING] = v;
+    uint32_t have = n + 1 < RING ? n + 1 : RING, lo = UINT32_MAX, lo2 = UINT32_MAX;
+    for (uint32_t k = 0; k < have; k++) {
+        uint32_t x = e->ring[k];
+        if (x < lo) {
+            lo2 = lo;
+            lo = x;
+        } else if (x < lo2) {
+            lo2 = x;
+        }
+    }
+    uint32_t ema = have >= 4 ? lo2 : lo;
+    atomic_store_explicit(&e->ema_ns, ema ? ema : 1, RELAXED);
+    if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
+    VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot, (unsigned long long)ns, ema ? ema : 1);
+    uint32_t d = atomic_load_explicit(&default_ns, RELAXED);
+    atomic_store_explicit(&default_ns, (uint32_t)((int64_t)d + ((int64_t)v - (int64_t)d) / 16), RELAXED);
+}
+
+void vgpu_samples_poll(void)
+{
+    if (vgpu_capturing()) return; /* event queries would break the capture */
+    vgpu_helper_fn_cuEventQuery query = VGPU_HELPER(cuEventQuery);
+    vgpu_helper_fn_cuEventElapsedTime elapsed = VGPU_HELPER(cuEventElapsedTime);
+    if (!query || !elapsed) return;
+    if (pthread_mutex_trylock(&mu) != 0) return; /* someone else is at it */
+    for (int k = 0; k < npend;) {
+        struct pending *p = &pend[k];
+        CUresult q = query(p->end);
+        if (q == CUDA_ERROR_NOT_READY) {
+            k++;
+            continue;
+        }
+        float ms = 0;
+        if (q == CUDA_SUCCESS && elapsed(&ms, p->start, p->end) == CUDA_SUCCESS) {
+            int64_t ns = (int64_t)((double)ms * 1e6);
+            if (p->slot < 0) {
+                int64_t cur = atomic_load(&event_overhead_ns);
+                if (cur < 0 || ns < cur) atomic_store(&event_overhead_ns, ns);
+            } else {
+                int64_t ovh = atomic_load(&event_overhead_ns);
+                ns -= (ovh > 0 ? ovh : 0) + (int64_t)p->gap_ns;
+                learn(p->slot, ns > 500 ? (uint64_t)ns : 500);
+            }
+        }
+        give_event(p->start, p->ctx);
+        give_event(p->end, p->ctx);
+        *p = pend[--npend];
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void vgpu_cost_reset_in_child(void)
+{
+    /* events belong to the parent's contexts */
+    pthread_mutex_init(&mu, NULL);
+    npend = 0;
+    nspares = 0;
+    calibrated_ctx = NULL;
+}

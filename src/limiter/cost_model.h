@@ -1,0 +1,49 @@
+/* cost_model.h - what a submission really costs on the GPU, learned by measuring.
+ *
+ * Why this exists: charging a launch by its grid size is far off (a matmul of a few blocks runs
+ * for milliseconds; a CUDA graph is one call for fifty kernels). The limiter instead times real
+ * launches with CUDA events: the first launches of each (function, grid size) and each graph,
+ * then a sample of the rest (every 64th submission of a thread). Each key keeps a moving average
+ * of its measured GPU time. The start event is recorded right before the real launch (after any
+ * wait in the gate); from what the events measure the model removes the events' own overhead
+ * (measured once per context) and, when the stream was idle, the time the launch call took to
+ * reach the GPU (measured on the CPU around that call). Measuring never happens during stream
+ * capture, when event calls are not allowed.
+ */
+#ifndef VGPU_COST_MODEL_H
+#define VGPU_COST_MODEL_H
+
+#include <stdint.h>
+
+#include "../common/cuda_abi.h"
+
+struct vgpu_sample {
+    int slot; /* -1: this launch is not timed */
+    CUevent start, end;
+    CUcontext ctx;
+    int idle;           /* the stream had nothing queued when the start event was recorded */
+    uint64_t submit_ns; /* CLOCK_MONOTONIC after the start event was recorded */
+};
+
+static inline uint64_t vgpu_cost_key_kernel(CUfunction f, uint64_t blocks)
+{
+    return ((uint64_t)(uintptr_t)f ^ (blocks * 0x9E3779B97F4A7C15ull)) | 1;
+}
+static inline uint64_t vgpu_cost_key_graph(CUgraphExec g)
+{
+    return ((uint64_t)(uintptr_t)g * 0xC2B2AE3D27D4EB4Full) | 1;
+}
+
+/* Estimated GPU time of a submission of `key`; *sample_slot >= 0 when this launch should be
+ * timed: call vgpu_sample_begin right before the real launch and vgpu_sample_end after it. */
+uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot);
+void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sample *smp);
+void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, CUresult launched);
+/* Read the timings of finished samples into the model (not during capture). */
+void vgpu_samples_poll(void);
+
+/* For tests and diagnostics: the model's estimate of key (0 if unknown) and sample counts. */
+uint64_t vgpu_cost_known(uint64_t key);
+void vgpu_cost_reset_in_child(void);
+
+#endif
