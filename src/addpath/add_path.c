@@ -23,7 +23,9 @@
  *    is left alone (not created);
  *  - nothing changes in a secure-execution (setuid/setgid) process: the loader has removed
  *    such variables from its environment on purpose.
- * On an allocation failure the variable is left unchanged and one line goes to stderr.
+ * Meant for LD_PRELOAD: the constructor then runs before main, while the process still has one
+ * thread (setenv is not thread-safe). On an allocation failure the variable is left unchanged
+ * and one line goes to stderr.
  * Depends on libc only and exports no symbol (see CMakeLists.txt).
  */
 #define _GNU_SOURCE
