@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_overhead.sh - the limiter's added cost per alloc+free pair and per empty launch, measured
 # against no limiter in the same session: runs bench_overhead alternately without and with
-# libcuda_limiter.so (capped, so the ledger path is taken) and prints, per operation, the median
+# libcuda_limiter.so (memory cap and a 99% compute limit, so the ledger and the gate are on the
+# path) and prints, per operation, the median
 # over runs, the spread of the per-run medians, and the difference.
 #   run_overhead.sh BUILD_DIR [RUNS]
 set -eu
@@ -12,7 +13,8 @@ LIM=$BUILD/src/limiter/libcuda_limiter.so
 base=() lim=() paired=()
 for i in $(seq "$N"); do
     base+=("$("$BIN" | head -1 | sed 's/[a-z0-9_]*=//g')")
-    out=$(LD_PRELOAD=$LIM CUDA_MEM_LIMIT_0=${VGPU_BENCH_CAP:-8GiB} VGPU_POD_NAME=bench-$$ "$BIN")
+    # capped memory and a compute limit that never makes it wait: the full path, no throttling
+    out=$(LD_PRELOAD=$LIM CUDA_MEM_LIMIT_0=${VGPU_BENCH_CAP:-8GiB} CUDA_CORE_LIMIT_0=${VGPU_BENCH_CORE:-99} VGPU_POD_NAME=bench-$$ "$BIN")
     lim+=("$(head -1 <<<"$out" | sed 's/[a-z0-9_]*=//g')")
     paired+=("$(grep '^paired' <<<"$out" | sed 's/[a-z0-9_]*=//g')")
 done

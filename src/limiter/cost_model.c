@@ -20,6 +20,8 @@
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 
+static int find_slot(uint64_t key, int insert);
+
 #define RING 8
 struct entry {
     _Atomic uint64_t key;
@@ -49,8 +51,21 @@ static int nspares;
 static CUcontext calibrated_ctx;
 
 static TLS uint32_t tl_count;
+static TLS uint64_t tl_key; /* the thread's last key and its slot: loops launch the same work */
+static TLS int tl_slot = -1;
 
 static int find(uint64_t key, int insert)
+{
+    if (key == tl_key && tl_slot >= 0) return tl_slot;
+    int i = find_slot(key, insert);
+    if (i >= 0) {
+        tl_key = key;
+        tl_slot = i;
+    }
+    return i;
+}
+
+static int find_slot(uint64_t key, int insert)
 {
     uint32_t h = (uint32_t)(key ^ (key >> 29) ^ (key >> 47)) & (SLOTS - 1);
     for (int i = 0; i < PROBES; i++) {

@@ -133,6 +133,7 @@ static int load_door(const char *door)
         void *p = NULL;                                                                            \
         CUresult r = v11 ? gpa1(base, &p, 11030, 0)                                                \
                          : gpa2(base, &p, 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, NULL); \
+        if (v11 && r != CUDA_SUCCESS) r = gpa1(base, &p, 12000, 0); /* newer than CUDA 11.3 */     \
         if (r != CUDA_SUCCESS || !p) {                                                             \
             fprintf(stderr, "cuGetProcAddress(%s) failed: %d\n", base, r);                         \
             failed++;                                                                              \

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# run_throttle.sh - the compute-limit benchmark on a real GPU, all in one run.
+#
+# For four workloads (ms-long bf16 matmuls, tens-of-us fp32 matmuls, a launch-bound elementwise
+# loop, a CUDA graph of 50 matmuls): throughput and NVML busy fraction without the limiter (u0),
+# then at limits 10, 30, 50, 70, 90 in one limited process whose limit changes at run time.
+# The expected throughput ratio is min(1, limit / u0). Then two processes of one pod at 50%
+# together, and two pods at 30% and 50% at the same time. Prints a table; exits 1 if a cell is
+# off by more than TOL (default 0.05) or busy exceeds the limit by more than TOL.
+#   run_throttle.sh BUILD_DIR [SECONDS]
+set -u
+BUILD=${1:-build}
+SECS=${2:-3}
+TOL=${TOL:-0.05}
+HERE=$(cd "$(dirname "$0")" && pwd)
+LIM=$BUILD/src/limiter/libcuda_limiter.so
+export VGPU_PROBE=$BUILD/tests/integration/cuda_probe
+PY=${PYTHON:-python3}
+T="$PY $HERE/throttle.py"
+export VGPU_SHM_DIR=${VGPU_SHM_DIR:-$(mktemp -d)}
+fails=0
+val() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p" <<<"$2" | head -1; }
+row() { # workload limit rate0 u0 rate busy
+    awk -v w="$1" -v l="$2" -v r0="$3" -v u0="$4" -v r="$5" -v b="$6" -v tol="$TOL" 'BEGIN {
+        ratio = r / r0; exp = l / 100 / u0; if (exp > 1) exp = 1
+        d = ratio - exp; if (d < 0) d = -d
+        ok = (d <= tol && b <= l / 100 + tol) ? "ok" : "OFF"
+        goal = (d <= 0.02 && b <= l / 100 + 0.02) ? "" : " (>2pp)"
+        printf "%-18s %5d%% %9.2f %8.3f %9.3f %7.3f  %s%s\n", w, l, r, ratio, exp, b, ok, goal
+        exit ok == "ok" ? 0 : 1 }'
+}
+printf '%-18s %6s %9s %8s %9s %7s\n' workload limit "it/s" ratio expected busy
+for w in matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_50_matmuls; do
+    base=$($T "$w" --phases 0 --seconds "$SECS")
+    r0=$(val rate "$base")
+    u0=$(val busy "$base")
+    printf '%-18s %6s %9.2f %8s %9s %7.3f  (u0)\n' "$w" none "$r0" 1.000 1.000 "$u0"
+    lim=$(VGPU_POD_NAME=thr-$w CUDA_CORE_LIMIT_0=100 LD_PRELOAD=$LIM $T "$w" --phases 10,30,50,70,90 --seconds "$SECS")
+    while read -r line; do
+        [ -n "$line" ] || continue
+        row "$w" "$(val phase "$line")" "$r0" "$u0" "$(val rate "$line")" "$(val busy "$line")" || fails=$((fails + 1))
+    done <<<"$lim"
+    [ "$w" = matmul_bf16_8192 ] && { R0=$r0; U0=$u0; }
+done
+
+echo
+echo "concurrent (bf16 8192 matmul; ratios against one process alone without limits: $R0 it/s)"
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pair-a) &
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pair-b) &
+wait
+ra=$(val rate "$(cat /tmp/vgpu-pair-a)"); rb=$(val rate "$(cat /tmp/vgpu-pair-b)")
+busy=$(val busy "$(cat /tmp/vgpu-pair-a)")
+row "1 pod, 2 procs" 50 "$R0" "$U0" "$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a+b}')" "$busy" || fails=$((fails + 1))
+(CUDA_CORE_LIMIT_0=30 VGPU_POD_NAME=pod30 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod30) &
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pod50 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod50) &
+wait
+r30=$(val rate "$(cat /tmp/vgpu-pod30)"); r50=$(val rate "$(cat /tmp/vgpu-pod50)")
+b=$(val busy "$(cat /tmp/vgpu-pod30)")
+row "pod A of 2" 30 "$R0" "$U0" "$r30" 0 || fails=$((fails + 1))
+row "pod B of 2" 50 "$R0" "$U0" "$r50" 0 || fails=$((fails + 1))
+echo "two pods together: busy $b (expected about 0.80)"
+awk -v b="$b" -v tol="$TOL" 'BEGIN {exit !(b <= 0.80 + tol)}' || fails=$((fails + 1))
+echo
+echo "ratio = throughput / throughput without the limiter; expected = min(1, limit / u0);"
+echo "busy = NVML utilisation over the measured seconds. $fails cell(s) off by more than $TOL."
+exit $((fails > 0))

@@ -1,0 +1,128 @@
+"""throttle.py - throughput and GPU busy fraction of one workload, phase by phase.
+
+Why this exists: the compute limit must hold on every kind of work. This runs one workload and,
+for each phase (a compute limit in percent, or 0 for none), waits a settling second, then
+measures for --seconds: iterations per second and the GPU's busy fraction as NVML reports it
+(mean of nvmlDeviceGetUtilizationRates sampled every 50 ms). Limits are changed at run time
+through the pod's shared memory (cuda_probe set-core), as an operator would.
+Prints one line per phase: "phase=<limit> rate=<it/s> busy=<0..1>".
+
+    throttle.py WORKLOAD --phases 0 or --phases 10,30,50,70,90 [--seconds 3] [--probe PATH]
+"""
+import argparse
+import ctypes
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+
+class Nvml:
+    """GPU utilisation through NVML (ctypes, no extra package)."""
+
+    def __init__(self):
+        lib = ctypes.CDLL("libnvidia-ml.so.1")
+        self.lib = lib
+        assert lib.nvmlInit_v2() == 0
+        self.dev = ctypes.c_void_p()
+        assert lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.dev)) == 0
+
+    def util(self):
+        class Util(ctypes.Structure):
+            _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
+
+        u = Util()
+        return u.gpu if self.lib.nvmlDeviceGetUtilizationRates(self.dev, ctypes.byref(u)) == 0 else None
+
+
+class Sampler(threading.Thread):
+    def __init__(self, nvml):
+        super().__init__(daemon=True)
+        self.nvml, self.samples, self.on = nvml, [], False
+
+    def run(self):
+        while True:
+            if self.on:
+                u = self.nvml.util()
+                if u is not None:
+                    self.samples.append(u)
+            time.sleep(0.05)
+
+
+def workload(name):
+    """returns (one iteration, iterations between clock checks)"""
+    dev = "cuda"
+    if name == "matmul_bf16_8192":
+        a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+        c = torch.empty_like(a)
+        return (lambda: torch.matmul(a, b, out=c)), 1
+    if name == "matmul_fp32_2048":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        a = torch.randn(2048, 2048, device=dev)
+        b = torch.randn(2048, 2048, device=dev)
+        c = torch.empty_like(a)
+        return (lambda: torch.matmul(a, b, out=c)), 20
+    if name == "elementwise_loop":
+        x = torch.zeros(1024, device=dev)
+        return (lambda: x.add_(1.0)), 200
+    if name == "graph_50_matmuls":
+        a = torch.randn(2048, 2048, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(2048, 2048, device=dev, dtype=torch.bfloat16)
+        c = torch.empty_like(a)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                torch.matmul(a, b, out=c)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(50):
+                torch.matmul(a, b, out=c)
+        return g.replay, 1
+    raise SystemExit(f"unknown workload {name}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload")
+    ap.add_argument("--phases", default="0")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--settle", type=float, default=1.0)
+    ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
+    args = ap.parse_args()
+    step, check_every = workload(args.workload)
+    nvml = Nvml()
+    sampler = Sampler(nvml)
+    sampler.start()
+    for _ in range(20):  # warm up: kernels loaded, the limiter's costs learned
+        step()
+    torch.cuda.synchronize()
+    for phase in [int(p) for p in args.phases.split(",")]:
+        if phase and args.probe:
+            subprocess.run([args.probe, "set-core", str(phase)], check=True)
+        end = time.monotonic() + args.settle
+        while time.monotonic() < end:
+            for _ in range(check_every):
+                step()
+        torch.cuda.synchronize()
+        sampler.samples, sampler.on = [], True
+        n, t0 = 0, time.monotonic()
+        end = t0 + args.seconds
+        while time.monotonic() < end:
+            for _ in range(check_every):
+                step()
+            n += check_every
+        torch.cuda.synchronize()
+        elapsed = time.monotonic() - t0
+        sampler.on = False
+        busy = sum(sampler.samples) / len(sampler.samples) / 100 if sampler.samples else -1
+        print(f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
