@@ -22,11 +22,11 @@ fails=0
 val() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p" <<<"$2" | head -1; }
 row() { # workload limit rate0 u0 rate busy
     awk -v w="$1" -v l="$2" -v r0="$3" -v u0="$4" -v r="$5" -v b="$6" -v tol="$TOL" 'BEGIN {
-        ratio = r / r0; exp = l / 100 / u0; if (exp > 1) exp = 1
-        d = ratio - exp; if (d < 0) d = -d
+        ratio = r / r0; want = l / 100 / u0; if (want > 1) want = 1
+        d = ratio - want; if (d < 0) d = -d
         ok = (d <= tol && b <= l / 100 + tol) ? "ok" : "OFF"
         goal = (d <= 0.02 && b <= l / 100 + 0.02) ? "" : " (>2pp)"
-        printf "%-18s %5d%% %9.2f %8.3f %9.3f %7.3f  %s%s\n", w, l, r, ratio, exp, b, ok, goal
+        printf "%-18s %5d%% %9.2f %8.3f %9.3f %7.3f  %s%s\n", w, l, r, ratio, want, b, ok, goal
         exit ok == "ok" ? 0 : 1 }'
 }
 printf '%-18s %6s %9s %8s %9s %7s\n' workload limit "it/s" ratio expected busy
@@ -39,6 +39,7 @@ for w in matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_50_matmuls; do
     while read -r line; do
         [ -n "$line" ] || continue
         row "$w" "$(val phase "$line")" "$r0" "$u0" "$(val rate "$line")" "$(val busy "$line")" || fails=$((fails + 1))
+        echo "      model: $(sed -n 's/.*\(charged=.*\)/\1/p' <<<"$line")"
     done <<<"$lim"
     [ "$w" = matmul_bf16_8192 ] && { R0=$r0; U0=$u0; }
 done

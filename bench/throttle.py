@@ -87,6 +87,15 @@ def workload(name):
     raise SystemExit(f"unknown workload {name}")
 
 
+def gate_counters(probe):
+    """the limiter's own view: GPU time charged, launches, time waited (cuda_probe gate)"""
+    if not probe:
+        return None
+    out = subprocess.run([probe, "gate"], capture_output=True, text=True).stdout
+    f = dict(kv.split("=") for kv in out.split() if "=" in kv)
+    return {k: int(f.get(k, 0)) for k in ("charged_ns", "launches", "waited_ns")} if f else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload")
@@ -110,6 +119,7 @@ def main():
             for _ in range(check_every):
                 step()
         torch.cuda.synchronize()
+        g0 = gate_counters(args.probe) if phase else None
         sampler.samples, sampler.on = [], True
         n, t0 = 0, time.monotonic()
         end = t0 + args.seconds
@@ -121,7 +131,14 @@ def main():
         elapsed = time.monotonic() - t0
         sampler.on = False
         busy = sum(sampler.samples) / len(sampler.samples) / 100 if sampler.samples else -1
-        print(f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f}", flush=True)
+        line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f}"
+        g1 = gate_counters(args.probe) if phase else None
+        if g0 and g1:
+            d = {k: g1[k] - g0[k] for k in g0}
+            line += (f" charged={d['charged_ns'] / 1e9 / elapsed:.3f}"
+                     f" cost_us={d['charged_ns'] / 1e3 / max(d['launches'], 1):.2f}"
+                     f" waited_s={d['waited_ns'] / 1e9:.2f}")
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@
 #define SLOTS 8192u /* power of two */
 #define PROBES 16
 #define FIRST_SAMPLES 3  /* time every launch of a key until it has this many samples */
-#define SAMPLE_EVERY 64  /* then every 64th submission of a thread */
+#define SAMPLE_EVERY 64  /* then, at every 64th submission of a thread, */
+#define SAMPLE_GAP_NS 20000000ull /* a key not sampled in the last 20 ms */
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 
@@ -27,6 +28,8 @@ struct entry {
     _Atomic uint64_t key;
     _Atomic uint32_t ema_ns;  /* the estimate: a low percentile of the recent samples */
     _Atomic uint32_t samples;
+    _Atomic uint32_t inflight;       /* samples of this key not read yet */
+    _Atomic uint64_t last_sample_ns; /* when this key was last timed */
     uint32_t ring[RING]; /* recent samples, written under mu */
 };
 static struct entry table[SLOTS];
@@ -143,6 +146,13 @@ static void calibrate_locked(CUcontext ctx, CUstream stream, int per_thread)
     calibrated_ctx = ctx;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
 {
     *sample_slot = -1;
@@ -150,17 +160,18 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
     uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
                       : atomic_load_explicit(&default_ns, RELAXED);
-    int want = (++tl_count % SAMPLE_EVERY) == 0;
-    if (want || n < FIRST_SAMPLES) vgpu_samples_poll(); /* new keys learn as soon as they can */
-    if (i >= 0 && (n < FIRST_SAMPLES || want) && !vgpu_capturing()) *sample_slot = i;
+    int every = (++tl_count % SAMPLE_EVERY) == 0;
+    if (__builtin_expect(!every && n >= FIRST_SAMPLES, 1)) return cost; /* the common case */
+    if (i < 0 || vgpu_capturing()) return cost;
+    struct entry *e = &table[i];
+    vgpu_samples_poll(); /* new keys learn as soon as they can */
+    n = atomic_load_explicit(&e->samples, RELAXED);
+    uint64_t now = mono_ns();
+    if (atomic_load_explicit(&e->inflight, RELAXED)) return cost;
+    if (n >= FIRST_SAMPLES && now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < SAMPLE_GAP_NS) return cost;
+    atomic_store_explicit(&e->last_sample_ns, now, RELAXED);
+    *sample_slot = i;
     return cost;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sample *smp)
@@ -191,7 +202,9 @@ void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sa
 
 void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, CUresult launched)
 {
+    /* a launch call that took long was blocked (a full queue), not slow to reach the GPU */
     uint64_t gap = smp->idle ? mono_ns() - smp->submit_ns : 0;
+    if (gap > 20000) gap = 0;
     pthread_mutex_lock(&mu);
     if (launched == CUDA_SUCCESS && npend < MAX_PENDING &&
         record(smp->end, stream, per_thread) == CUDA_SUCCESS) {
@@ -201,6 +214,7 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
         pend[npend].ctx = smp->ctx;
         pend[npend].gap_ns = gap;
         npend++;
+        atomic_fetch_add_explicit(&table[smp->slot].inflight, 1, RELAXED);
     } else {
         give_event(smp->start, smp->ctx);
         give_event(smp->end, smp->ctx);
@@ -209,9 +223,9 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 }
 
 /* mu held. Sharing the GPU only ever makes a kernel look longer (its events also span the
- * time the GPU gave to other contexts), so the estimate is the second smallest of the last
- * eight samples (the smallest of the first few): it follows real changes within a few samples
- * and is not inflated by contention. */
+ * time slices the GPU gave to other contexts), so the estimate is the smallest of the last
+ * eight samples: it follows real changes within eight samples and is not inflated by
+ * contention unless all eight were. */
 static void learn(int slot, uint64_t ns)
 {
     struct entry *e = &table[slot];
@@ -228,7 +242,8 @@ static void learn(int slot, uint64_t ns)
             lo2 = x;
         }
     }
-    uint32_t ema = have >= 4 ? lo2 : lo;
+    (void)lo2;
+    uint32_t ema = lo;
     atomic_store_explicit(&e->ema_ns, ema ? ema : 1, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
     VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot, (unsigned long long)ns, ema ? ema : 1);
@@ -239,6 +254,7 @@ static void learn(int slot, uint64_t ns)
 void vgpu_samples_poll(void)
 {
     if (vgpu_capturing()) return; /* event queries would break the capture */
+    if (!__atomic_load_n(&npend, __ATOMIC_RELAXED)) return;
     vgpu_helper_fn_cuEventQuery query = VGPU_HELPER(cuEventQuery);
     vgpu_helper_fn_cuEventElapsedTime elapsed = VGPU_HELPER(cuEventElapsedTime);
     if (!query || !elapsed) return;
@@ -262,6 +278,7 @@ void vgpu_samples_poll(void)
                 learn(p->slot, ns > 500 ? (uint64_t)ns : 500);
             }
         }
+        if (p->slot >= 0) atomic_fetch_sub_explicit(&table[p->slot].inflight, 1, RELAXED);
         give_event(p->start, p->ctx);
         give_event(p->end, p->ctx);
         *p = pend[--npend];
@@ -273,6 +290,8 @@ void vgpu_cost_reset_in_child(void)
 {
     /* events belong to the parent's contexts */
     pthread_mutex_init(&mu, NULL);
+    for (int k = 0; k < npend; k++)
+        if (pend[k].slot >= 0) atomic_store(&table[pend[k].slot].inflight, 0);
     npend = 0;
     nspares = 0;
     calibrated_ctx = NULL;

@@ -405,7 +405,13 @@ static CUresult event_record(CUevent ev, CUstream s, int ptds, unsigned flags)
     struct sim_event *e = sim_obj_get(ev, K_EVENT);
     uint64_t *tail = e ? stream_tail(&c, s, ptds, &blocking) : NULL;
     if (tail) {
-        e->t = SIM_MAX(sim_now_ns(), *tail); /* completes when the stream's earlier work has */
+        /* completes when the stream's earlier work has, and not before the GPU runs this
+         * context again: like a real GPU, which time-slices contexts, an event does not count
+         * the time the GPU spent on other processes' work queued before it */
+        sim_lock();
+        uint64_t busy = sim_st->dev[c->dev].busy_until;
+        sim_unlock();
+        e->t = SIM_MAX(SIM_MAX(sim_now_ns(), *tail), busy);
         e->recorded = 1;
     }
     pthread_mutex_unlock(&g_mu);
