@@ -55,7 +55,12 @@ struct vgpu_shm_dev {
     _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
     _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
     _Atomic uint64_t gate_launches;   /* submissions that went through the gate */
-    uint64_t reserved[4];
+    /* closed loop: measured busy time / modelled busy time, 1024 = 1.0 (compute_feedback.c) */
+    _Atomic uint32_t gate_scale;
+    _Atomic uint32_t fb_share;       /* core_effective during the loop's current window */
+    _Atomic uint64_t fb_last_ns;     /* when the loop last updated the scale */
+    _Atomic uint64_t fb_charged_ns;  /* gate_charged_ns at that time */
+    uint64_t reserved[1];
 };
 
 struct vgpu_shm_proc {

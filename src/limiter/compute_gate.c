@@ -98,6 +98,9 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     atomic_fetch_add_explicit(&d->gate_launches, tl_launches, RELAXED);
     tl_launches = 0;
     if (UNLIMITED(share)) return;
+    /* the measured correction of the cost model (compute_feedback.c) */
+    uint32_t scale = atomic_load_explicit(&d->gate_scale, RELAXED);
+    if (scale) cost = cost * scale / 1024u;
     int64_t entitle = (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->gate_vclock, RELAXED), base;

@@ -122,6 +122,7 @@
     H(nvmlDeviceGetUUID, nvmlReturn_t, (nvmlDevice_t device, char *uuid, unsigned int length)) \
     H(nvmlDeviceGetHandleByUUID, nvmlReturn_t, (const char *uuid, nvmlDevice_t *device)) \
     H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index)) \
+    H(nvmlDeviceGetUtilizationRates, nvmlReturn_t, (nvmlDevice_t device, nvmlUtilization_t *utilization)) \
     H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp))
 /* clang-format on */
 

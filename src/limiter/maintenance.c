@@ -17,6 +17,7 @@
 #include "hook_dispatch.h"
 #include "limiter.h"
 #include "log.h"
+#include "compute_feedback.h"
 #include "compute_gate.h"
 #include "cost_model.h"
 #include "mem_charge.h"
@@ -115,6 +116,49 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
     return 0;
 }
 
+/* The pod's busy fraction on a GPU as NVML measures it: the whole GPU's utilisation while no
+ * other process uses it, else the sum of the pod's processes' samples. -1 if unknown. */
+struct busy_ctx {
+    struct vgpu_shm *s;
+    const char *uuid;
+};
+
+static double pod_busy(void *vctx)
+{
+    struct busy_ctx *c = vctx;
+    nvmlDevice_t dev = nvml_device(c->uuid);
+    if (!dev) return -1;
+    if (!others_busy(c->s, c->uuid)) {
+        nvmlUtilization_t u;
+        vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates = VGPU_HELPER(nvmlDeviceGetUtilizationRates);
+        return rates && rates(dev, &u) == NVML_SUCCESS ? u.gpu / 100.0 : -1;
+    }
+    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util = VGPU_HELPER(nvmlDeviceGetProcessUtilization);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    nvmlProcessUtilizationSample_t samples[64];
+    unsigned n = 64;
+    if (!util || util(dev, samples, &n, since) != NVML_SUCCESS) return -1;
+    /* a process may have several samples in the window: average each process's, then add */
+    unsigned pids[64], count[64], sum[64], np = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!vgpu_ledger_has_pid(c->s, vgpu_g.self.pidns, samples[i].pid)) continue;
+        unsigned k = 0;
+        while (k < np && pids[k] != samples[i].pid) k++;
+        if (k == np) {
+            pids[np] = samples[i].pid;
+            count[np] = sum[np] = 0;
+            np++;
+        }
+        count[k]++;
+        sum[k] += samples[i].smUtil;
+    }
+    double total = 0;
+    for (unsigned k = 0; k < np; k++) total += (double)sum[k] / count[k] / 100.0;
+    return total > 1 ? 1 : total;
+}
+
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
  * uses the GPU and its ceiling while none does. Limits written at run time land here too. */
 static void apply_compute_policy(struct vgpu_shm *s)
@@ -129,6 +173,10 @@ static void apply_compute_policy(struct vgpu_shm *s)
         if (target != atomic_load(&v->core_effective)) {
             VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
             vgpu_gate_set_effective(v, target);
+        }
+        if (!getenv("VGPU_NO_FEEDBACK")) {
+            struct busy_ctx ctx = {s, b->uuid};
+            vgpu_feedback_tick(v, pod_busy, &ctx);
         }
     }
 }

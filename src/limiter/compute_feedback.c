@@ -1,0 +1,44 @@
+/* compute_feedback.c - the cost model's closed loop on measured utilisation (see
+ * compute_feedback.h). */
+#include "compute_feedback.h"
+
+#include <stdatomic.h>
+
+#include "../common/shm_region.h"
+#include "log.h"
+
+uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measured)
+{
+    if (!scale) scale = 1024;
+    if (measured < 0 || modelled < 0.02) return scale; /* nothing to learn from */
+    double target = measured / modelled * 1024.0;
+    double next = ((double)scale + target) / 2.0; /* half way: smooths NVML's coarse samples */
+    if (next < 256.0) next = 256.0;   /* the model is never trusted less than 4x either way */
+    if (next > 4096.0) next = 4096.0;
+    return (uint32_t)(next + 0.5);
+}
+
+void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), void *ctx)
+{
+    uint64_t now = vgpu_now_ns();
+    uint64_t last = atomic_load(&d->fb_last_ns);
+    if (now - last < VGPU_FEEDBACK_INTERVAL_NS) return;
+    if (!atomic_compare_exchange_strong(&d->fb_last_ns, &last, now)) return; /* another process */
+    uint64_t charged = atomic_load(&d->gate_charged_ns);
+    uint64_t before = atomic_exchange(&d->fb_charged_ns, charged);
+    uint32_t share = atomic_load(&d->core_effective);
+    uint32_t share_before = atomic_exchange(&d->fb_share, share);
+    /* compare like with like: NVML's figure covers about the last second, so only a window of
+     * about a second, under one share, with the pod running, is a fair comparison */
+    if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS || share != share_before)
+        return;
+    double modelled = (double)(charged - before) / (double)(now - last);
+    double measured = measure(ctx);
+    uint32_t scale = atomic_load(&d->gate_scale);
+    uint32_t next = vgpu_feedback_next_scale(scale, modelled, measured);
+    if (next != scale) {
+        atomic_store(&d->gate_scale, next);
+        VLOG_DEBUG("compute feedback: modelled busy %.3f, measured %.3f: cost scale %.3f -> %.3f",
+                   modelled, measured, scale / 1024.0, next / 1024.0);
+    }
+}

@@ -1,0 +1,28 @@
+/* compute_feedback.h - closes the loop between the cost model and what NVML measures.
+ *
+ * Why this exists: event timing is exact for long kernels but not for tiny ones (launch
+ * latency, event overhead) or under time-slicing with other contexts. Measured on the H100 the
+ * model matched NVML's busy fraction for matmuls and graphs but was 25-40% off for a
+ * launch-bound loop. Once a second, one process of the pod compares the busy fraction the model
+ * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod, and
+ * moves the pod's cost scale (dev.gate_scale) half way towards their ratio.
+ */
+#ifndef VGPU_COMPUTE_FEEDBACK_H
+#define VGPU_COMPUTE_FEEDBACK_H
+
+#include <stdint.h>
+
+#include "../common/shm_layout.h"
+
+#define VGPU_FEEDBACK_INTERVAL_NS 1000000000ull
+
+/* The next scale (1024 = 1.0) from the current one, the modelled busy fraction and the measured
+ * one (< 0: not known). Unchanged when the model saw too little work to compare. */
+uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measured);
+
+/* Called by the maintenance thread: if this pod's loop for GPU `d` is due (once a second
+ * across all its processes), take the modelled busy fraction since the last update, ask
+ * `measure` for the measured one and update the scale. */
+void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), void *ctx);
+
+#endif
