@@ -60,7 +60,9 @@ struct vgpu_shm_dev {
     _Atomic uint32_t fb_share;       /* core_effective during the loop's current window */
     _Atomic uint64_t fb_last_ns;     /* when the loop last updated the scale */
     _Atomic uint64_t fb_charged_ns;  /* gate_charged_ns at that time */
-    uint64_t reserved[1];
+    _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
+    _Atomic uint32_t fb_ratio;        /* measured / modelled of the last window, 1024 = 1.0 */
+    uint32_t reserved2;
 };
 
 struct vgpu_shm_proc {

@@ -13,6 +13,10 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
     if (measured < 0 || modelled < 0.02) return scale; /* nothing to learn from */
     double target = measured / modelled * 1024.0;
     double next = ((double)scale + target) / 2.0; /* half way: smooths NVML's coarse samples */
+    /* and at most 25% a second: one odd window (another pod starting before NVML shows it)
+     * must not swing the pod's share */
+    if (next > scale * 1.25) next = scale * 1.25;
+    if (next < scale * 0.8) next = scale * 0.8;
     if (next < 256.0) next = 256.0;   /* the model is never trusted less than 4x either way */
     if (next > 4096.0) next = 4096.0;
     return (uint32_t)(next + 0.5);
@@ -33,7 +37,17 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS || share != share_before)
         return;
     double modelled = (double)(charged - before) / (double)(now - last);
+    /* and only in a steady state: work is charged when submitted but keeps the GPU busy while
+     * queued, so while a pod starts, stops or changes pace the two figures disagree for a while */
+    uint64_t ppm = (uint64_t)(modelled * 1e6), prev = atomic_exchange(&d->fb_modelled_ppm, ppm);
+    uint64_t hi = ppm > prev ? ppm : prev, lo = ppm > prev ? prev : ppm;
+    if (!prev || hi - lo > hi / 10) return;
     double measured = measure(ctx);
+    if (measured < 0) return;
+    /* two windows in a row must tell the same story before the scale moves */
+    uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5), prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
+    uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio, rl = ratio > prev_ratio ? prev_ratio : ratio;
+    if (!prev_ratio || rh - rl > rh / 5) return;
     uint32_t scale = atomic_load(&d->gate_scale);
     uint32_t next = vgpu_feedback_next_scale(scale, modelled, measured);
     if (next != scale) {

@@ -4,8 +4,9 @@
  * latency, event overhead) or under time-slicing with other contexts. Measured on the H100 the
  * model matched NVML's busy fraction for matmuls and graphs but was 25-40% off for a
  * launch-bound loop. Once a second, one process of the pod compares the busy fraction the model
- * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod, and
- * moves the pod's cost scale (dev.gate_scale) half way towards their ratio.
+ * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod (in a
+ * steady state only: same share, similar pace as the window before), and
+ * moves the pod's cost scale (dev.gate_scale) half way towards their ratio, by at most 25%.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H
