@@ -35,5 +35,7 @@ for k in 1 2 3; do
     read -r pm pl ph < <(col $k "${paired[@]}" | stats)
     printf '%-28s %12.1f   %s\n' "${names[$((k - 1))]}" "$pm" "$pl..$ph"
 done
+echo "gate counters of the limited runs (did the gate make anything wait?):"
+VGPU_POD_NAME=bench-$$ "$BUILD/tests/integration/cuda_probe" gate 2>/dev/null | sed 's/^/  /'
 echo "(paired in one process: real entry point vs hooked, alternating rounds; median over $N runs of the"
 echo " median per-round difference. Goals: alloc+free <= 1000 ns added, launch <= 50 ns added)"

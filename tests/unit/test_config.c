@@ -99,6 +99,33 @@ int main(void)
     char *e12[] = {"CUDA_MEM_LIMIT_0=4g", "CUDA_MEM_LIMIT_1=4q", NULL};
     expect_error(e12, "CUDA_MEM_LIMIT_1");
 
+    /* compute limits: JSON map (hard), per-card hard and soft, smallest hard wins */
+    uint32_t hard, soft;
+    char *c1[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": 30, \"GPU-5E1A0000-0000-0000-0000-000000000002\": \"45.5%\"}",
+                  "CUDA_CORE_LIMIT_0=50", "CUDA_CORE_SOFT_LIMIT_0=20", "CUDA_CORE_SOFT_LIMIT_3=10", NULL};
+    load(&c, c1);
+    CHECK(!c.error);
+    CHECK(vgpu_config_has_core_limits(&c));
+    vgpu_config_core_limit(&c, 0, UUID0, &hard, &soft);
+    CHECK_EQ_INT(hard, 3000);
+    CHECK_EQ_INT(soft, 2000);
+    vgpu_config_core_limit(&c, 1, UUID1, &hard, &soft);
+    CHECK_EQ_INT(hard, 4550);
+    CHECK_EQ_INT(soft, 0);
+    vgpu_config_core_limit(&c, 3, NULL, &hard, &soft);
+    CHECK_EQ_INT(hard, 0);
+    CHECK_EQ_INT(soft, 1000);
+    load(&c, none);
+    CHECK(!vgpu_config_has_core_limits(&c));
+    char *ce1[] = {"CUDA_CORE_LIMIT_0=150", NULL};
+    expect_error(ce1, "CUDA_CORE_LIMIT_0");
+    char *ce2[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": \"lots\"}", NULL};
+    expect_error(ce2, "TENSOR_FUSION_CUDA_UP_LIMIT");
+    char *ce3[] = {"CUDA_CORE_LIMIT_0=20", "CUDA_CORE_SOFT_LIMIT_0=40", NULL};
+    expect_error(ce3, "CUDA_CORE_SOFT_LIMIT_0");
+    char *ce4[] = {"CUDA_CORE_SOFT_LIMIT_2=-5", NULL};
+    expect_error(ce4, "CUDA_CORE_SOFT_LIMIT_2");
+
     /* UUID normalisation */
     char u[VGPU_UUID_LEN];
     CHECK(vgpu_normalize_uuid("GPU-3430F778-7A25-704C-9090-8B0BB2478114", u, sizeof(u)) == 0);

@@ -1,0 +1,26 @@
+/* test_feedback.c - the compute loop's controller: moves half way towards measured/modelled,
+ * never more than 25% a step, stays within 4x of the model, ignores windows without work. */
+#include "../../src/limiter/compute_feedback.h"
+#include "../test_util.h"
+
+int main(void)
+{
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.30), 1024);
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.27), 973); /* half of -10% */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.10), 819); /* clamped to -20% */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.90), 1280); /* clamped to +25% */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.01, 0.50), 1024); /* too little work */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, -1), 1024);   /* NVML unknown */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(0, 0.30, 0.30), 1024);    /* unset means 1.0 */
+    uint32_t s = 1024; /* events overstating by 1.5x, a 30% limit binding: converges to 1/1.5 */
+    for (int i = 0; i < 30; i++) {
+        double modelled = 0.30 * 1024.0 / s; /* the gate holds modelled x scale at the limit */
+        s = vgpu_feedback_next_scale(s, modelled, modelled / 1.5);
+    }
+    CHECK(s > 660 && s < 705);
+    s = 4096;
+    CHECK(vgpu_feedback_next_scale(s, 0.05, 1.0) <= 4096); /* never more than 4x */
+    s = 256;
+    CHECK(vgpu_feedback_next_scale(s, 1.0, 0.01) >= 256);
+    TEST_MAIN_END();
+}
