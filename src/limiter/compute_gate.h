@@ -4,7 +4,7 @@
  * The budget is a virtual clock per (pod, GPU) in shared memory (a GCRA token bucket): each
  * submission advances it by its GPU time divided by the pod's share (1.5 ms of GPU time at 30%
  * entitles 5 ms of wall time); a submitter waits only while the clock is ahead of now. Costs are
- * collected per thread and published every ~20 us of GPU time, so the common case costs a few
+ * collected per thread and published every ~200 us of GPU time, so the common case costs a few
  * loads and adds and no system call. The cost of each submission comes from cost_model.c.
  */
 #ifndef VGPU_COMPUTE_GATE_H
@@ -16,7 +16,9 @@
 #include "../common/shm_layout.h"
 
 #define VGPU_GATE_BURST_NS 10000000ll /* budget a pod may bank while it does not submit */
-#define VGPU_GATE_FLUSH_NS 20000u     /* GPU time a thread collects before publishing */
+#define VGPU_GATE_FLUSH_NS 200000u    /* GPU time a thread collects before publishing: each
+                                        * publish reads the clock, which in some VMs is a
+                                        * system call */
 
 /* The pod's compute state for the GPU the current context is on, or NULL when that GPU has no
  * compute limit (or the stream is being captured: captured work does not run now). */
