@@ -26,7 +26,7 @@ static int find_slot(uint64_t key, int insert);
 #define RING 8
 struct entry {
     _Atomic uint64_t key;
-    _Atomic uint32_t ema_ns;  /* the estimate: a low percentile of the recent samples */
+    _Atomic uint32_t ema_ns;  /* the estimate: the smallest of the recent samples */
     _Atomic uint32_t samples;
     _Atomic uint32_t inflight;       /* samples of this key not read yet */
     _Atomic uint64_t last_sample_ns; /* when this key was last timed */
@@ -232,21 +232,12 @@ static void learn(int slot, uint64_t ns)
     uint32_t n = atomic_load_explicit(&e->samples, RELAXED);
     uint32_t v = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
     e->ring[n % RING] = v;
-    uint32_t have = n + 1 < RING ? n + 1 : RING, lo = UINT32_MAX, lo2 = UINT32_MAX;
-    for (uint32_t k = 0; k < have; k++) {
-        uint32_t x = e->ring[k];
-        if (x < lo) {
-            lo2 = lo;
-            lo = x;
-        } else if (x < lo2) {
-            lo2 = x;
-        }
-    }
-    (void)lo2;
-    uint32_t ema = lo;
-    atomic_store_explicit(&e->ema_ns, ema ? ema : 1, RELAXED);
+    uint32_t have = n + 1 < RING ? n + 1 : RING, lo = UINT32_MAX;
+    for (uint32_t k = 0; k < have; k++)
+        if (e->ring[k] < lo) lo = e->ring[k];
+    atomic_store_explicit(&e->ema_ns, lo ? lo : 1, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
-    VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot, (unsigned long long)ns, ema ? ema : 1);
+    VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot, (unsigned long long)ns, lo ? lo : 1);
     uint32_t d = atomic_load_explicit(&default_ns, RELAXED);
     atomic_store_explicit(&default_ns, (uint32_t)((int64_t)d + ((int64_t)v - (int64_t)d) / 16), RELAXED);
 }

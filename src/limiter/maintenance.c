@@ -28,6 +28,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int started, stopping, nvml_state; /* nvml_state: 0 untried, 1 ok, -1 unavailable */
 static unsigned interval_ms = 500;
+static int feedback_on = 1; /* VGPU_NO_FEEDBACK=1 turns the compute loop off (tests, diagnosis) */
 
 /* NVML's handle of a GPU, NULL if NVML cannot be used */
 static nvmlDevice_t nvml_device(const char *uuid)
@@ -174,7 +175,7 @@ static void apply_compute_policy(struct vgpu_shm *s)
             VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
             vgpu_gate_set_effective(v, target);
         }
-        if (!getenv("VGPU_NO_FEEDBACK")) {
+        if (feedback_on) {
             struct busy_ctx ctx = {s, b->uuid};
             vgpu_feedback_tick(v, pod_busy, &ctx);
         }
@@ -237,6 +238,7 @@ void vgpu_maintenance_start(void)
     if (!started && !stopping) {
         const char *ms = getenv("VGPU_MAINTENANCE_MS");
         if (ms && atoi(ms) >= 10 && atoi(ms) <= 10000) interval_ms = (unsigned)atoi(ms);
+        feedback_on = !getenv("VGPU_NO_FEEDBACK");
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);

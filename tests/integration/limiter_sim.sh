@@ -266,9 +266,9 @@ compute-feedback)
     export CUDA_CORE_LIMIT_0=30 VGPU_SIM_EVENT_SKEW=1.5
     out=$(VGPU_NO_FEEDBACK=1 VGPU_POD_NAME=open-loop limited "$PROBE" spin 3 1000)
     near "$(avg_rate "$out")" 200 8 "open loop with skewed events (the bias the loop must remove)"
-    out=$(limited "$PROBE" spin 8 1000)
-    late=$(field rates "$out" | cut -d, -f13-16 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
-    near "$late" 300 8 "closed loop, after 6 seconds"
+    out=$(limited "$PROBE" spin 10 1000)
+    late=$(field rates "$out" | cut -d, -f17-20 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    near "$late" 300 8 "closed loop, after 8 seconds"
     ;;
 compute-robust)
     # signals, and leaving while threads wait in the gate
