@@ -82,23 +82,6 @@ int vgpu_alloc_map_take(int cls, uint64_t key, struct vgpu_alloc *out)
     return s != NULL;
 }
 
-int vgpu_alloc_map_get(int cls, uint64_t key, struct vgpu_alloc *out)
-{
-    pthread_mutex_lock(&map_lock);
-    struct slot *s = find(cls, key);
-    if (s) *out = s->a;
-    pthread_mutex_unlock(&map_lock);
-    return s != NULL;
-}
-
-uint64_t vgpu_alloc_map_count(void)
-{
-    pthread_mutex_lock(&map_lock);
-    uint64_t n = live;
-    pthread_mutex_unlock(&map_lock);
-    return n;
-}
-
 void vgpu_alloc_map_lock(void) { pthread_mutex_lock(&map_lock); }
 void vgpu_alloc_map_unlock(void) { pthread_mutex_unlock(&map_lock); }
 

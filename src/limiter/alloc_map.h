@@ -32,8 +32,6 @@ struct vgpu_alloc {
 void vgpu_alloc_map_put(int cls, uint64_t key, struct vgpu_alloc a);
 /* Remove and return the record; 0 if there was none. */
 int vgpu_alloc_map_take(int cls, uint64_t key, struct vgpu_alloc *out);
-int vgpu_alloc_map_get(int cls, uint64_t key, struct vgpu_alloc *out);
-uint64_t vgpu_alloc_map_count(void);
 
 void vgpu_alloc_map_lock(void);
 void vgpu_alloc_map_unlock(void);

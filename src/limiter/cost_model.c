@@ -85,12 +85,6 @@ static int find_slot(uint64_t key, int insert)
     return -1; /* neighbourhood full: treated as never measured */
 }
 
-uint64_t vgpu_cost_known(uint64_t key)
-{
-    int i = find(key, 0);
-    return i >= 0 && atomic_load(&table[i].samples) ? atomic_load(&table[i].ema_ns) : 0;
-}
-
 /* events of the current context, reused */
 static CUevent take_event(CUcontext ctx)
 {

@@ -42,8 +42,6 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 /* Read the timings of finished samples into the model (not during capture). */
 void vgpu_samples_poll(void);
 
-/* For tests and diagnostics: the model's estimate of key (0 if unknown) and sample counts. */
-uint64_t vgpu_cost_known(uint64_t key);
 void vgpu_cost_reset_in_child(void);
 
 #endif

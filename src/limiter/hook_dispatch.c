@@ -161,12 +161,6 @@ NO_SANITIZE static int find_hook(const char *symbol)
     return -1;
 }
 
-void *vgpu_hook_wrapper(const char *symbol)
-{
-    int s = find_hook(symbol);
-    return s >= 0 ? hooks[s].wrapper : NULL;
-}
-
 /* glibc declares dlsym's arguments nonnull; applications still pass NULL names */
 #pragma GCC diagnostic ignored "-Wnonnull-compare"
 /* dlsym for every handle but RTLD_NEXT (dlsym_trampoline.S forwards that one untouched) */

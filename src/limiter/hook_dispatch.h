@@ -32,9 +32,6 @@ void *vgpu_helper(int helper);
  * hand to the application: our wrapper if the entry point is one we intercept, else `real`. */
 void *vgpu_wrap_proc(const char *symbol, void *real, int cuda_version, cuuint64_t flags);
 
-/* Our wrapper for an exact exported name, or NULL. */
-void *vgpu_hook_wrapper(const char *symbol);
-
 /* The real dlsym (not our interposer). */
 void *vgpu_real_dlsym(void *handle, const char *symbol);
 
