@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
-#define VGPU_SHM_VERSION 2u
+#define VGPU_SHM_VERSION 3u
 #define VGPU_MAX_DEVICES 16
 #define VGPU_MAX_PROCS 512
 #define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
@@ -50,7 +50,7 @@ struct vgpu_shm_dev {
     _Atomic uint32_t core_limit;     /* ceiling: never more than this share of GPU time */
     _Atomic uint32_t core_soft;      /* floor of a soft limit (0: hard); idle time may lift it */
     _Atomic uint32_t core_effective; /* the share the gate enforces now */
-    uint32_t reserved0;
+    _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
     _Atomic int64_t gate_vclock;     /* virtual clock of the GPU-time budget, ns */
     _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
     _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
@@ -89,7 +89,13 @@ struct vgpu_shm {
     } lock;
     _Atomic uint64_t last_reap_ns; /* CLOCK_MONOTONIC of the last scan for dead processes */
     _Atomic uint64_t reaped_procs; /* processes whose memory was returned after they died */
-    uint64_t reserved[14];
+    /* control by the node daemon (vgpu-hypervisor); see docs/hypervisor.md */
+    _Atomic uint32_t suspended; /* != 0: every submission of GPU work of the pod blocks */
+    _Atomic uint32_t managed;   /* != 0: the daemon owns limits and core_effective; the
+                                   limiter's own soft policy stands aside */
+    _Atomic uint64_t managed_ns;  /* CLOCK_MONOTONIC of the daemon's last write (liveness) */
+    _Atomic uint64_t control_seq; /* last command sequence number applied to this region */
+    uint64_t reserved[11];
     struct vgpu_shm_dev dev[VGPU_MAX_DEVICES];
     struct vgpu_shm_proc proc[VGPU_MAX_PROCS];
 };
