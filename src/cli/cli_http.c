@@ -87,6 +87,7 @@ int cli_request(const char *socket_path, const char *method, const char *path, c
     struct curl_slist *hdrs = NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_path);
+    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* a local socket: never through http_proxy */
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);

@@ -141,7 +141,8 @@ def main():
         with open(tok, "w") as f:
             f.write(TOKEN + "\n")
         # stop while the last watch idles, so only the progress callback can end it
-        env = dict(os.environ, PROBE_DELAY_MS="1300")
+        env = dict(os.environ, PROBE_DELAY_MS="1300", NO_PROXY="127.0.0.1",
+                   no_proxy="127.0.0.1")
         p = subprocess.run([probe, api, NODE, tok, str(len(EXPECTED)), "20"],
                            capture_output=True, text=True, timeout=60, env=env)
     stop.set()
