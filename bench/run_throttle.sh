@@ -20,28 +20,34 @@ T="$PY $HERE/throttle.py"
 export VGPU_SHM_DIR=${VGPU_SHM_DIR:-$(mktemp -d)}
 fails=0
 val() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p" <<<"$2" | head -1; }
-row() { # workload limit rate0 u0 rate busy
-    awk -v w="$1" -v l="$2" -v r0="$3" -v u0="$4" -v r="$5" -v b="$6" -v tol="$TOL" 'BEGIN {
+row() { # workload limit rate0 u0 rate busy clk0 clk
+    awk -v w="$1" -v l="$2" -v r0="$3" -v u0="$4" -v r="$5" -v b="$6" -v c0="${7:-0}" -v c="${8:-0}" -v tol="$TOL" 'BEGIN {
         ratio = r / r0; want = l / 100 / u0; if (want > 1) want = 1
         d = ratio - want; if (d < 0) d = -d
         ok = (d <= tol && b <= l / 100 + tol) ? "ok" : "OFF"
         goal = (d <= 0.02 && b <= l / 100 + 0.02) ? "" : " (>2pp)"
-        printf "%-18s %5d%% %9.2f %8.3f %9.3f %7.3f  %s%s\n", w, l, r, ratio, want, b, ok, goal
+        # the same GPU time at the clock of the unlimited run: what DVFS adds is taken out
+        atclk = (c > 0 && c0 > 0) ? sprintf("%8.3f", ratio * c0 / c) : "       -"
+        printf "%-18s %5d%% %9.2f %8.3f %9.3f %7.3f %6d %s  %s%s\n", w, l, r, ratio, want, b, c, atclk, ok, goal
         exit ok == "ok" ? 0 : 1 }'
 }
-printf '%-18s %6s %9s %8s %9s %7s\n' workload limit "it/s" ratio expected busy
+printf '%-18s %6s %9s %8s %9s %7s %6s %8s\n' workload limit "it/s" ratio expected busy "SM MHz" "at clk0"
 for w in matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_50_matmuls; do
-    base=$($T "$w" --phases 0 --seconds "$SECS")
-    r0=$(val rate "$base")
-    u0=$(val busy "$base")
-    printf '%-18s %6s %9.2f %8s %9s %7.3f  (u0)\n' "$w" none "$r0" 1.000 1.000 "$u0"
-    lim=$(VGPU_POD_NAME=thr-$w CUDA_CORE_LIMIT_0=100 LD_PRELOAD=$LIM $T "$w" --phases 10,30,50,70,90 --seconds "$SECS")
+    # the baseline runs before and after the limited run; its mean damps drift (launch-bound
+    # loops depend on the CPU, matmuls on the GPU's temperature)
+    b1=$($T "$w" --phases 0 --seconds "$SECS")
+    lim=$(VGPU_POD_NAME=thr-$w CUDA_CORE_LIMIT_0=100 LD_PRELOAD=$LIM $T "$w" --phases 10,30,50,70,90 --settle 3 --seconds "$SECS")
+    b2=$($T "$w" --phases 0 --seconds "$SECS")
+    r0=$(awk -v a="$(val rate "$b1")" -v b="$(val rate "$b2")" 'BEGIN {print (a + b) / 2}')
+    u0=$(awk -v a="$(val busy "$b1")" -v b="$(val busy "$b2")" 'BEGIN {print (a + b) / 2}')
+    c0=$(awk -v a="$(val clk "$b1")" -v b="$(val clk "$b2")" 'BEGIN {print (a + b) / 2}')
+    printf '%-18s %6s %9.2f %8s %9s %7.3f %6d  (u0; runs before/after: %s / %s it/s)\n' "$w" none "$r0" 1.000 1.000 "$u0" "$c0" "$(val rate "$b1")" "$(val rate "$b2")"
     while read -r line; do
         [ -n "$line" ] || continue
-        row "$w" "$(val phase "$line")" "$r0" "$u0" "$(val rate "$line")" "$(val busy "$line")" || fails=$((fails + 1))
+        row "$w" "$(val phase "$line")" "$r0" "$u0" "$(val rate "$line")" "$(val busy "$line")" "$c0" "$(val clk "$line")" || fails=$((fails + 1))
         echo "      model: $(sed -n 's/.*\(charged=.*\)/\1/p' <<<"$line")"
     done <<<"$lim"
-    [ "$w" = matmul_bf16_8192 ] && { R0=$r0; U0=$u0; }
+    [ "$w" = matmul_bf16_8192 ] && { R0=$r0; U0=$u0; C0=$c0; }
 done
 
 echo
@@ -51,17 +57,19 @@ echo "concurrent (bf16 8192 matmul; ratios against one process alone without lim
 wait
 ra=$(val rate "$(cat /tmp/vgpu-pair-a)"); rb=$(val rate "$(cat /tmp/vgpu-pair-b)")
 busy=$(val busy "$(cat /tmp/vgpu-pair-a)")
-row "1 pod, 2 procs" 50 "$R0" "$U0" "$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a+b}')" "$busy" || fails=$((fails + 1))
+row "1 pod, 2 procs" 50 "$R0" "$U0" "$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a+b}')" "$busy" "$C0" "$(val clk "$(cat /tmp/vgpu-pair-a)")" || fails=$((fails + 1))
 (CUDA_CORE_LIMIT_0=30 VGPU_POD_NAME=pod30 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod30) &
 (CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pod50 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod50) &
 wait
 r30=$(val rate "$(cat /tmp/vgpu-pod30)"); r50=$(val rate "$(cat /tmp/vgpu-pod50)")
 b=$(val busy "$(cat /tmp/vgpu-pod30)")
-row "pod A of 2" 30 "$R0" "$U0" "$r30" 0 || fails=$((fails + 1))
-row "pod B of 2" 50 "$R0" "$U0" "$r50" 0 || fails=$((fails + 1))
+c=$(val clk "$(cat /tmp/vgpu-pod30)")
+row "pod A of 2" 30 "$R0" "$U0" "$r30" 0 "$C0" "$c" || fails=$((fails + 1))
+row "pod B of 2" 50 "$R0" "$U0" "$r50" 0 "$C0" "$c" || fails=$((fails + 1))
 echo "two pods together: busy $b (expected about 0.80)"
 awk -v b="$b" -v tol="$TOL" 'BEGIN {exit !(b <= 0.80 + tol)}' || fails=$((fails + 1))
 echo
 echo "ratio = throughput / throughput without the limiter; expected = min(1, limit / u0);"
+echo "at clk0 = ratio x (SM clock unlimited / SM clock in the cell): the GPU-time share at equal clocks;"
 echo "busy = NVML utilisation over the measured seconds. $fails cell(s) off by more than $TOL."
 exit $((fails > 0))

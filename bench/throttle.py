@@ -3,9 +3,9 @@
 Why this exists: the compute limit must hold on every kind of work. This runs one workload and,
 for each phase (a compute limit in percent, or 0 for none), waits a settling second, then
 measures for --seconds: iterations per second and the GPU's busy fraction as NVML reports it
-(mean of nvmlDeviceGetUtilizationRates sampled every 50 ms). Limits are changed at run time
+(mean of nvmlDeviceGetUtilizationRates sampled every 50 ms) and the mean SM clock. Limits are changed at run time
 through the pod's shared memory (cuda_probe set-core), as an operator would.
-Prints one line per phase: "phase=<limit> rate=<it/s> busy=<0..1>".
+Prints one line per phase: "phase=<limit> rate=<it/s> busy=<0..1> clk=<MHz>".
 
     throttle.py WORKLOAD --phases 0 or --phases 10,30,50,70,90 [--seconds 3] [--probe PATH]
 """
@@ -37,18 +37,25 @@ class Nvml:
         u = Util()
         return u.gpu if self.lib.nvmlDeviceGetUtilizationRates(self.dev, ctypes.byref(u)) == 0 else None
 
+    def sm_clock(self):
+        mhz = ctypes.c_uint()
+        ok = self.lib.nvmlDeviceGetClockInfo(self.dev, 1, ctypes.byref(mhz)) == 0  # NVML_CLOCK_SM
+        return mhz.value if ok else None
+
 
 class Sampler(threading.Thread):
     def __init__(self, nvml):
         super().__init__(daemon=True)
-        self.nvml, self.samples, self.on = nvml, [], False
+        self.nvml, self.samples, self.clocks, self.on = nvml, [], [], False
 
     def run(self):
         while True:
             if self.on:
-                u = self.nvml.util()
+                u, c = self.nvml.util(), self.nvml.sm_clock()
                 if u is not None:
                     self.samples.append(u)
+                if c:
+                    self.clocks.append(c)
             time.sleep(0.05)
 
 
@@ -120,7 +127,7 @@ def main():
                 step()
         torch.cuda.synchronize()
         g0 = gate_counters(args.probe) if phase else None
-        sampler.samples, sampler.on = [], True
+        sampler.samples, sampler.clocks, sampler.on = [], [], True
         n, t0 = 0, time.monotonic()
         end = t0 + args.seconds
         while time.monotonic() < end:
@@ -131,7 +138,8 @@ def main():
         elapsed = time.monotonic() - t0
         sampler.on = False
         busy = sum(sampler.samples) / len(sampler.samples) / 100 if sampler.samples else -1
-        line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f}"
+        clk = sum(sampler.clocks) / len(sampler.clocks) if sampler.clocks else 0
+        line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f} clk={clk:.0f}"
         g1 = gate_counters(args.probe) if phase else None
         if g0 and g1:
             d = {k: g1[k] - g0[k] for k in g0}

@@ -11,12 +11,13 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
 {
     if (!scale) scale = 1024;
     if (measured < 0 || modelled < 0.02) return scale; /* nothing to learn from */
-    double target = measured / modelled * 1024.0;
-    double next = ((double)scale + target) / 2.0; /* half way: smooths NVML's coarse samples */
-    /* and at most 25% a second: one odd window (another pod starting before NVML shows it)
-     * must not swing the pod's share */
-    if (next > scale * 1.25) next = scale * 1.25;
-    if (next < scale * 0.8) next = scale * 0.8;
+    /* gate_charged_ns holds the model's unscaled figures, so measured / modelled is the scale
+     * itself. The caller only asks after two windows told the same story, so the loop goes all
+     * the way, but by at most x1.5 (or /1.5) a second: one odd window (another pod starting
+     * before NVML shows it) must not swing the pod's share far */
+    double next = measured / modelled * 1024.0;
+    if (next > scale * 1.5) next = scale * 1.5;
+    if (next < scale / 1.5) next = scale / 1.5;
     if (next < 256.0) next = 256.0;   /* the model is never trusted less than 4x either way */
     if (next > 4096.0) next = 4096.0;
     return (uint32_t)(next + 0.5);

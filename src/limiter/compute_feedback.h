@@ -6,7 +6,7 @@
  * launch-bound loop. Once a second, one process of the pod compares the busy fraction the model
  * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod (in a
  * steady state only: same share, similar pace as the window before), and
- * moves the pod's cost scale (dev.gate_scale) half way towards their ratio, by at most 25%.
+ * moves the pod's cost scale (dev.gate_scale) to their ratio, by at most x1.5 a step.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H

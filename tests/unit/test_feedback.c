@@ -1,14 +1,14 @@
-/* test_feedback.c - the compute loop's controller: moves half way towards measured/modelled,
- * never more than 25% a step, stays within 4x of the model, ignores windows without work. */
+/* test_feedback.c - the compute loop's controller: moves to measured/modelled (at most x1.5 a step),
+ * stays within 4x of the model, ignores windows without work. */
 #include "../../src/limiter/compute_feedback.h"
 #include "../test_util.h"
 
 int main(void)
 {
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.30), 1024);
-    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.27), 973); /* half of -10% */
-    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.10), 819); /* clamped to -20% */
-    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.90), 1280); /* clamped to +25% */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.27), 922); /* -10% */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.10), 683); /* clamped to /1.5 */
+    CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.90), 1536); /* clamped to x1.5 */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.01, 0.50), 1024); /* too little work */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, -1), 1024);   /* NVML unknown */
     CHECK_EQ_INT(vgpu_feedback_next_scale(0, 0.30, 0.30), 1024);    /* unset means 1.0 */
