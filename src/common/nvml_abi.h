@@ -23,7 +23,9 @@ enum {
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
 
+#define NVML_DEVICE_UUID_BUFFER_SIZE 80
 #define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_NAME_BUFFER_SIZE 64
 #define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
 
 typedef struct nvmlMemory_st {

@@ -1,0 +1,143 @@
+/* metrics.c - Prometheus text format 0.0.4 for GET /metrics.
+ *
+ * Why this exists: see metrics.h. Each family is written once with its HELP and TYPE lines and
+ * then all of its samples, as the format requires; label values are escaped (\\, \", \n).
+ */
+#define _GNU_SOURCE
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nvml_monitor.h"
+#include "registry.h"
+
+static void esc(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\') fputs("\\\\", f);
+        else if (*s == '"') fputs("\\\"", f);
+        else if (*s == '\n') fputs("\\n", f);
+        else fputc(*s, f);
+    }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void pod_labels(FILE *f, const struct hv_pod *p)
+{
+    fputs("namespace=\"", f);
+    esc(f, p->ns);
+    fputs("\",pod=\"", f);
+    esc(f, p->name);
+    fputc('"', f);
+}
+
+enum { PG_MEM_LIMIT, PG_MEM_USED, PG_CORE_LIMIT, PG_CORE_EFF, PG_CORE_USED, PG_WEIGHT, PG_NVML_MEM };
+
+static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
+{
+    switch (which) {
+    case PG_MEM_LIMIT: return (double)g->mem;
+    case PG_MEM_USED: return (double)g->mem_used;
+    case PG_CORE_LIMIT: return g->core;
+    case PG_CORE_EFF: return g->effective / 100.0;
+    case PG_CORE_USED: return g->used / 100.0;
+    case PG_WEIGHT: return g->weight;
+    default: return (double)g->nvml_mem;
+    }
+}
+
+char *metrics_render(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    struct nvml_snapshot *s = nvml_snapshot_get();
+
+    family(f, "vgpu_up", "gauge", "1 while the daemon serves");
+    fputs("vgpu_up 1\n", f);
+    family(f, "vgpu_nvml_available", "gauge", "1 when NVML could be loaded and sampled");
+    fprintf(f, "vgpu_nvml_available %d\n", s && s->ok);
+
+    static const struct { const char *name, *help; } gm[] = {
+        {"vgpu_gpu_memory_total_bytes", "GPU memory as NVML reports it"},
+        {"vgpu_gpu_memory_used_bytes", "GPU memory in use as NVML reports it"},
+        {"vgpu_gpu_utilization_percent", "GPU busy percentage as NVML reports it"},
+    };
+    for (int m = 0; m < 3; m++) {
+        family(f, gm[m].name, "gauge", gm[m].help);
+        for (int i = 0; s && i < s->ngpu; i++) {
+            const struct nvml_gpu *g = &s->gpu[i];
+            double v = m == 0 ? (double)g->mem_total : m == 1 ? (double)g->mem_used : g->util;
+            fprintf(f, "%s{gpu=\"%d\",uuid=\"", gm[m].name, g->index);
+            esc(f, g->uuid);
+            fprintf(f, "\"} %.17g\n", v);
+        }
+    }
+
+    registry_lock();
+    family(f, "vgpu_workers", "gauge", "registered worker processes");
+    fprintf(f, "vgpu_workers %d\n", hv_reg.nworkers);
+    family(f, "vgpu_commands_total", "counter", "commands sent to workers since start");
+    fprintf(f, "vgpu_commands_total %llu\n", (unsigned long long)hv_reg.commands);
+
+    static const struct { const char *name, *help; } pm[] = {
+        {"vgpu_pod_workers", "registered workers of the pod"},
+        {"vgpu_pod_suspended", "1 while the pod is suspended"},
+        {"vgpu_pod_over_cap", "1 while NVML shows the pod's processes above its memory cap"},
+    };
+    for (int m = 0; m < 3; m++) {
+        family(f, pm[m].name, "gauge", pm[m].help);
+        for (const struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+            fprintf(f, "%s{", pm[m].name);
+            pod_labels(f, p);
+            fprintf(f, "} %d\n", m == 0 ? p->nworkers : m == 1 ? p->suspended : p->over_cap);
+        }
+    }
+    static const struct { const char *name, *help; int which; } gpm[] = {
+        {"vgpu_pod_memory_limit_bytes", "memory cap of the pod on the GPU (0 = none)", PG_MEM_LIMIT},
+        {"vgpu_pod_memory_used_bytes", "memory the pod's limiter has charged", PG_MEM_USED},
+        {"vgpu_pod_nvml_memory_bytes", "memory NVML shows for the pod's registered processes",
+         PG_NVML_MEM},
+        {"vgpu_pod_core_limit_percent", "compute limit of the pod (0 = none)", PG_CORE_LIMIT},
+        {"vgpu_pod_core_effective_percent", "compute share the pod's gate enforces now",
+         PG_CORE_EFF},
+        {"vgpu_pod_core_used_percent", "compute share the pod used during the last tick",
+         PG_CORE_USED},
+        {"vgpu_pod_weight", "scheduling weight of the pod", PG_WEIGHT},
+    };
+    for (size_t m = 0; m < sizeof(gpm) / sizeof(gpm[0]); m++) {
+        family(f, gpm[m].name, "gauge", gpm[m].help);
+        for (const struct hv_pod *p = hv_reg.pods; p; p = p->next)
+            for (int i = 0; i < p->ngpu; i++) {
+                fprintf(f, "%s{", gpm[m].name);
+                pod_labels(f, p);
+                fprintf(f, ",gpu=\"%d\",uuid=\"", p->gpu[i].index);
+                esc(f, p->gpu[i].uuid);
+                fprintf(f, "\"} %.17g\n", pod_gpu_value(&p->gpu[i], gpm[m].which));
+            }
+    }
+    family(f, "vgpu_unregistered_processes", "gauge",
+           "processes NVML shows on the GPU that no worker registered");
+    for (int i = 0; s && i < s->ngpu; i++) {
+        int n = 0;
+        for (int k = 0; k < hv_reg.nunreg; k++) n += hv_reg.unreg[k].gpu == s->gpu[i].index;
+        fprintf(f, "vgpu_unregistered_processes{gpu=\"%d\"} %d\n", s->gpu[i].index, n);
+    }
+    family(f, "vgpu_unregistered_process_memory_bytes", "gauge",
+           "GPU memory of a process no worker registered");
+    for (int k = 0; k < hv_reg.nunreg; k++)
+        fprintf(f, "vgpu_unregistered_process_memory_bytes{gpu=\"%d\",pid=\"%d\"} %llu\n",
+                hv_reg.unreg[k].gpu, (int)hv_reg.unreg[k].host_pid,
+                (unsigned long long)hv_reg.unreg[k].mem);
+    registry_unlock();
+    free(s);
+    fclose(f);
+    return text;
+}

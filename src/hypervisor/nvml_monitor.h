@@ -1,0 +1,53 @@
+/* nvml_monitor.h - what NVML says about this node's GPUs and the processes on them.
+ *
+ * Why this exists: the pod regions say what the limiter *thinks* each pod uses; NVML says what
+ * the driver sees, including processes that never registered (no limiter loaded) and pods above
+ * their cap. This module only reads: the snapshot feeds /v1/status, /metrics and the backstop
+ * in tick.c. NVML is loaded with dlopen, so the daemon runs (without GPU data) where it is
+ * missing.
+ */
+#ifndef VGPU_HV_NVML_MONITOR_H
+#define VGPU_HV_NVML_MONITOR_H
+
+#include <stdint.h>
+
+#include "shm_layout.h"
+
+#define NVML_MON_MAX_GPUS VGPU_MAX_DEVICES
+#define NVML_MON_MAX_PROCS 256
+
+struct nvml_proc {
+    unsigned pid; /* host pid */
+    uint64_t mem; /* bytes */
+    unsigned sm;  /* SM utilisation, percent (0 when not reported) */
+};
+
+struct nvml_gpu {
+    int index;
+    char uuid[VGPU_UUID_LEN]; /* lower case, "gpu-..." */
+    char name[96];
+    uint64_t mem_total, mem_used;
+    unsigned util; /* percent */
+    int nproc;
+    struct nvml_proc proc[NVML_MON_MAX_PROCS];
+    unsigned long long last_util_ts; /* NVML timestamp of the newest process sample */
+};
+
+struct nvml_snapshot {
+    int ok; /* NVML loaded and sampled */
+    int ngpu;
+    uint64_t taken_ns;
+    struct nvml_gpu gpu[NVML_MON_MAX_GPUS];
+};
+
+/* dlopen("libnvidia-ml.so.1") and nvmlInit; 0, or -1 (logged) when unavailable. */
+int nvml_monitor_start(void);
+/* Refresh the snapshot (slow: call outside the registry lock). */
+void nvml_monitor_sample(void);
+/* A copy of the latest snapshot (heap; free() it). Never NULL unless out of memory. */
+struct nvml_snapshot *nvml_snapshot_get(void);
+/* Total memory of the GPU with this uuid, 0 when unknown. */
+uint64_t nvml_mem_total(const char *uuid);
+void nvml_monitor_stop(void);
+
+#endif

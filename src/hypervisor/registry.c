@@ -1,0 +1,431 @@
+/* registry.c - pods, workers, settings by source, and the lock that guards them.
+ *
+ * Why this exists: see registry.h. This file also decides which source wins for each limit:
+ * operator > Kubernetes annotations > [defaults] > the worker's environment, where the
+ * environment may only lower a default (min(env, default) field by field; absent = no limit).
+ */
+#define _GNU_SOURCE
+#include "registry.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "command_channel.h"
+#include "hv_log.h"
+#include "kube_watch.h"
+#include "pod_regions.h"
+#include "shm_region.h"
+
+struct hv_registry hv_reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void registry_init(const struct hv_config *cfg)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&hv_reg.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    hv_reg.cfg = cfg;
+}
+
+void registry_lock(void) { pthread_mutex_lock(&hv_reg.mu); }
+void registry_unlock(void) { pthread_mutex_unlock(&hv_reg.mu); }
+
+void registry_shutdown(void)
+{
+    registry_lock();
+    hv_reg.stopping = 1;
+    pthread_cond_broadcast(&hv_reg.cv);
+    registry_unlock();
+}
+
+struct hv_pod *registry_pod_find(const char *key)
+{
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
+        if (!strcmp(p->key, key)) return p;
+    return NULL;
+}
+
+struct hv_pod *registry_pod_get(const char *ns, const char *name)
+{
+    char key[HV_KEY_LEN];
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    struct hv_pod *p = registry_pod_find(key);
+    if (p) return p;
+    p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    snprintf(p->ns, sizeof(p->ns), "%s", ns);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    for (const struct hv_kube_pod *k = hv_reg.kube; k; k = k->next)
+        if (!strcmp(k->ns, ns) && !strcmp(k->name, name)) {
+            p->has_kube = 1;
+            p->kube = k->l;
+        }
+    p->next = hv_reg.pods;
+    hv_reg.pods = p;
+    return p;
+}
+
+void registry_pod_maybe_drop(struct hv_pod *p)
+{
+    if (p->nworkers > 0) return;
+    region_close(p, 1);
+    p->pod_id[0] = 0;
+    p->ngpu = 0;
+    if (p->n_op || p->suspended) return;
+    for (struct hv_pod **pp = &hv_reg.pods; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            free(p);
+            return;
+        }
+}
+
+struct hv_pod_gpu *registry_pod_gpu(struct hv_pod *p, const char *uuid, int index)
+{
+    for (int i = 0; i < p->ngpu; i++)
+        if (!strcmp(p->gpu[i].uuid, uuid)) return &p->gpu[i];
+    if (p->ngpu >= HV_MAX_GPUS) return NULL;
+    struct hv_pod_gpu *g = &p->gpu[p->ngpu++];
+    memset(g, 0, sizeof(*g));
+    snprintf(g->uuid, sizeof(g->uuid), "%s", uuid);
+    g->index = index;
+    g->weight = 1;
+    g->source = "none";
+    return g;
+}
+
+struct hv_worker *registry_worker_find(const char *id)
+{
+    for (struct hv_worker *w = hv_reg.workers; w; w = w->next)
+        if (!strcmp(w->id, id)) return w;
+    return NULL;
+}
+
+struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid)
+{
+    struct hv_worker *w = calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    snprintf(w->id, sizeof(w->id), "w-%llu", (unsigned long long)++hv_reg.next_worker);
+    w->host_pid = host_pid;
+    w->pid = pid;
+    w->start_time = registry_pid_start_time(host_pid);
+    snprintf(w->pod_key, sizeof(w->pod_key), "%s", p->key);
+    w->registered_ns = w->last_seen_ns = vgpu_now_ns();
+    w->reg_seq = w->last_cmd_seq = w->acked_seq = hv_reg.seq;
+    w->next = hv_reg.workers;
+    hv_reg.workers = w;
+    hv_reg.nworkers++;
+    p->nworkers++;
+    return w;
+}
+
+void registry_worker_remove(struct hv_worker *w, const char *why)
+{
+    for (struct hv_worker **pp = &hv_reg.workers; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    hv_reg.nworkers--;
+    hv_logf(HV_INFO, "worker removed", "{s:s, s:i, s:s, s:s}", "worker", w->id, "host_pid",
+            (int)w->host_pid, "pod", w->pod_key, "reason", why);
+    struct hv_pod *p = registry_pod_find(w->pod_key);
+    cmd_free_queue(w);
+    free(w);
+    if (p) {
+        p->nworkers--;
+        registry_pod_maybe_drop(p);
+    }
+    pthread_cond_broadcast(&hv_reg.cv);
+}
+
+/* --- precedence ----------------------------------------------------------------------------- */
+
+static const struct hv_limits *op_for(const struct hv_pod *p, const struct hv_pod_gpu *g,
+                                      unsigned bit)
+{
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%d", g->index);
+    const char *keys[3] = {g->uuid, idx, "all"};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < p->n_op; i++)
+            if ((p->op[i].l.has & bit) && !strcmp(p->op[i].key, keys[k])) return &p->op[i].l;
+    return NULL;
+}
+
+enum { SRC_NONE, SRC_ENV, SRC_DEFAULTS, SRC_KUBE, SRC_OPERATOR };
+static const char *const src_names[] = {"none", "env", "defaults", "kubernetes", "operator"};
+
+static uint64_t mem_min(uint64_t a, uint64_t b) /* 0 = no cap */
+{
+    if (!a) return b;
+    if (!b) return a;
+    return a < b ? a : b;
+}
+
+/* Field `bit` of one GPU: the winning source's value in *out, the source's rank returned. */
+static int pick(const struct hv_pod *p, const struct hv_pod_gpu *g, unsigned bit,
+                struct hv_limits *out)
+{
+    const struct hv_limits *o = op_for(p, g, bit);
+    if (o) {
+        *out = *o;
+        return SRC_OPERATOR;
+    }
+    if (p->has_kube && (p->kube.has & bit)) {
+        *out = p->kube;
+        return SRC_KUBE;
+    }
+    const struct hv_limits *d = &hv_reg.cfg->defaults, *e = &g->env;
+    int hd = (d->has & bit) != 0, he = (e->has & bit) != 0;
+    if (hd && he) {
+        *out = *d;
+        out->core = e->core < d->core ? e->core : d->core;
+        out->mem = mem_min(e->mem, d->mem);
+        out->weight = e->weight < d->weight ? e->weight : d->weight;
+        out->soft = e->soft && d->soft;
+        return SRC_DEFAULTS;
+    }
+    if (hd) {
+        *out = *d;
+        return SRC_DEFAULTS;
+    }
+    if (he) {
+        *out = *e;
+        return SRC_ENV;
+    }
+    return SRC_NONE;
+}
+
+int registry_resolve(struct hv_pod *p)
+{
+    int changed = 0;
+    for (int i = 0; i < p->ngpu; i++) {
+        struct hv_pod_gpu *g = &p->gpu[i];
+        struct hv_limits v;
+        int best = SRC_NONE, r;
+        double core = 0;
+        uint64_t mem = 0;
+        uint32_t weight = 1;
+        int soft = 0;
+        if ((r = pick(p, g, HV_HAS_CORE, &v))) core = v.core;
+        best = r > best ? r : best;
+        if ((r = pick(p, g, HV_HAS_MEM, &v))) mem = v.mem;
+        best = r > best ? r : best;
+        if ((r = pick(p, g, HV_HAS_WEIGHT, &v))) weight = v.weight ? v.weight : 1;
+        best = r > best ? r : best;
+        if ((r = pick(p, g, HV_HAS_SOFT, &v))) soft = v.soft;
+        best = r > best ? r : best;
+        if (core != g->core || mem != g->mem || weight != g->weight || soft != g->soft) changed = 1;
+        g->core = core;
+        g->mem = mem;
+        g->weight = weight;
+        g->soft = soft;
+        g->source = src_names[best];
+        uint32_t lim = (uint32_t)(core * 100.0 + 0.5);
+        if (!lim) g->effective = 0;
+        else if (!soft || !g->effective) g->effective = lim;
+    }
+    return changed;
+}
+
+int registry_op_set(struct hv_pod *p, const char *gpu_key, const struct hv_limits *l)
+{
+    struct hv_op_entry *e = NULL;
+    for (int i = 0; i < p->n_op; i++)
+        if (!strcmp(p->op[i].key, gpu_key)) e = &p->op[i];
+    if (!e) {
+        if (p->n_op >= HV_MAX_GPUS + 1) return -1;
+        e = &p->op[p->n_op++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->key, sizeof(e->key), "%s", gpu_key);
+    }
+    if (l->has & HV_HAS_CORE) e->l.core = l->core;
+    if (l->has & HV_HAS_MEM) e->l.mem = l->mem;
+    if (l->has & HV_HAS_WEIGHT) e->l.weight = l->weight;
+    if (l->has & HV_HAS_SOFT) e->l.soft = l->soft;
+    e->l.has |= l->has;
+    return 0;
+}
+
+void registry_op_clear(struct hv_pod *p) { p->n_op = 0; }
+
+json_t *registry_limits_json(const struct hv_pod *p)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < p->ngpu; i++) {
+        const struct hv_pod_gpu *g = &p->gpu[i];
+        json_array_append_new(
+            a, json_pack("{s:s, s:i, s:I, s:f, s:f, s:b, s:i}", "uuid", g->uuid, "index", g->index,
+                         "mem_limit", (json_int_t)g->mem, "core_limit", g->core, "core_effective",
+                         g->effective / 100.0, "soft", g->soft, "weight", (int)g->weight));
+    }
+    return a;
+}
+
+/* --- processes ------------------------------------------------------------------------------ */
+
+/* State letter and start time (field 22) from /proc/PID/stat; -1 when unreadable. */
+static int read_stat(pid_t pid, char *state, uint64_t *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *s = strrchr(buf, ')');
+    if (!s || s[1] != ' ') return -1;
+    *state = s[2];
+    /* fields after ')': 3 state ... 22 starttime */
+    char *f = s + 2;
+    for (int field = 3; field < 22 && f; field++) {
+        f = strchr(f, ' ');
+        if (f) f++;
+    }
+    *start = f ? strtoull(f, NULL, 10) : 0;
+    return 0;
+}
+
+uint64_t registry_pid_start_time(pid_t pid)
+{
+    char st;
+    uint64_t start = 0;
+    return read_stat(pid, &st, &start) ? 0 : start;
+}
+
+int registry_pid_alive(pid_t pid, uint64_t start_time)
+{
+    if (pid <= 0) return 0;
+    if (kill(pid, 0) && errno == ESRCH) return 0;
+    char st;
+    uint64_t start;
+    if (read_stat(pid, &st, &start)) return 0;
+    if (st == 'Z' || st == 'X' || st == 'x') return 0;
+    return !start_time || start == start_time;
+}
+
+int registry_norm_uuid(const char *in, char *out, size_t outlen)
+{
+    size_t n = strlen(in);
+    if (n < 5 || n + 1 > outlen || n + 1 > VGPU_UUID_LEN) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (!isalnum(ch) && ch != '-') return -1;
+        out[i] = (char)tolower(ch);
+    }
+    out[n] = 0;
+    return strncmp(out, "gpu-", 4) ? -1 : 0;
+}
+
+/* --- Kubernetes ----------------------------------------------------------------------------- */
+
+const struct hv_kube_pod *registry_kube_for_pid(pid_t host_pid)
+{
+    if (!hv_reg.kube) return NULL;
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)host_pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return NULL;
+    buf[n] = 0;
+    /* ".../pod<uid>/..." (cgroupfs) or "...-pod<uid with _>.slice" (systemd) */
+    for (char *s = strstr(buf, "pod"); s; s = strstr(s + 3, "pod")) {
+        char uid[40];
+        size_t k = 0;
+        for (const char *c = s + 3; k < 36 && (isxdigit((unsigned char)*c) || *c == '-' || *c == '_'); c++)
+            uid[k++] = *c == '_' ? '-' : *c;
+        uid[k] = 0;
+        if (k != 36) continue;
+        for (const struct hv_kube_pod *kp = hv_reg.kube; kp; kp = kp->next)
+            if (!strcasecmp(kp->uid, uid)) return kp;
+    }
+    return NULL;
+}
+
+static void kube_limits(const struct kube_pod *kp, struct hv_limits *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (kp->has_core) l->has |= HV_HAS_CORE, l->core = kp->core_limit;
+    if (kp->has_mem) l->has |= HV_HAS_MEM, l->mem = kp->mem_limit;
+    if (kp->has_weight) l->has |= HV_HAS_WEIGHT, l->weight = kp->weight ? kp->weight : 1;
+    if (kp->has_soft) l->has |= HV_HAS_SOFT, l->soft = kp->soft;
+}
+
+void registry_kube_update(const struct kube_pod *kp, void *arg)
+{
+    (void)arg;
+    registry_lock();
+    struct hv_kube_pod **pp = &hv_reg.kube, *k = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->uid, kp->uid)) {
+            k = *pp;
+            break;
+        }
+    if (kp->deleted) {
+        if (k) {
+            *pp = k->next;
+            free(k);
+        }
+    } else {
+        if (!k && (k = calloc(1, sizeof(*k)))) {
+            k->next = hv_reg.kube;
+            hv_reg.kube = k;
+        }
+        if (k) {
+            snprintf(k->ns, sizeof(k->ns), "%s", kp->ns);
+            snprintf(k->name, sizeof(k->name), "%s", kp->name);
+            snprintf(k->uid, sizeof(k->uid), "%s", kp->uid);
+            kube_limits(kp, &k->l);
+        }
+    }
+    char key[HV_KEY_LEN];
+    snprintf(key, sizeof(key), "%s/%s", kp->ns, kp->name);
+    struct hv_pod *p = registry_pod_find(key);
+    if (p) {
+        p->has_kube = !kp->deleted;
+        if (!kp->deleted) kube_limits(kp, &p->kube);
+        if (registry_resolve(p)) {
+            region_apply(p);
+            cmd_push_pod(p, "limits");
+            hv_logf(HV_INFO, "pod limits changed by annotations", "{s:s}", "pod", p->key);
+        }
+    }
+    registry_unlock();
+}
+
+void registry_free_all(void)
+{
+    registry_lock();
+    while (hv_reg.workers) {
+        struct hv_worker *w = hv_reg.workers;
+        hv_reg.workers = w->next;
+        cmd_free_queue(w);
+        free(w);
+    }
+    hv_reg.nworkers = 0;
+    while (hv_reg.pods) {
+        struct hv_pod *p = hv_reg.pods;
+        hv_reg.pods = p->next;
+        region_close(p, 0); /* limits stay in force until a daemon comes back */
+        free(p);
+    }
+    while (hv_reg.kube) {
+        struct hv_kube_pod *k = hv_reg.kube;
+        hv_reg.kube = k->next;
+        free(k);
+    }
+    registry_unlock();
+}

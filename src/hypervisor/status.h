@@ -1,0 +1,19 @@
+/* status.h - the JSON the daemon reports about itself (/v1/status and operator replies).
+ *
+ * Why this exists: the CLI, operators' scripts and the tests read one document whose shape is
+ * fixed in docs/hypervisor.md; building it in one place keeps /v1/status and the pod entries
+ * returned by PUT /v1/pods/.../limits identical.
+ */
+#ifndef VGPU_HV_STATUS_H
+#define VGPU_HV_STATUS_H
+
+#include <jansson.h>
+
+#include "registry.h"
+
+/* The pod's status entry (registry lock held). */
+json_t *status_pod_json(const struct hv_pod *p);
+/* The whole document (takes the lock). */
+json_t *status_json(void);
+
+#endif

@@ -1,0 +1,195 @@
+/* tick.c - every --tick-ms: sample pod regions, schedule each GPU, reap workers, backstop.
+ *
+ * Why this exists: see tick.h. Per tick, under the registry lock:
+ *  - workers whose host process is gone (or is a zombie, or a reused pid) are removed at once;
+ *    those silent for 3 heartbeat intervals (and not waiting in a long-poll) too;
+ *  - each pod region is sampled (delta of gate_charged_ns = share used; gate_waited_ns grew =
+ *    wants more), the policy allocates every GPU's limited pods, core_effective is written, and a
+ *    change of more than 1 percentage point since the last command goes out as `limits`;
+ *  - once a second NVML is sampled (outside the lock) for the backstop: processes on a GPU that
+ *    no worker registered ("unregistered") and pods whose processes exceed their cap ("over_cap"),
+ *    each logged once when it appears.
+ */
+#define _GNU_SOURCE
+#include "tick.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "command_channel.h"
+#include "hv_log.h"
+#include "nvml_monitor.h"
+#include "pod_regions.h"
+#include "registry.h"
+#include "shm_region.h"
+
+static pthread_t thr;
+static atomic_int stop_flag;
+static int started;
+static const struct sched_policy *pol;
+static uint64_t tick_ns, hb_ns;
+
+static void reap_workers(uint64_t now)
+{
+    struct hv_worker *w = hv_reg.workers;
+    while (w) {
+        struct hv_worker *next = w->next;
+        if (!registry_pid_alive(w->host_pid, w->start_time))
+            registry_worker_remove(w, "process gone");
+        else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
+            registry_worker_remove(w, "silent for 3 heartbeats");
+        w = next;
+    }
+}
+
+struct slot {
+    struct hv_pod *p;
+    struct hv_pod_gpu *g;
+};
+
+static void schedule(void)
+{
+    static struct slot slots[4096];
+    static struct sched_pod in[4096];
+    static uint32_t out[4096];
+    static char done[4096];
+    size_t n = 0;
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
+        for (int i = 0; p->region && i < p->ngpu && n < 4096; i++)
+            if (p->gpu[i].core > 0) slots[n++] = (struct slot){p, &p->gpu[i]};
+    memset(done, 0, n);
+    for (size_t a = 0; a < n; a++) {
+        if (done[a]) continue;
+        /* every limited pod on the same GPU as slot a */
+        size_t k = 0;
+        static size_t idx[4096];
+        for (size_t b = a; b < n; b++)
+            if (!done[b] && !strcmp(slots[b].g->uuid, slots[a].g->uuid)) {
+                done[b] = 1;
+                idx[k] = b;
+                const struct hv_pod_gpu *g = slots[b].g;
+                uint32_t lim = (uint32_t)(g->core * 100.0 + 0.5);
+                in[k++] = (struct sched_pod){.limit = lim ? lim : 1, .weight = g->weight ? g->weight : 1,
+                                             .soft = g->soft, .used = g->used,
+                                             .wants_more = g->wants_more, .prev = g->effective};
+            }
+        pol->allocate(in, k, out);
+        for (size_t j = 0; j < k; j++) {
+            struct slot *s = &slots[idx[j]];
+            uint32_t e = out[j] < 1 ? 1 : out[j] > 10000 ? 10000 : out[j];
+            if (e != s->g->effective) {
+                s->g->effective = e;
+                region_write_effective(s->p, s->g);
+            }
+        }
+    }
+    /* one limits command per pod whose share moved by more than 1 pp since the last one */
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+        int push = 0;
+        for (int i = 0; i < p->ngpu; i++) {
+            int d = (int)p->gpu[i].effective - (int)p->gpu[i].pushed;
+            if (d > 100 || d < -100) push = 1;
+        }
+        if (push && p->nworkers) cmd_push_pod(p, "limits");
+    }
+}
+
+static int was_unreg(const struct hv_unreg *old, int nold, pid_t pid, int gpu)
+{
+    for (int i = 0; i < nold; i++)
+        if (old[i].host_pid == pid && old[i].gpu == gpu) return 1;
+    return 0;
+}
+
+static void backstop(const struct nvml_snapshot *s)
+{
+    static struct hv_unreg old[HV_MAX_UNREG];
+    int nold = hv_reg.nunreg;
+    memcpy(old, hv_reg.unreg, (size_t)nold * sizeof(old[0]));
+    hv_reg.nunreg = 0;
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
+        for (int i = 0; i < p->ngpu; i++) p->gpu[i].nvml_mem = 0;
+    for (int gi = 0; gi < s->ngpu; gi++) {
+        const struct nvml_gpu *g = &s->gpu[gi];
+        for (int k = 0; k < g->nproc; k++) {
+            const struct nvml_proc *np = &g->proc[k];
+            struct hv_worker *w = hv_reg.workers;
+            while (w && w->host_pid != (pid_t)np->pid) w = w->next;
+            if (w) {
+                struct hv_pod *p = registry_pod_find(w->pod_key);
+                for (int i = 0; p && i < p->ngpu; i++)
+                    if (!strcmp(p->gpu[i].uuid, g->uuid)) p->gpu[i].nvml_mem += np->mem;
+                continue;
+            }
+            if (hv_reg.nunreg >= HV_MAX_UNREG) continue;
+            hv_reg.unreg[hv_reg.nunreg++] = (struct hv_unreg){(pid_t)np->pid, g->index, np->mem};
+            if (!was_unreg(old, nold, (pid_t)np->pid, g->index))
+                hv_logf(HV_WARN, "unregistered process on a GPU", "{s:i, s:i, s:s, s:I}",
+                        "host_pid", (int)np->pid, "gpu", g->index, "uuid", g->uuid, "mem_used",
+                        (json_int_t)np->mem);
+        }
+    }
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+        int over = 0;
+        for (int i = 0; i < p->ngpu; i++)
+            if (p->gpu[i].mem && p->gpu[i].nvml_mem > p->gpu[i].mem) over = 1;
+        if (over && !p->over_cap)
+            hv_logf(HV_WARN, "pod above its memory cap (NVML)", "{s:s}", "pod", p->key);
+        else if (!over && p->over_cap)
+            hv_logf(HV_INFO, "pod back under its memory cap (NVML)", "{s:s}", "pod", p->key);
+        p->over_cap = over;
+    }
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    uint64_t next = vgpu_now_ns(), nvml_next = 0;
+    while (!atomic_load(&stop_flag)) {
+        uint64_t now = vgpu_now_ns();
+        struct nvml_snapshot *snap = NULL;
+        if (now >= nvml_next) {
+            nvml_monitor_sample();
+            snap = nvml_snapshot_get();
+            nvml_next = now + 1000000000ull;
+        }
+        registry_lock();
+        now = vgpu_now_ns();
+        reap_workers(now);
+        for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+            if (p->nworkers) region_try_open(p, now);
+            region_sample(p, now);
+        }
+        schedule();
+        if (snap && snap->ok) backstop(snap);
+        registry_unlock();
+        free(snap);
+        next += tick_ns;
+        now = vgpu_now_ns();
+        if (next < now) next = now; /* fell behind: do not burst */
+        struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    }
+    return NULL;
+}
+
+int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms)
+{
+    pol = policy;
+    tick_ns = (uint64_t)tick_ms * 1000000ull;
+    hb_ns = (uint64_t)heartbeat_ms * 1000000ull;
+    if (pthread_create(&thr, NULL, run, NULL)) return -1;
+    started = 1;
+    return 0;
+}
+
+void tick_stop(void)
+{
+    if (!started) return;
+    atomic_store(&stop_flag, 1);
+    pthread_join(thr, NULL);
+    started = 0;
+}

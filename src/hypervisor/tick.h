@@ -1,0 +1,15 @@
+/* tick.h - the daemon's periodic work (every --tick-ms).
+ *
+ * Why this exists: limits that depend on what pods do right now (soft shares), workers that
+ * died without a word, regions that appeared after registration, and processes that bypass
+ * the limiter are all found by looking regularly; one thread does it, in one place.
+ */
+#ifndef VGPU_HV_TICK_H
+#define VGPU_HV_TICK_H
+
+#include "scheduler.h"
+
+int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms);
+void tick_stop(void);
+
+#endif
