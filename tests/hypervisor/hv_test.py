@@ -1,0 +1,681 @@
+#!/usr/bin/env python3
+"""hv_test.py - CPU tests of vgpu-hypervisor, one case per invocation (CTest runs each).
+
+Why this exists: the daemon's contract (docs/hypervisor.md) is checked from the outside, the
+way the limiter and the CLI use it: real sockets, real processes, real pod regions, the
+simulated NVML. Standard library only.
+
+    hv_test.py --daemon BIN --tool HV_SHM_TOOL --build BUILD_DIR CASE
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hvlib import Daemon, Fail, check, log, request, shm_show, wait_for  # noqa: E402
+
+UUID0 = "gpu-5e1a0000-0000-0000-0000-000000000001"
+UUID1 = "GPU-5E1A0000-0000-0000-0000-000000000002"  # upper case on purpose: normalised
+GIB = 1 << 30
+MIB = 1 << 20
+UNLIMITED = (1 << 64) - 1
+A = None  # parsed arguments
+
+
+def reg(pod_id, gpus=(), **extra):
+    body = {"pod_id": pod_id, "gpus": [{"index": i, "uuid": u, "env": env} for i, u, env in gpus]}
+    body.update(extra)
+    return body
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def err_names(status, body, code, field):
+    check(status == code, "expected %d naming '%s', got %s %r" % (code, field, status, body))
+    check(isinstance(body, dict) and field in body.get("error", ""),
+          "error should name '%s': %r" % (field, body))
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+def case_register(tmp):
+    port = free_port()
+    cfg = "[daemon]\ntick_ms = 50\n[defaults]\ncore_limit = 50\nmem_limit = 2GiB\nweight = 2\n"
+    d = Daemon(A.daemon, tmp, ["--listen", "127.0.0.1:%d" % port], config=cfg).start()
+    try:
+        # environment lowers a default (gpu 0) but cannot raise it (gpu 1)
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/p1", [
+            (0, UUID0, {"core_limit": 30, "mem_limit": 4 * GIB}),
+            (1, UUID1, {"core_limit": 80.0})], pid=4242))
+        check(s == 201, "registration: %s %r" % (s, b))
+        check(b["host_pid"] == os.getpid(), "host_pid %r != %d" % (b["host_pid"], os.getpid()))
+        check(b["pod"] == "default/p1" and b["worker_id"].startswith("w-"), "reply %r" % b)
+        check(b["heartbeat_ms"] == 1000 and b["suspended"] is False, "reply %r" % b)
+        lim = {x["uuid"]: x for x in b["limits"]}
+        g0, g1 = lim[UUID0], lim[UUID1.lower()]
+        check(g0["core_limit"] == 30 and g0["mem_limit"] == 2 * GIB and g0["weight"] == 2,
+              "gpu0 min(env, default): %r" % g0)
+        check(g1["core_limit"] == 50 and g1["mem_limit"] == 2 * GIB, "gpu1 env cannot raise: %r" % g1)
+        check(g0["core_effective"] == 30 and g0["soft"] is False, "gpu0 effective %r" % g0)
+        p = d.pod("default/p1")
+        check(p["source"] == "defaults", "source %r" % p["source"])
+        check([w["pid"] for w in p["workers"]] == [4242], "pid in its namespace: %r" % p["workers"])
+        # operator beats defaults, per GPU, and may go above the default
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/p1/limits", {"gpu": UUID1, "core_limit": 70})
+        check(s == 200 and b["source"] == "operator", "PUT: %s %r" % (s, b))
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/p1", [
+            (0, UUID0, {}), (1, UUID1, {"core_limit": 10})]))
+        lim = {x["uuid"]: x for x in b["limits"]}
+        check(s == 201 and lim[UUID1.lower()]["core_limit"] == 70, "operator wins: %r" % b)
+        check(lim[UUID0]["core_limit"] == 30, "gpu0 unchanged by a per-GPU setting: %r" % lim)
+        # defaults alone
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("other/p2", [(0, UUID0, None)]))
+        check(s == 201 and b["limits"][0]["core_limit"] == 50 and b["limits"][0]["mem_limit"] == 2 * GIB,
+              "defaults alone: %r" % b)
+        check(b["pod"] == "other/p2", "namespace from pod_id: %r" % b["pod"])
+        # TCP: the claimed pid must own the connection
+        tcp = ("127.0.0.1", port)
+        s, b, _ = request(tcp, "POST", "/v1/workers", reg("default/t1", pid=os.getpid()))
+        check(s == 201 and b["host_pid"] == os.getpid(), "TCP registration: %s %r" % (s, b))
+        wid = b["worker_id"]
+        s, b, _ = request(tcp, "POST", "/v1/workers/%s/heartbeat" % wid, {})
+        check(s == 200 and "seq" in b, "TCP heartbeat by the owner: %s %r" % (s, b))
+        s, b, _ = request(tcp, "POST", "/v1/workers", reg("default/t1", pid=1))
+        err_names(s, b, 403, "pid")
+        s, b, _ = request(tcp, "POST", "/v1/workers", reg("default/t1"))
+        err_names(s, b, 400, "pid")
+        s, b, _ = request(tcp, "POST", "/v1/pods/default/p1/suspend")
+        err_names(s, b, 403, "operator")
+        s, b, _ = request(tcp, "GET", "/v1/status")
+        check(s == 200 and b["workers"] == 4, "status over TCP: %s %r" % (s, b.get("workers")))
+    finally:
+        d.stop()
+
+
+def case_forbidden(tmp):
+    d = Daemon(A.daemon, tmp).start()
+    try:
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/f1", [(0, UUID0, {})]))
+        check(s == 201, "register %s" % s)
+        wid = b["worker_id"]
+        for method, path, body in [("PUT", "/v1/pods/default/f1/limits", {"core_limit": 10}),
+                                   ("DELETE", "/v1/pods/default/f1/limits", None),
+                                   ("POST", "/v1/pods/default/f1/suspend", None),
+                                   ("POST", "/v1/pods/default/f1/resume", None)]:
+            s, b, _ = request(d.worker, method, path, body)
+            err_names(s, b, 403, "operator")
+        p = d.pod("default/f1")
+        check(not p["suspended"] and p["gpus"][0]["core_limit"] == 0, "403 changed nothing: %r" % p)
+        # another process may not act for this worker
+        pid = os.fork()
+        if pid == 0:
+            try:
+                codes = [request(d.worker, "POST", "/v1/workers/%s/heartbeat" % wid, {})[0],
+                         request(d.worker, "GET", "/v1/workers/%s/commands?timeout=0" % wid)[0],
+                         request(d.worker, "POST", "/v1/workers/%s/ack" % wid, {"seq": 0})[0],
+                         request(d.worker, "DELETE", "/v1/workers/%s" % wid)[0]]
+                os._exit(0 if codes == [403] * 4 else 10 + len([c for c in codes if c != 403]))
+            except BaseException:
+                os._exit(99)
+        _, st = os.waitpid(pid, 0)
+        check(os.WEXITSTATUS(st) == 0, "another process got through for %s (exit %d)" % (wid, os.WEXITSTATUS(st)))
+        check(len(d.pod("default/f1")["workers"]) == 1, "worker still there")
+        s, b, _ = request(d.worker, "POST", "/v1/workers/w-424242/heartbeat", {})
+        err_names(s, b, 404, "worker_id")
+        s, _, _ = request(d.worker, "DELETE", "/v1/workers/%s" % wid)
+        check(s == 204, "owner may unregister: %s" % s)
+    finally:
+        d.stop()
+
+
+class Poller(threading.Thread):
+    """A worker's command loop: long-poll, record, ack the highest seq."""
+
+    def __init__(self, sock, wid, after):
+        super().__init__(daemon=True)
+        self.sock, self.wid, self.after = sock, wid, after
+        self.cmds = []
+        self.stop = False
+        self.errors = []
+
+    def run(self):
+        while not self.stop:
+            try:
+                s, b, _ = request(self.sock, "GET", "/v1/workers/%s/commands?after=%d&timeout=2"
+                                  % (self.wid, self.after), timeout=10)
+                if s != 200:
+                    self.errors.append((s, b))
+                    return
+                if b["commands"]:
+                    self.cmds.extend(b["commands"])
+                    self.after = max(c["seq"] for c in b["commands"])
+                    s, _, _ = request(self.sock, "POST", "/v1/workers/%s/ack" % self.wid,
+                                      {"seq": self.after, "ok": True})
+                    if s != 200:
+                        self.errors.append(("ack", s))
+            except OSError as e:
+                self.errors.append(repr(e))
+                return
+
+    def wait(self, pred, what, timeout=3):
+        return wait_for(lambda: [c for c in self.cmds if pred(c)], timeout, what)
+
+
+def case_commands(tmp):
+    d = Daemon(A.daemon, tmp, ["--tick-ms", "50"]).start()
+    tool = A.tool
+    subprocess.run([tool, "create", d.shm, "default/p1", UUID0], check=True)
+    try:
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/p1", [(0, UUID0, {})]))
+        check(s == 201, "register: %s %r" % (s, b))
+        wid, seq0 = b["worker_id"], b["seq"]
+        r = shm_show(tool, d.shm, "default/p1")
+        check(r["managed"] == 1 and r["suspended"] == 0, "region managed: %r" % r)
+        check(r["devs"][UUID0]["mem_limit"] == UNLIMITED and r["devs"][UUID0]["core_limit"] == 0,
+              "no limits yet: %r" % r)
+        poller = Poller(d.worker, wid, seq0)
+        poller.start()
+        time.sleep(0.2)
+        # operator limits -> command to the long-polling worker and the region's fields
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/p1/limits", {"core_limit": 40, "mem_limit": "1GiB"})
+        check(s == 200 and b["gpus"][0]["core_limit"] == 40 and b["gpus"][0]["mem_limit"] == GIB,
+              "PUT reply %r" % b)
+        c = poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_limit"] == 40,
+                        "limits command for the worker")[0]
+        check(c["seq"] > seq0 and c["limits"][0]["mem_limit"] == GIB, "command %r" % c)
+        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        check(r["mem_limit"] == GIB and r["core_limit"] == 4000 and r["core_soft"] == 0 and
+              r["core_effective"] == 4000 and r["weight"] == 1, "hard limit in the region: %r" % r)
+        # soft: the floor in core_soft, the whole GPU as ceiling, the policy moves core_effective
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/p1/limits", {"gpu": 0, "soft": True, "weight": 3})
+        check(s == 200, "PUT soft %s %r" % (s, b))
+        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        check(r["core_soft"] == 4000 and r["core_limit"] == 10000 and r["weight"] == 3,
+              "soft limit in the region: %r" % r)
+        # idle: its share drops below the limit (and a limits command says so)
+        wait_for(lambda: shm_show(tool, d.shm, "default/p1")["devs"][UUID0]["core_effective"] < 4000,
+                 3, "idle soft pod's share drops")
+        poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_effective"] < 40,
+                    "limits command with the lower share")
+        # busy and waiting at its gate: it gets the idle GPU
+        stop = threading.Event()
+
+        def busy():
+            while not stop.is_set():
+                subprocess.run([tool, "charge", d.shm, "default/p1", UUID0, str(40 * 1000 * 1000), "1000"])
+                time.sleep(0.04)
+        t = threading.Thread(target=busy, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda: shm_show(tool, d.shm, "default/p1")["devs"][UUID0]["core_effective"] > 4000,
+                     3, "busy soft pod alone gets more than its floor")
+            st = d.pod("default/p1")["gpus"][0]
+            check(st["core_used"] > 0, "status core_used: %r" % st)
+        finally:
+            stop.set()
+            t.join()
+        # suspend / resume: commands, flag, acks
+        s, b, _ = request(d.op, "POST", "/v1/pods/default/p1/suspend")
+        check(s == 200 and b["workers"] == 1 and b["acked"] == 1, "suspend reply %r" % b)
+        sseq = b["seq"]
+        r = shm_show(tool, d.shm, "default/p1")
+        check(r["suspended"] == 1 and r["control_seq"] == sseq, "suspended in the region: %r" % r)
+        check(any(c["type"] == "suspend" and c["seq"] == sseq for c in poller.cmds), "suspend command")
+        w = d.pod("default/p1")["workers"][0]
+        check(w["acked_seq"] >= sseq, "acked_seq %r" % w)
+        s, b, _ = request(d.op, "POST", "/v1/pods/default/p1/resume")
+        check(s == 200 and b["acked"] == 1 and b["seq"] > sseq, "resume reply %r" % b)
+        check(shm_show(tool, d.shm, "default/p1")["suspended"] == 0, "resumed in the region")
+        # back to defaults
+        s, b, _ = request(d.op, "DELETE", "/v1/pods/default/p1/limits")
+        check(s == 200, "DELETE limits %s" % s)
+        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        check(r["mem_limit"] == UNLIMITED and r["core_limit"] == 0 and r["core_effective"] == 0,
+              "limits cleared in the region: %r" % r)
+        poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_limit"] == 0, "cleared limits command")
+        seqs = [c["seq"] for c in poller.cmds]
+        check(seqs == sorted(set(seqs)), "sequence numbers increase: %r" % seqs)
+        check(not poller.errors, "poller errors %r" % poller.errors)
+        poller.stop = True
+        # heartbeat says the newest seq sent to the worker
+        s, b, _ = request(d.worker, "POST", "/v1/workers/%s/heartbeat" % wid)
+        check(s == 200 and b["seq"] == seqs[-1], "heartbeat seq %r vs %r" % (b, seqs[-1]))
+        poller.join(5)
+        s, _, _ = request(d.worker, "DELETE", "/v1/workers/%s" % wid)
+        check(s == 204, "unregister %s" % s)
+        check(d.pod("default/p1") is None, "pod gone with its last worker and no settings")
+        check(shm_show(tool, d.shm, "default/p1")["managed"] == 0, "region handed back (managed=0)")
+    finally:
+        d.stop()
+
+
+def case_sse(tmp):
+    d = Daemon(A.daemon, tmp).start()
+    try:
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/s1", [(0, UUID0, {})]))
+        wid, seq0 = b["worker_id"], b["seq"]
+        import http.client
+        from hvlib import UnixHTTPConnection
+        conn = UnixHTTPConnection(d.worker, timeout=10)
+        conn.request("GET", "/v1/workers/%s/events?after=%d" % (wid, seq0))
+        r = conn.getresponse()
+        check(r.status == 200 and r.getheader("Content-Type") == "text/event-stream",
+              "events: %s %s" % (r.status, r.getheader("Content-Type")))
+        events, cur = [], {}
+
+        def reader():
+            try:
+                while len(events) < 3:
+                    line = r.readline().decode()
+                    if not line:
+                        return
+                    line = line.rstrip("\n")
+                    if not line:
+                        if "data" in cur:
+                            events.append(dict(cur))
+                        cur.clear()
+                    elif not line.startswith(":"):
+                        k, _, v = line.partition(": ")
+                        cur[k] = v
+            except (OSError, http.client.HTTPException):
+                pass
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        request(d.op, "POST", "/v1/pods/default/s1/suspend")
+        request(d.op, "POST", "/v1/pods/default/s1/resume")
+        request(d.op, "PUT", "/v1/pods/default/s1/limits", {"core_limit": 20})
+        t.join(5)
+        conn.close()
+        check(len(events) == 3, "3 events, got %r" % events)
+        got = [(int(e["id"]), e["event"], json.loads(e["data"])) for e in events]
+        check([g[2]["type"] for g in got] == ["suspend", "resume", "limits"], "types %r" % got)
+        check(all(g[1] == "command" and g[0] == g[2]["seq"] for g in got), "id = seq: %r" % got)
+        # the same commands through the long-poll
+        s, b, _ = request(d.worker, "GET", "/v1/workers/%s/commands?after=%d&timeout=0" % (wid, seq0))
+        check([c["seq"] for c in b["commands"]] == [g[0] for g in got], "long-poll agrees: %r" % b)
+        check(b["commands"][2]["limits"][0]["core_limit"] == 20, "limits in the command")
+        # Last-Event-ID resumes after what was seen
+        s, data, h = request(d.worker, "GET", "/v1/workers/%s/commands?after=%d&timeout=0" % (wid, got[1][0]))
+        check([c["type"] for c in data["commands"]] == ["limits"], "after=%d: %r" % (got[1][0], data))
+    finally:
+        d.stop()
+
+
+WORKER_CHILD = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from hvlib import request
+s, b, _ = request(sys.argv[2], "POST", "/v1/workers", {"pod_id": "default/k9", "gpus": []})
+print(b["worker_id"], flush=True)
+after = b["seq"]
+while True:  # a long-polling worker never looks silent
+    request(sys.argv[2], "GET", "/v1/workers/%s/commands?after=%d&timeout=5" % (b["worker_id"], after), timeout=10)
+"""
+
+
+def case_kill9(tmp):
+    d = Daemon(A.daemon, tmp, ["--heartbeat-ms", "300", "--tick-ms", "50"]).start()
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        child = subprocess.Popen([sys.executable, "-c", WORKER_CHILD, here, d.worker], stdout=subprocess.PIPE, text=True)
+        wid = child.stdout.readline().strip()
+        check(wid.startswith("w-"), "child registered: %r" % wid)
+        # a silent worker (this process, no heartbeat) goes after 3 heartbeats; the polling one stays
+        s, b, _ = request(d.worker, "POST", "/v1/workers", {"pod_id": "default/silent"})
+        silent = b["worker_id"]
+        wait_for(lambda: d.pod("default/silent") is None, 3, "silent worker %s removed" % silent)
+        p = d.pod("default/k9")
+        check(p and p["workers"][0]["host_pid"] == child.pid, "polling worker kept: %r" % p)
+        os.kill(child.pid, signal.SIGKILL)  # not reaped yet: a zombie must count as gone
+        t0 = time.time()
+        wait_for(lambda: d.pod("default/k9") is None, 2.0, "killed worker removed within 2 s")
+        log("killed worker removed after %.2f s" % (time.time() - t0))
+        child.wait()
+        check('"reason":"process gone"' in d.logtail(20000), "removal logged as process gone")
+        check('"reason":"silent for 3 heartbeats"' in d.logtail(20000), "silence logged")
+    finally:
+        d.stop()
+
+
+def case_restart(tmp):
+    d = Daemon(A.daemon, tmp)
+    # a stale socket file from a crashed daemon is replaced
+    os.makedirs(os.path.dirname(d.op), exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(d.op)
+    stale.close()
+    d.start()
+    try:
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/keep/limits",
+                          {"core_limit": 25, "mem_limit": "512MiB", "weight": 4})
+        check(s == 200, "PUT %s %r" % (s, b))
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/keep/limits", {"gpu": UUID1, "core_limit": 60})
+        s, b, _ = request(d.op, "POST", "/v1/pods/default/keep/suspend")
+        check(s == 200 and b["workers"] == 0, "suspend without workers: %r" % b)
+        check(oct(os.stat(d.op).st_mode & 0o777) == "0o660", "operator socket mode 0660")
+        check(oct(os.stat(d.worker).st_mode & 0o777) == "0o666", "worker socket mode 0666")
+    finally:
+        d.stop()
+    st = json.load(open(d.state))
+    check(st["pods"]["default/keep"]["suspended"] is True, "state file: %r" % st)
+    check(st["pods"]["default/keep"]["limits"]["all"]["mem_limit"] == 512 * MIB, "state file: %r" % st)
+    check(not os.path.exists(d.state + ".tmp"), "no temporary state file left")
+    d.start()
+    try:
+        p = d.pod("default/keep")
+        check(p and p["suspended"] and p["source"] == "operator", "after restart: %r" % p)
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/keep", [
+            (0, UUID0, {"core_limit": 5}), (1, UUID1, {})]))
+        lim = {x["uuid"]: x for x in b["limits"]}
+        check(s == 201 and b["suspended"] is True, "registration sees suspended: %r" % b)
+        check(lim[UUID0]["core_limit"] == 25 and lim[UUID0]["mem_limit"] == 512 * MIB and
+              lim[UUID0]["weight"] == 4, "persisted limits: %r" % lim)
+        check(lim[UUID1.lower()]["core_limit"] == 60, "persisted per-GPU limit: %r" % lim)
+        s, b, _ = request(d.op, "POST", "/v1/pods/default/keep/resume")
+        check(s == 200 and b["workers"] == 1, "resume %r" % b)
+    finally:
+        d.stop()
+    check(json.load(open(d.state))["pods"]["default/keep"]["suspended"] is False, "resume persisted")
+
+
+def raw(path, data, read=True):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(path)
+    try:
+        s.sendall(data)
+        if not read:
+            return b""
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    except (BrokenPipeError, ConnectionResetError):
+        return b""
+    finally:
+        s.close()
+
+
+def case_malformed(tmp):
+    d = Daemon(A.daemon, tmp).start()
+    W, O = d.worker, d.op
+    try:
+        s, b, _ = request(W, "POST", "/v1/workers", reg("default/m1", [(0, UUID0, {})]))
+        wid = b["worker_id"]
+        big = json.dumps({"pod_id": "x", "pad": "a" * 70000})
+        cases = [
+            (W, "POST", "/v1/workers", '{"pod_id": "x"', 400, "body"),
+            (W, "POST", "/v1/workers", "[]", 400, "body"),
+            (W, "POST", "/v1/workers", "", 400, "body"),
+            (W, "POST", "/v1/workers", "{}", 400, "pod_id"),
+            (W, "POST", "/v1/workers", '{"pod_id": 5}', 400, "pod_id"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "pod_id": "b"}', 400, "body"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": {}}', 400, "gpus"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": [{"index": "0", "uuid": "GPU-1a"}]}', 400, "gpus[0].index"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": [{"index": 0, "uuid": "nope"}]}', 400, "gpus[0].uuid"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": [{"index": 0, "uuid": "GPU-1a", "env": {"core_limit": 150}}]}', 400, "gpus[0].env.core_limit"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": [{"index": 0, "uuid": "GPU-1a", "env": {"mem_limit": "lots"}}]}', 400, "gpus[0].env.mem_limit"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "gpus": [{"index": 0, "uuid": "GPU-1a", "env": {"soft": 1}}]}', 400, "gpus[0].env.soft"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "pid": -3}', 400, "pid"),
+            (W, "POST", "/v1/workers", '{"pod_id": "a", "namespace": ["x"]}', 400, "namespace"),
+            (W, "POST", "/v1/workers", big, 413, "body"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"core_limit": "abc"}', 400, "core_limit"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"core_limit": 0}', 400, "core_limit"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"mem_limit": -1}', 400, "mem_limit"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"weight": 0}', 400, "weight"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"weight": 2.5}', 400, "weight"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"soft": "yes"}', 400, "soft"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"gpu": -1, "core_limit": 5}', 400, "gpu"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"gpu": "some", "core_limit": 5}', 400, "gpu"),
+            (O, "PUT", "/v1/pods/ns/p/limits", '{"bogus": 1}', 400, "bogus"),
+            (O, "PUT", "/v1/pods/ns/p/limits", "{}", 400, "body"),
+            (O, "PUT", "/v1/pods/ns/p/limits", "nonsense", 400, "body"),
+            (O, "GET", "/nope", None, 404, "path"),
+            (O, "GET", "/v1/pods/ns/p/frobnicate", None, 404, "path"),
+            (O, "DELETE", "/v1/status", None, 405, "method"),
+            (O, "GET", "/v1/workers", None, 405, "method"),
+            (O, "PATCH", "/v1/pods/ns/p/limits", "{}", 405, "method"),
+            (O, "DELETE", "/v1/pods/ns/unknown/limits", None, 404, "pod"),
+            (W, "GET", "/v1/workers/w-999/commands", None, 404, "worker_id"),
+            (W, "GET", "/v1/workers/%s/commands?timeout=abc" % wid, None, 400, "timeout"),
+            (W, "GET", "/v1/workers/%s/commands?timeout=61" % wid, None, 400, "timeout"),
+            (W, "GET", "/v1/workers/%s/commands?after=-1" % wid, None, 400, "after"),
+            (W, "POST", "/v1/workers/%s/ack" % wid, '{"seq": "x"}', 400, "seq"),
+            (W, "POST", "/v1/workers/%s/ack" % wid, '{"seq": 1000000}', 400, "seq"),
+            (W, "POST", "/v1/workers/%s/ack" % wid, '{"seq": 0, "ok": "no"}', 400, "ok"),
+            (W, "POST", "/v1/workers/%s/heartbeat" % wid, "[1]", 400, "body"),
+        ]
+        for where, method, path, body, code, field in cases:
+            s, b, _ = request(where, method, path, body, headers={"Content-Type": "application/json"})
+            try:
+                err_names(s, b, code, field)
+            except Fail as e:
+                raise Fail("%s %s %r: %s" % (method, path, (body or "")[:60], e))
+        # a body over 64 KiB without Content-Length (chunked)
+        chunk = b"a" * 8192
+        req = b"POST /v1/workers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        req += (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 10 + b"0\r\n\r\n"
+        out = raw(W, req)
+        check(out.startswith(b"HTTP/1.1 413") and b'"error":"body' in out, "chunked 100 KiB: %r" % out[:200])
+        # garbage on the socket
+        for junk in [b"\x00\xff\xfe garbage\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\r\n" * 5000,
+                     b"GET /healthz HTTP/1.1\r\nX: " + b"y" * 200000 + b"\r\n\r\n",
+                     bytes(range(256)) * 400, b"POST /v1/workers HTTP/1.1\r\nContent-Length: 50\r\n\r\n{"]:
+            out = raw(W, junk)
+            check(out == b"" or re.match(rb"HTTP/1\.[01] [45]\d\d", out), "junk answered %r" % out[:100])
+        # a client that sends half a request and vanishes
+        raw(W, b"POST /v1/workers HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"po", read=False)
+        for sock in (W, O):
+            s, b, _ = request(sock, "GET", "/healthz")
+            check(s == 200 and b == "ok\n", "healthz after abuse: %s %r" % (s, b))
+        check(d.pod("default/m1") is not None, "registered worker survived")
+        check(d.proc.poll() is None, "daemon alive")
+    finally:
+        d.stop()
+
+
+def case_concurrent(tmp):
+    n = 200
+    d = Daemon(A.daemon, tmp, ["--heartbeat-ms", "20000"]).start()
+    go_r, go_w = os.pipe()
+    res_r, res_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    kids = []
+    try:
+        for i in range(n):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(go_w)
+                    os.close(stop_w)
+                    os.read(go_r, 1)  # all start together when the parent closes go_w
+                    s, b, _ = request(d.worker, "POST", "/v1/workers",
+                                      reg("load/p%d" % (i % 20), [(0, UUID0, {"core_limit": 10})]), timeout=60)
+                    line = "%d %s %d\n" % (s, b.get("worker_id", "-"), b.get("host_pid", 0))
+                    os.write(res_w, line.encode())
+                    os.read(stop_r, 1)  # stay alive until told
+                    code = 0
+                finally:
+                    os._exit(code)
+            kids.append(pid)
+        os.close(go_w)
+        t0 = time.time()
+        buf = b""
+        while buf.count(b"\n") < n and time.time() - t0 < 45:
+            chunk = os.read(res_r, 65536)
+            if not chunk:
+                break
+            buf += chunk
+        elapsed = time.time() - t0
+        lines = [x.split() for x in buf.decode().splitlines()]
+        check(len(lines) == n, "%d of %d registrations answered" % (len(lines), n))
+        check(all(x[0] == "201" for x in lines), "all 201: %r" % [x for x in lines if x[0] != "201"][:5])
+        check({int(x[2]) for x in lines} == set(kids), "host_pid = each registering process")
+        check(len({x[1] for x in lines}) == n, "distinct worker ids")
+        st = d.status()
+        check(st["workers"] == n, "status workers %d" % st["workers"])
+        pids = {w["host_pid"] for p in st["pods"] for w in p["workers"]}
+        check(pids == set(kids), "every worker in status")
+        log("%d concurrent registrations in %.2f s" % (n, elapsed))
+    finally:
+        os.close(stop_w)
+        for pid in kids:
+            os.waitpid(pid, 0)
+    wait_for(lambda: d.status()["workers"] == 0, 5, "exited workers reaped")
+    d.stop()
+
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*"'
+                  r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*")*\})? '
+                  r'(-?[0-9.]+(?:[eE][-+]?[0-9]+)?|NaN|[+-]Inf)$')
+
+
+def parse_metrics(text):
+    typed, samples = set(), {}
+    for ln in text.splitlines():
+        if ln.startswith("# HELP ") or ln.startswith("# TYPE "):
+            parts = ln.split(" ", 3)
+            check(len(parts) == 4, "comment line %r" % ln)
+            if parts[1] == "TYPE":
+                check(parts[3] in ("gauge", "counter", "untyped", "histogram", "summary"), "type %r" % ln)
+                check(parts[2] not in typed, "family %s typed twice" % parts[2])
+                typed.add(parts[2])
+            continue
+        check(not ln.startswith("#") and ln, "stray line %r" % ln)
+        m = LINE.match(ln)
+        check(m, "not a sample line: %r" % ln)
+        check(m.group(1) in typed, "sample before its TYPE: %r" % ln)
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
+def case_metrics(tmp):
+    d = Daemon(A.daemon, tmp).start()
+    try:
+        request(d.worker, "POST", "/v1/workers", reg("default/m1", [(0, UUID0, {"core_limit": 40})]))
+        request(d.op, "PUT", "/v1/pods/default/we%22i%5Crd/limits", {"mem_limit": 3 * GIB})
+        request(d.op, "POST", "/v1/pods/default/we%22i%5Crd/suspend")
+        s, text, h = request(d.worker, "GET", "/metrics")
+        check(s == 200 and h["Content-Type"].startswith("text/plain; version=0.0.4"), "metrics %s %r" % (s, h))
+        m = parse_metrics(text)
+        check(m.get("vgpu_workers") == 1 and m.get("vgpu_up") == 1, "vgpu_workers: %r" % m)
+        key = 'vgpu_pod_core_limit_percent{namespace="default",pod="m1",gpu="0",uuid="%s"}' % UUID0
+        check(m.get(key) == 40, "pod core limit sample %s in %r" % (key, list(m)[:40]))
+        check(m.get('vgpu_pod_suspended{namespace="default",pod="we\\"i\\\\rd"}') == 1, "escaped label: %r" %
+              [k for k in m if "suspended" in k])
+        check(m.get("vgpu_commands_total", 0) >= 1, "commands counted")
+    finally:
+        d.stop()
+
+
+def case_nvml(tmp):
+    sim = os.path.join(A.build, "sim")
+    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
+    env = {"LD_LIBRARY_PATH": sim, "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": "16GiB"}
+    penv = dict(os.environ, **env)
+    d = Daemon(A.daemon, tmp, ["--tick-ms", "50"], env=env).start()
+    holders = []
+    try:
+        st = d.status()
+        check(len(st["gpus"]) >= 1 and st["gpus"][0]["mem_total"] == 16 * GIB and "simulated" in st["gpus"][0]["name"],
+              "GPUs from NVML: %r" % st["gpus"])
+        uuid = st["gpus"][0]["uuid"]
+        check(uuid.startswith("gpu-"), "uuid normalised: %r" % uuid)
+        # a process with no limiter and no registration
+        out = open(os.path.join(tmp, "h1"), "w+")
+        h1 = subprocess.Popen([probe, "hold", "256", "30"], stdout=out, env=penv)
+        holders.append(h1)
+        wait_for(lambda: [u for u in d.status()["unregistered"] if u["host_pid"] == h1.pid and u["mem_used"] >= 256 * MIB],
+                 4, "unregistered holder in status")
+        m = parse_metrics(request(d.op, "GET", "/metrics")[1])
+        check(m.get('vgpu_unregistered_processes{gpu="0"}') == 1, "metrics unregistered: %r" %
+              {k: v for k, v in m.items() if "unreg" in k})
+        # a registered process above its pod's cap: register, then become the GPU program (same pid)
+        child = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from hvlib import request
+s, b, _ = request(sys.argv[2], "POST", "/v1/workers", {"pod_id": "default/oc", "gpus": [{"index": 0, "uuid": sys.argv[3]}]})
+assert s == 201, (s, b)
+os.execv(sys.argv[4], [sys.argv[4], "hold", "512", "30"])
+"""
+        out2 = open(os.path.join(tmp, "h2"), "w+")
+        h2 = subprocess.Popen([sys.executable, "-c", child, os.path.dirname(os.path.abspath(__file__)),
+                               d.worker, uuid, probe], stdout=out2, env=penv)
+        holders.append(h2)
+        wait_for(lambda: open(out2.name).read().startswith("HELD"), 5, "registered holder holds")
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/oc/limits", {"mem_limit": "100MiB"})
+        check(s == 200, "PUT %s" % s)
+        wait_for(lambda: "default/oc" in d.status()["over_cap"], 4, "pod over its cap (NVML)")
+        st = d.status()
+        check(all(u["host_pid"] != h2.pid for u in st["unregistered"]), "registered holder is not unregistered")
+        m = parse_metrics(request(d.op, "GET", "/metrics")[1])
+        check(m.get('vgpu_pod_over_cap{namespace="default",pod="oc"}') == 1, "metrics over_cap")
+        check(m.get('vgpu_pod_nvml_memory_bytes{namespace="default",pod="oc",gpu="0",uuid="%s"}' % uuid, 0) >= 512 * MIB,
+              "NVML memory of the pod")
+        time.sleep(1.2)
+        logs = d.logtail(200000)
+        check(logs.count('"msg":"unregistered process on a GPU","host_pid":%d' % h1.pid) == 1,
+              "unregistered process logged once")
+        check(logs.count('"msg":"pod above its memory cap (NVML)","pod":"default/oc"') == 1, "over cap logged once")
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+        d.stop()
+
+
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--daemon", required=True)
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    A = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="vgpu-hv-")
+    t0 = time.time()
+    try:
+        CASES[A.case](tmp)
+    except Fail as e:
+        log("FAIL %s: %s" % (A.case, e))
+        try:
+            log("--- daemon log (tail) ---\n" + open(os.path.join(tmp, "daemon.log")).read()[-6000:])
+        except OSError:
+            pass
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("PASS %s (%.1f s)" % (A.case, time.time() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
