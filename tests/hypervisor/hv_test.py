@@ -649,6 +649,48 @@ os.execv(sys.argv[4], [sys.argv[4], "hold", "512", "30"])
         d.stop()
 
 
+def case_limiter(tmp):
+    """The real limiter (src/limiter/hv_client.c) preloaded into a simulated GPU program."""
+    sim = os.path.join(A.build, "sim")
+    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
+    lim = os.path.join(A.build, "src", "limiter", "libcuda_limiter.so")
+    env = {"LD_LIBRARY_PATH": sim, "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": "16GiB"}
+    d = Daemon(A.daemon, tmp, ["--tick-ms", "50"], env=env).start()
+    penv = dict(os.environ, **env)
+    penv.update({"VGPU_SHM_DIR": d.shm, "VGPU_POD_NAME": "e2e", "VGPU_POD_NAMESPACE": "team",
+                 "VGPU_HYPERVISOR_SOCKET": d.worker, "CUDA_MEM_LIMIT_0": "2GiB",
+                 "LD_PRELOAD": os.environ.get("VGPU_TEST_PRELOAD", "") + lim})
+    out = open(os.path.join(tmp, "holder"), "w+")
+    h = subprocess.Popen([probe, "hold", "100", "30"], stdout=out, stderr=subprocess.STDOUT, env=penv)
+    try:
+        p = wait_for(lambda: d.pod("team/e2e"), 8, "the limiter registered pod team/e2e")
+        check([w["host_pid"] for w in p["workers"]] == [h.pid], "worker is the probe: %r" % p["workers"])
+        wait_for(lambda: d.pod("team/e2e")["region"], 3, "daemon mapped the pod region")
+        check(p["gpus"] and p["gpus"][0]["mem_limit"] == 2 * GIB and p["source"] == "env",
+              "env limit reported: %r" % p)
+        s, b, _ = request(d.op, "PUT", "/v1/pods/team/e2e/limits", {"mem_limit": "1GiB", "core_limit": 25})
+        check(s == 200, "PUT %s %r" % (s, b))
+        uuid = p["gpus"][0]["uuid"]
+        r = shm_show(A.tool, d.shm, "team/e2e")
+        check(r["managed"] == 1 and r["devs"][uuid]["mem_limit"] == GIB and r["devs"][uuid]["core_limit"] == 2500,
+              "region after PUT: %r" % r)
+        s, b, _ = request(d.op, "POST", "/v1/pods/team/e2e/suspend")
+        check(s == 200 and b == {"seq": b["seq"], "acked": 1, "workers": 1}, "the limiter acked suspend: %r" % b)
+        check(shm_show(A.tool, d.shm, "team/e2e")["suspended"] == 1, "suspended in the region")
+        s, b, _ = request(d.op, "POST", "/v1/pods/team/e2e/resume")
+        check(s == 200 and b["acked"] == 1, "the limiter acked resume: %r" % b)
+        h.kill()
+        t0 = time.time()
+        wait_for(lambda: d.pod("team/e2e") is None or not d.pod("team/e2e")["workers"], 2,
+                 "killed limiter process removed")
+        log("limiter worker removed %.2f s after kill -9" % (time.time() - t0))
+    finally:
+        if h.poll() is None:
+            h.kill()
+        h.wait()
+        d.stop()
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
