@@ -649,6 +649,73 @@ os.execv(sys.argv[4], [sys.argv[4], "hold", "512", "30"])
         d.stop()
 
 
+def kube_pod(ns, name, uid, rv, ann):
+    return {"kind": "Pod", "metadata": {"namespace": ns, "name": name, "uid": uid,
+                                        "resourceVersion": rv, "annotations": ann},
+            "spec": {"nodeName": "n1"}}
+
+
+def case_kube(tmp):
+    """Annotations from a (fake) Kubernetes API: between the operator and the environment."""
+    import http.server
+    listed, modify, stop = threading.Event(), threading.Event(), threading.Event()
+    ann = {"vgpu.io/core-limit": "35", "vgpu.io/mem-limit": "3GiB", "vgpu.io/weight": "5"}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if "watch=1" not in self.path:
+                self.wfile.write(json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "10"},
+                                             "items": [kube_pod("team", "anno", "uid-1", "10", ann)]}).encode())
+                listed.set()
+                return
+            while not stop.is_set() and not modify.wait(0.1):
+                pass
+            if modify.is_set():
+                ev = {"type": "MODIFIED", "object": kube_pod("team", "anno", "uid-1", "11",
+                                                             dict(ann, **{"vgpu.io/mem-limit": "1GiB"}))}
+                self.wfile.write((json.dumps(ev) + "\n").encode())
+                self.wfile.flush()
+            stop.wait(30)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    api = "http://127.0.0.1:%d" % srv.server_address[1]
+    d = Daemon(A.daemon, tmp, ["--kube-api", api, "--node-name", "n1"],
+               env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+    subprocess.run([A.tool, "create", d.shm, "team/anno", UUID0], check=True)
+    d.start()
+    try:
+        check(listed.wait(5), "the daemon listed pods")
+        time.sleep(0.3)
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("team/anno", [(0, UUID0, {"core_limit": 20})]))
+        g = b["limits"][0]
+        check(s == 201 and g["core_limit"] == 35 and g["mem_limit"] == 3 * GIB and g["weight"] == 5,
+              "annotations beat the environment: %r" % b)
+        check(d.pod("team/anno")["source"] == "kubernetes", "source kubernetes")
+        s, b, _ = request(d.op, "PUT", "/v1/pods/team/anno/limits", {"core_limit": 60})
+        g = b["gpus"][0]
+        check(g["core_limit"] == 60 and g["mem_limit"] == 3 * GIB, "operator beats annotations per field: %r" % g)
+        wid = d.pod("team/anno")["workers"][0]["worker_id"]
+        seq = request(d.worker, "POST", "/v1/workers/%s/heartbeat" % wid)[1]["seq"]
+        modify.set()  # the annotation changes: a limits command and the region follow
+        wait_for(lambda: shm_show(A.tool, d.shm, "team/anno")["devs"][UUID0]["mem_limit"] == GIB, 3,
+                 "annotation change reaches the region")
+        s, b, _ = request(d.worker, "GET", "/v1/workers/%s/commands?after=%d&timeout=2" % (wid, seq))
+        check(b["commands"] and b["commands"][-1]["limits"][0]["mem_limit"] == GIB and
+              b["commands"][-1]["limits"][0]["core_limit"] == 60, "limits command after the change: %r" % b)
+    finally:
+        stop.set()
+        d.stop()
+        srv.shutdown()
+
+
 def case_limiter(tmp):
     """The real limiter (src/limiter/hv_client.c) preloaded into a simulated GPU program."""
     sim = os.path.join(A.build, "sim")
