@@ -54,6 +54,17 @@ def err_names(status, body, code, field):
 # --- cases -----------------------------------------------------------------------------------
 
 def case_register(tmp):
+    # a bad configuration stops the daemon at start with a message naming the key
+    for text, name in [("[defaults]\ncore_limit = 150\n", "core_limit"), ("[daemon]\nsockett = x\n", "sockett"),
+                       ("[daemon]\ntick_ms = fast\n", "tick_ms")]:
+        bad = os.path.join(tmp, "bad.ini")
+        with open(bad, "w") as f:
+            f.write(text)
+        r = subprocess.run([A.daemon, "--config", bad, "--socket", os.path.join(tmp, "x.sock")],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode == 2 and name in r.stderr, "bad config %r: %d %r" % (text, r.returncode, r.stderr))
+    r = subprocess.run([A.daemon, "--tick-ms", "0"], capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "tick-ms" in r.stderr, "bad flag: %r" % r.stderr)
     port = free_port()
     cfg = "[daemon]\ntick_ms = 50\n[defaults]\ncore_limit = 50\nmem_limit = 2GiB\nweight = 2\n"
     d = Daemon(A.daemon, tmp, ["--listen", "127.0.0.1:%d" % port], config=cfg).start()
