@@ -9,6 +9,7 @@
 #include "../common/shm_region.h"
 #include "devices.h"
 #include "hook_dispatch.h"
+#include "hv_client.h"
 #include "limiter.h"
 
 #define RELAXED memory_order_relaxed
@@ -52,13 +53,15 @@ static int stream_capturing(CUstream stream, int per_thread)
 
 struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream)
 {
-    if (!vgpu_config_has_core_limits(&vgpu_g.cfg)) return NULL;
+    if (!vgpu_g.cfg.gate_on) return NULL; /* no compute limit and no daemon that may set one */
     CUdevice dev = 0;
     /* one visible GPU: no need to ask the driver which one is current */
     if (device_count() != 1 && vgpu_current_device(&dev) != CUDA_SUCCESS) return NULL;
     const struct vgpu_binding *b = vgpu_bind(dev);
     if (atomic_load_explicit(&b->state, RELAXED) != VGPU_BIND_LEDGER) return NULL;
     struct vgpu_shm *s = atomic_load_explicit(&vgpu_g.shm, memory_order_acquire);
+    /* suspended by the node daemon: one relaxed load of a line every submission reads */
+    if (__builtin_expect(atomic_load_explicit(&s->suspended, RELAXED) != 0, 0)) vgpu_hv_wait_resumed(s);
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
     if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED))) return NULL;
     if (__builtin_expect(vgpu_capturing(), 0) && stream_capturing(stream, per_thread_stream)) return NULL;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -227,6 +228,12 @@ static void load_pod_identity(struct vgpu_config *cfg, char *const *envp)
         name_var = "POD_NAME";
     }
     if (!ns || !*ns) ns = env_get(envp, "POD_NAMESPACE");
+    const char *ctr = env_get(envp, "VGPU_CONTAINER_NAME");
+    if (!ctr || !*ctr) ctr = env_get(envp, "CONTAINER_NAME");
+    snprintf(cfg->pod_uid, sizeof(cfg->pod_uid), "%s", uid ? uid : "");
+    snprintf(cfg->pod_name, sizeof(cfg->pod_name), "%s", name ? name : "");
+    snprintf(cfg->pod_namespace, sizeof(cfg->pod_namespace), "%s", ns ? ns : "");
+    snprintf(cfg->container, sizeof(cfg->container), "%s", ctr ? ctr : "");
     if (uid && *uid) {
         snprintf(cfg->pod_id, sizeof(cfg->pod_id), "uid:%s", uid);
         cfg->pod_source = "VGPU_POD_UID";
@@ -284,6 +291,48 @@ static void load_visible(struct vgpu_config *cfg, char *const *envp)
     }
 }
 
+/* VGPU_HYPERVISOR_SOCKET, or HYPERVISOR_IP + HYPERVISOR_PORT */
+static void load_hypervisor(struct vgpu_config *cfg, char *const *envp)
+{
+    const char *sock = env_get(envp, "VGPU_HYPERVISOR_SOCKET");
+    const char *ip = env_get(envp, "HYPERVISOR_IP");
+    const char *port = env_get(envp, "HYPERVISOR_PORT");
+    if (sock && *sock) {
+        if (strlen(sock) >= sizeof(cfg->hv_socket)) {
+            set_error(cfg, "%s: %s", "VGPU_HYPERVISOR_SOCKET", "the path is longer than a Unix socket path may be (107 bytes)");
+            return;
+        }
+        snprintf(cfg->hv_socket, sizeof(cfg->hv_socket), "%s", sock);
+        cfg->hv_on = 1;
+        return;
+    }
+    int has_ip = ip && *ip, has_port = port && *port;
+    if (!has_ip && !has_port) return;
+    cfg->hv_on = 1; /* a half-configured daemon still fails closed, never unlimited */
+    if (!has_ip) {
+        set_error(cfg, "%s: %s", "HYPERVISOR_IP", "must be set together with HYPERVISOR_PORT");
+        return;
+    }
+    unsigned char addr[16];
+    if (strlen(ip) >= sizeof(cfg->hv_ip) ||
+        (inet_pton(AF_INET, ip, addr) != 1 && inet_pton(AF_INET6, ip, addr) != 1)) {
+        set_error(cfg, "%s: '%s' is not an IPv4 or IPv6 address", "HYPERVISOR_IP", ip);
+        return;
+    }
+    snprintf(cfg->hv_ip, sizeof(cfg->hv_ip), "%s", ip);
+    if (!has_port) {
+        set_error(cfg, "%s: %s", "HYPERVISOR_PORT", "must be set together with HYPERVISOR_IP");
+        return;
+    }
+    char *end;
+    long v = strtol(port, &end, 10);
+    if (!isdigit((unsigned char)*port) || *end || v < 1 || v > 65535) {
+        set_error(cfg, "%s: '%s' is not a port number (1-65535)", "HYPERVISOR_PORT", port);
+        return;
+    }
+    cfg->hv_port = (int)v;
+}
+
 void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -339,6 +388,9 @@ void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
     snprintf(cfg->shm_dir, sizeof(cfg->shm_dir), "%s", dir && *dir ? dir : "/dev/shm/vgpu");
     load_pod_identity(cfg, envp);
     load_visible(cfg, envp);
+    load_hypervisor(cfg, envp);
+    cfg->ledger_on = cfg->n_mem > 0 || cfg->has_core || cfg->hv_on;
+    cfg->gate_on = cfg->has_core || cfg->hv_on;
 }
 
 uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const char *uuid,

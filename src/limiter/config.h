@@ -19,6 +19,11 @@
  *   CUDA_CORE_SOFT_LIMIT_<i>       soft limit: this share under contention; while no other pod
  *                                  uses the GPU, up to the hard limit (or 100%)
  * Several hard limits for one GPU: the smallest wins. A soft limit above the hard one is an error.
+ *
+ * Node daemon (docs/hypervisor.md): VGPU_HYPERVISOR_SOCKET=PATH (a Unix socket; "@name" for an
+ * abstract one), or HYPERVISOR_IP (an IPv4/IPv6 literal) + HYPERVISOR_PORT (1-65535). Either
+ * turns the daemon client on; the socket wins when both are set. One of IP/port without the
+ * other, an IP that is not a literal address, a bad port or a path too long is an error.
  */
 #ifndef VGPU_LIMITER_CONFIG_H
 #define VGPU_LIMITER_CONFIG_H
@@ -59,6 +64,19 @@ struct vgpu_config {
      * while the driver's real figure for this process is unknown (no host pid in NVML) */
     uint64_t context_reserve;
     int context_reserve_set;
+
+    /* names of the pod as Kubernetes knows them (empty when not given) */
+    char pod_name[128], pod_namespace[128], pod_uid[64], container[128];
+
+    /* the node daemon (vgpu-hypervisor); hv_on: a daemon is configured */
+    int hv_on;
+    char hv_socket[108]; /* sizeof(sockaddr_un.sun_path) */
+    char hv_ip[64];
+    int hv_port;
+    /* devices join the pod's ledger / submissions pass the gate: env limits or a daemon, which
+     * may set limits at any time */
+    int ledger_on;
+    int gate_on;
 
     /* CUDA_VISIBLE_DEVICES / GPU_DEVICES_UUID entries, to map indices to NVML devices */
     char visible[VGPU_MAX_DEVICES][VGPU_UUID_LEN];

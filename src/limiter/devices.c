@@ -60,7 +60,7 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
                   dev, core_soft / 100.0, core_hard / 100.0);
         core_soft = core_hard;
     }
-    if (limit == VGPU_UNLIMITED && !core_hard && !core_soft) {
+    if (limit == VGPU_UNLIMITED && !core_hard && !core_soft && !cfg->hv_on) {
         VLOG_INFO("GPU %d (%s): no limit configured", dev, b->uuid);
         return VGPU_BIND_PASS;
     }
@@ -86,7 +86,7 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
     struct vgpu_shm_dev *v = &s->dev[idx];
     char a[32], c[32];
     uint64_t pod_limit = atomic_load(&v->mem_limit);
-    if (!created && (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
+    if (!created && !cfg->hv_on && (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
                      atomic_load(&v->core_soft) != init.core_soft))
         VLOG_WARN("GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
                   "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
@@ -105,8 +105,7 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
 {
     if (dev < 0 || dev >= VGPU_MAX_DEVICES)
-        return vgpu_config_has_mem_limits(&vgpu_g.cfg) || vgpu_config_has_core_limits(&vgpu_g.cfg)
-                   ? &failed_binding
+        return vgpu_g.cfg.ledger_on ? &failed_binding
                    : &pass_binding;
     struct vgpu_binding *b = &vgpu_bindings[dev];
     int st = 0;

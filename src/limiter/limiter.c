@@ -11,6 +11,7 @@
 #include "compute_gate.h"
 #include "cost_model.h"
 #include "devices.h"
+#include "hv_client.h"
 #include "log.h"
 #include "maintenance.h"
 #include "mem_pools.h"
@@ -48,6 +49,7 @@ static void atfork_child(void)
     vgpu_g.self.pid = 0; /* re-read lazily: only async-signal-safe work here */
     atomic_store(&vgpu_g.slot, -1);
     vgpu_maintenance_after_fork();
+    vgpu_hv_after_fork();
 }
 
 __attribute__((constructor)) static void limiter_load(void)

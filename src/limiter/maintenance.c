@@ -161,17 +161,19 @@ static double pod_busy(void *vctx)
 }
 
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
- * uses the GPU and its ceiling while none does. Limits written at run time land here too. */
+ * uses the GPU and its ceiling while none does. Limits written at run time land here too.
+ * While the node daemon manages the pod it owns core_effective; only the feedback runs here. */
 static void apply_compute_policy(struct vgpu_shm *s)
 {
+    int managed = atomic_load(&s->managed) != 0;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         const struct vgpu_binding *b = &vgpu_bindings[d];
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
         struct vgpu_shm_dev *v = &s->dev[b->ledger];
         uint32_t ceiling = atomic_load(&v->core_limit), floor = atomic_load(&v->core_soft);
         uint32_t target = ceiling;
-        if (floor && floor < (ceiling ? ceiling : 10000)) target = others_busy(s, b->uuid) ? floor : ceiling;
-        if (target != atomic_load(&v->core_effective)) {
+        if (!managed && floor && floor < (ceiling ? ceiling : 10000)) target = others_busy(s, b->uuid) ? floor : ceiling;
+        if (!managed && target != atomic_load(&v->core_effective)) {
             VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
             vgpu_gate_set_effective(v, target);
         }
@@ -190,7 +192,7 @@ void vgpu_maintenance_tick(void)
     atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
     vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, (uint64_t)interval_ms * 1000000ull);
     true_up_overhead(s, slot);
-    if (vgpu_config_has_core_limits(&vgpu_g.cfg)) {
+    if (vgpu_g.cfg.gate_on) {
         apply_compute_policy(s);
         vgpu_samples_poll();
     }

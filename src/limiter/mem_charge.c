@@ -75,8 +75,7 @@ int vgpu_charge_begin_current(struct vgpu_charge *c, CUresult *err, CUdevice *de
         *err = CUDA_ERROR_INVALID_VALUE;
         return VGPU_CHARGE_REFUSE;
     }
-    if (!vgpu_config_has_mem_limits(&vgpu_g.cfg) && !vgpu_config_has_core_limits(&vgpu_g.cfg))
-        return VGPU_CHARGE_PASS;
+    if (!vgpu_g.cfg.ledger_on) return VGPU_CHARGE_PASS;
     if (vgpu_current_device(&dev) != CUDA_SUCCESS) return VGPU_CHARGE_PASS;
     if (dev_out) *dev_out = dev;
     return vgpu_charge_begin(dev, c, err);

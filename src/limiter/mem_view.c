@@ -137,7 +137,7 @@ static int config_index(nvmlDevice_t device, const char *uuid)
 /* Cap and pod usage of an NVML device; 0 if it is not capped. */
 static int nvml_capped(nvmlDevice_t device, uint64_t *cap, uint64_t *used)
 {
-    if (!vgpu_config_has_mem_limits(&vgpu_g.cfg)) return 0;
+    if (!vgpu_g.cfg.ledger_on) return 0;
     char raw[NVML_DEVICE_UUID_V2_BUFFER_SIZE], uuid[VGPU_UUID_LEN];
     vgpu_helper_fn_nvmlDeviceGetUUID get_uuid = VGPU_HELPER(nvmlDeviceGetUUID);
     if (!get_uuid || get_uuid(device, raw, sizeof(raw)) != NVML_SUCCESS) return 0;

@@ -22,9 +22,13 @@
  *   cuda_probe spin S US [THREADS] [GRAPH_NODES]
  *                           launch kernels of US microseconds for S seconds (THREADS threads;
  *                           or graphs of GRAPH_NODES such kernels) and print launches per
- *                           second in each half-second
+ *                           second in each half-second (VGPU_PROBE_BUCKET_MS: other steps),
+ *                           and t0, the CLOCK_MONOTONIC second the first step starts at
  *   cuda_probe set-core P [SOFT]   set the pod's compute limits at run time (percent)
  *   cuda_probe gate         print the pod's compute gate counters
+ *   cuda_probe control      print the node daemon's control fields of the pod's region
+ *   cuda_probe pulse M S    every 100 ms for S seconds allocate M MiB and free it again; print
+ *                           "t=<CLOCK_MONOTONIC s> OK|REFUSED" for each
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -560,8 +564,8 @@ struct spinner {
     unsigned long long ns;
     double seconds;
     int nodes;
-    _Atomic unsigned long long count[64]; /* launches per half second */
-    double t0;
+    _Atomic unsigned long long count[1024]; /* launches per step */
+    double t0, step;
 };
 
 static double now_s(void)
@@ -602,8 +606,8 @@ static void *spin_thread(void *arg)
             vgpu_test_failures++;
             break;
         }
-        int half = (int)(t * 2);
-        if (half < 64) atomic_fetch_add(&sp->count[half], 1);
+        int k = (int)((now_s() - sp->t0) / sp->step); /* when it returned: it may have waited */
+        if (k < 1024) atomic_fetch_add(&sp->count[k], 1);
     }
     cu.cuStreamSynchronize(st);
     return NULL;
@@ -637,7 +641,10 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
         struct itimerval it = {{0, 1000}, {0, 1000}};
         setitimer(ITIMER_REAL, &it, NULL);
     }
-    struct spinner sp = {.f = spin_kernel(us), .ns = (unsigned long long)us * 1000ull, .seconds = seconds, .nodes = nodes};
+    struct spinner sp = {.f = spin_kernel(us), .ns = (unsigned long long)us * 1000ull, .seconds = seconds, .nodes = nodes,
+                         .step = 0.5};
+    const char *bucket = getenv("VGPU_PROBE_BUCKET_MS");
+    if (bucket && atoi(bucket) >= 1) sp.step = atoi(bucket) / 1000.0;
     if (!sp.f) {
         fprintf(stderr, "cannot load the spin kernel\n");
         return 1;
@@ -657,12 +664,26 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
     for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
     unsigned long long total = 0;
     printf("rates=");
-    for (int h = 0; h < (int)(seconds * 2) && h < 64; h++) {
-        printf("%s%.0f", h ? "," : "", atomic_load(&sp.count[h]) * 2.0);
+    for (int h = 0; h < (int)(seconds / sp.step + 0.5) && h < 1024; h++) {
+        printf("%s%.0f", h ? "," : "", atomic_load(&sp.count[h]) / sp.step);
         total += atomic_load(&sp.count[h]);
     }
-    printf(" launches=%llu rate=%.1f util=%d\n", total, total / seconds, nvml_util());
+    printf(" launches=%llu rate=%.1f util=%d t0=%.6f\n", total, total / seconds, nvml_util(), sp.t0);
     return vgpu_test_failures ? 1 : 0;
+}
+
+static int pulse(uint64_t mib, double seconds)
+{
+    setup();
+    double t0 = now_s();
+    while (now_s() - t0 < seconds) {
+        CUdeviceptr p;
+        CUresult r = cu.cuMemAlloc_v2(&p, mib * MIB);
+        printf("t=%.3f %s\n", now_s(), r == CUDA_SUCCESS ? "OK" : "REFUSED");
+        if (r == CUDA_SUCCESS) cu.cuMemFree_v2(p);
+        usleep(100000);
+    }
+    return 0;
 }
 
 static int set_core(double pct, double soft)
@@ -697,6 +718,27 @@ static int gate_stats(void)
                atomic_load(&s->dev[d].core_effective), (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_launches));
+    }
+    return 0;
+}
+
+static int control(void)
+{
+    struct vgpu_config cfg;
+    vgpu_config_load(&cfg, environ);
+    char err[512];
+    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
+    if (!s) {
+        printf("no ledger: %s\n", err);
+        return 1;
+    }
+    printf("suspended=%u managed=%u control_seq=%llu\n", atomic_load(&s->suspended), atomic_load(&s->managed),
+           (unsigned long long)atomic_load(&s->control_seq));
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
+        printf("dev=%d uuid=%s mem_limit=%llu core_limit=%u core_soft=%u core_effective=%u weight=%u\n", d, s->dev[d].uuid,
+               (unsigned long long)atomic_load(&s->dev[d].mem_limit), atomic_load(&s->dev[d].core_limit),
+               atomic_load(&s->dev[d].core_soft), atomic_load(&s->dev[d].core_effective), atomic_load(&s->dev[d].weight));
     }
     return 0;
 }
@@ -815,6 +857,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ledger") == 0) return dump_ledger();
     if (strcmp(cmd, "set-core") == 0 && argc > 2) return set_core(atof(argv[2]), argc > 3 ? atof(argv[3]) : 0);
     if (strcmp(cmd, "gate") == 0) return gate_stats();
+    if (strcmp(cmd, "control") == 0) return control();
     if (load_door(door) != 0) {
         fprintf(stderr, "cannot reach the driver through door '%s'\n", door);
         return 1;
@@ -839,6 +882,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "spin") == 0 && argc > 3)
         return spin(atof(argv[2]), (unsigned)atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 1, argc > 5 ? atoi(argv[5]) : 0);
     if (strcmp(cmd, "fork") == 0) return forked();
+    if (strcmp(cmd, "pulse") == 0 && argc > 3) return pulse(strtoull(argv[2], NULL, 10), atof(argv[3]));
     fprintf(stderr, "usage: cuda_probe families|fill|info|nvml|hold M [S]|try M|init|threads|fork\n");
     return 64;
 }

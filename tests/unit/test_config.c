@@ -126,6 +126,67 @@ int main(void)
     char *ce4[] = {"CUDA_CORE_SOFT_LIMIT_2=-5", NULL};
     expect_error(ce4, "CUDA_CORE_SOFT_LIMIT_2");
 
+    /* the node daemon: a Unix socket, or IP + port; either turns the client, the ledger and the
+     * gate on even without limits in the environment */
+    load(&c, none);
+    CHECK(!c.hv_on && !c.ledger_on && !c.gate_on);
+    char *h1[] = {"VGPU_HYPERVISOR_SOCKET=/run/vgpu/worker.sock", NULL};
+    load(&c, h1);
+    CHECK(!c.error);
+    CHECK(c.hv_on && c.ledger_on && c.gate_on);
+    CHECK_STR(c.hv_socket, "/run/vgpu/worker.sock");
+    CHECK(!vgpu_config_has_core_limits(&c) && !vgpu_config_has_mem_limits(&c));
+    char *h2[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=8470", NULL};
+    load(&c, h2);
+    CHECK(!c.error && c.hv_on && !c.hv_socket[0]);
+    CHECK_STR(c.hv_ip, "10.0.0.7");
+    CHECK_EQ_INT(c.hv_port, 8470);
+    char *h3[] = {"HYPERVISOR_IP=fd00::1", "HYPERVISOR_PORT=1", NULL};
+    load(&c, h3);
+    CHECK(!c.error && c.hv_port == 1);
+    /* the socket wins over TCP; empty values are unset */
+    char *h4[] = {"VGPU_HYPERVISOR_SOCKET=@vgpu", "HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=8470", NULL};
+    load(&c, h4);
+    CHECK(!c.error && c.hv_on);
+    CHECK_STR(c.hv_socket, "@vgpu");
+    char *h5[] = {"VGPU_HYPERVISOR_SOCKET=", "HYPERVISOR_IP=", "HYPERVISOR_PORT=", NULL};
+    load(&c, h5);
+    CHECK(!c.error && !c.hv_on);
+    /* a memory limit alone: ledger yes, gate no */
+    char *h6[] = {"CUDA_MEM_LIMIT_0=1g", NULL};
+    load(&c, h6);
+    CHECK(c.ledger_on && !c.gate_on && !c.hv_on);
+    /* the pod's names for the registration */
+    char *h7[] = {"POD_NAME=trainer-0", "POD_NAMESPACE=ml", "VGPU_POD_UID=1234-abcd", "CONTAINER_NAME=main", NULL};
+    load(&c, h7);
+    CHECK_STR(c.pod_name, "trainer-0");
+    CHECK_STR(c.pod_namespace, "ml");
+    CHECK_STR(c.pod_uid, "1234-abcd");
+    CHECK_STR(c.container, "main");
+    /* bad values: fail closed, naming the variable; a half-configured daemon fails closed too */
+    char *he1[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=http", NULL};
+    expect_error(he1, "HYPERVISOR_PORT");
+    char *he2[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=65536", NULL};
+    expect_error(he2, "HYPERVISOR_PORT");
+    char *he3[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=0", NULL};
+    expect_error(he3, "HYPERVISOR_PORT");
+    char *he4[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=-80", NULL};
+    expect_error(he4, "HYPERVISOR_PORT");
+    char *he5[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=80x", NULL};
+    expect_error(he5, "HYPERVISOR_PORT");
+    char *he6[] = {"HYPERVISOR_IP=10.0.0.7", NULL};
+    expect_error(he6, "HYPERVISOR_PORT");
+    char *he7[] = {"HYPERVISOR_PORT=8470", NULL};
+    expect_error(he7, "HYPERVISOR_IP");
+    char *he8[] = {"HYPERVISOR_IP=vgpu.local", "HYPERVISOR_PORT=8470", NULL};
+    expect_error(he8, "HYPERVISOR_IP");
+    char longpath[160] = "VGPU_HYPERVISOR_SOCKET=/";
+    memset(longpath + strlen(longpath), 'x', 120);
+    char *he9[] = {longpath, NULL};
+    expect_error(he9, "VGPU_HYPERVISOR_SOCKET");
+    load(&c, he7);
+    CHECK(c.hv_on);
+
     /* UUID normalisation */
     char u[VGPU_UUID_LEN];
     CHECK(vgpu_normalize_uuid("GPU-3430F778-7A25-704C-9090-8B0BB2478114", u, sizeof(u)) == 0);

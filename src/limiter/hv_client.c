@@ -1,0 +1,570 @@
+/* hv_client.c - registration with the node daemon, its command channel, and how commands land in
+ * the pod's region (see hv_client.h and docs/hypervisor.md, "Limiter behaviour"). */
+#define _GNU_SOURCE
+#include "hv_client.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/shm_ledger.h"
+#include "../common/shm_region.h"
+#include "compute_gate.h"
+#include "devices.h"
+#include "hook_dispatch.h"
+#include "hv_http.h"
+#include "hv_json.h"
+#include "limiter.h"
+#include "log.h"
+
+#define RESP_CAP (256u * 1024u)
+#define LONGPOLL_S 25
+#define MS 1000000ull
+
+static struct {
+    pthread_mutex_t mu; /* worker_id; held across I/O only by the first registration */
+    _Atomic int started; /* this process ran its first registration */
+    _Atomic int stopping; /* exit: the thread ends, no new requests */
+    _Atomic int lp_fd;    /* the long-poll connection (closed in a forked child) */
+    struct hv_endpoint ep;
+    char worker_id[64];   /* empty: not registered */
+    uint64_t seq;         /* highest command applied (thread, or the first registration) */
+    unsigned heartbeat_ms;
+    int ndev;             /* GPUs this process sees (bound at the first registration) */
+    int ever;             /* a registration succeeded once in this process */
+} hv = {.mu = PTHREAD_MUTEX_INITIALIZER, .lp_fd = -1, .heartbeat_ms = 1000};
+/* held through the first registration: other threads' cuInit wait for its outcome */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+
+uint32_t vgpu_hv_percent(double pct)
+{
+    if (!(pct > 0)) return 0;
+    if (pct >= 100) return 10000;
+    uint32_t v = (uint32_t)(pct * 100.0 + 0.5);
+    return v ? v : 1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+void vgpu_hv_wait_resumed(const struct vgpu_shm *s)
+{
+    /* no lock is held here, so exit() from another thread (or a signal) is never blocked */
+    while (atomic_load_explicit(&s->suspended, memory_order_relaxed)) sleep_ms(1);
+}
+
+static void store_max(_Atomic uint64_t *p, uint64_t v)
+{
+    uint64_t old = atomic_load(p);
+    while (old < v && !atomic_compare_exchange_weak(p, &old, v)) {
+    }
+}
+
+/* the region's device for a limits entry: by UUID when it has one, else by our GPU index */
+static int find_dev(struct vgpu_shm *s, const char *entry)
+{
+    char raw[96], uuid[VGPU_UUID_LEN];
+    uint64_t index;
+    if (hv_json_string(hv_json_get(entry, "uuid"), raw, sizeof(raw)) == 0 && raw[0]) {
+        if (vgpu_normalize_uuid(raw, uuid, sizeof(uuid)) != 0) return -2;
+        return vgpu_ledger_dev_find(s, uuid);
+    }
+    if (hv_json_u64(hv_json_get(entry, "index"), &index) == 0 && index < VGPU_MAX_DEVICES) {
+        const struct vgpu_binding *b = &vgpu_bindings[index];
+        if (atomic_load(&b->state) == VGPU_BIND_LEDGER) return b->ledger;
+    }
+    return -1;
+}
+
+/* a percentage member: 0 absent (hundredths in *out otherwise), -1 malformed */
+static int pct_member(const char *entry, const char *key, int *have, uint32_t *out)
+{
+    const char *v = hv_json_get(entry, key);
+    double pct;
+    *have = 0;
+    if (!v || hv_json_is_null(v)) return 0;
+    if (hv_json_double(v, &pct) != 0 || pct < 0 || pct > 100) return -1;
+    *have = 1;
+    *out = vgpu_hv_percent(pct);
+    return 0;
+}
+
+int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size_t errlen)
+{
+    const char *it = limits, *e;
+    int n = 0, i = 0;
+    for (; (e = hv_json_next(&it)) != NULL; i++) {
+        int d = find_dev(s, e);
+        if (d == -2) {
+            snprintf(err, errlen, "limits[%d]: uuid is not a GPU UUID", i);
+            return -1;
+        }
+        uint64_t mem = 0, weight = 0;
+        uint32_t core = 0, soft = 0, eff = 0;
+        int have_core, have_soft, have_eff, is_soft = 0;
+        const char *mv = hv_json_get(e, "mem_limit"), *wv = hv_json_get(e, "weight"), *sv = hv_json_get(e, "soft");
+        if ((mv && !hv_json_is_null(mv) && hv_json_u64(mv, &mem) != 0) ||
+            pct_member(e, "core_limit", &have_core, &core) != 0 ||
+            pct_member(e, "core_soft", &have_soft, &soft) != 0 ||
+            pct_member(e, "core_effective", &have_eff, &eff) != 0 ||
+            (wv && !hv_json_is_null(wv) && (hv_json_u64(wv, &weight) != 0 || weight > 10000)) ||
+            (sv && !hv_json_is_null(sv) && hv_json_bool(sv, &is_soft) != 0)) {
+            snprintf(err, errlen, "limits[%d]: a field has the wrong type or is out of range", i);
+            return -1;
+        }
+        if (d < 0) {
+            VLOG_DEBUG("node daemon: limits[%d] names a GPU this process does not use", i);
+            continue;
+        }
+        struct vgpu_shm_dev *v = &s->dev[d];
+        if (mv && !hv_json_is_null(mv)) atomic_store(&v->mem_limit, mem ? mem : VGPU_UNLIMITED);
+        if (!have_eff && have_core) {
+            have_eff = 1;
+            eff = core;
+        }
+        /* the region's encoding (docs/hypervisor.md): hard L -> core_limit L, core_soft 0;
+         * soft L -> core_soft L, core_limit 10000; none -> both 0 */
+        if (have_core && !have_soft) {
+            have_soft = 1;
+            soft = is_soft && core ? core : 0;
+            if (soft) core = 10000;
+        }
+        if (have_core) atomic_store(&v->core_limit, core);
+        if (have_soft) atomic_store(&v->core_soft, soft);
+        if (wv && !hv_json_is_null(wv)) atomic_store(&v->weight, (uint32_t)weight);
+        if (have_eff) vgpu_gate_set_effective(v, eff);
+        n++;
+    }
+    if (!it) {
+        snprintf(err, errlen, "limits: not an array");
+        return -1;
+    }
+    atomic_store(&s->managed, 1);
+    atomic_store(&s->managed_ns, vgpu_now_ns());
+    return n;
+}
+
+static int append(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - *len) return -1;
+    *len += (size_t)n;
+    return 0;
+}
+
+/* the registration body (docs/hypervisor.md, POST /v1/workers) */
+static int build_register(char *out, size_t cap)
+{
+    const struct vgpu_config *cfg = &vgpu_g.cfg;
+    size_t n = 0;
+    int bad = append(out, cap, &n, "{\"pod_id\": ") | hv_json_put_string(out, cap, &n, cfg->pod_id);
+    const char *names[] = {"namespace", "pod", "pod_uid", "container"};
+    const char *vals[] = {cfg->pod_namespace, cfg->pod_name, cfg->pod_uid, cfg->container};
+    for (int i = 0; i < 4; i++)
+        if (vals[i][0]) bad |= append(out, cap, &n, ", \"%s\": ", names[i]) | hv_json_put_string(out, cap, &n, vals[i]);
+    bad |= append(out, cap, &n, ", \"pid\": %d, \"gpus\": [", (int)getpid());
+    int first = 1;
+    for (int o = 0; o < hv.ndev; o++) {
+        const struct vgpu_binding *b = &vgpu_bindings[o];
+        if (!b->uuid[0]) continue;
+        uint64_t mem = vgpu_config_mem_limit(cfg, o, b->uuid, NULL);
+        uint32_t hard, soft;
+        vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
+        bad |= append(out, cap, &n, "%s{\"index\": %d, \"uuid\": \"%s\", \"env\": {", first ? "" : ", ", o, b->uuid);
+        const char *sep = "";
+        if (mem != VGPU_UNLIMITED) {
+            bad |= append(out, cap, &n, "\"mem_limit\": %llu", (unsigned long long)mem);
+            sep = ", ";
+        }
+        /* a soft limit is the share under contention: the daemon's soft core_limit */
+        uint32_t core = soft ? soft : hard;
+        if (core)
+            bad |= append(out, cap, &n, "%s\"core_limit\": %u.%02u, \"soft\": %s", sep, core / 100, core % 100,
+                          soft ? "true" : "false");
+        bad |= append(out, cap, &n, "}}");
+        first = 0;
+    }
+    bad |= append(out, cap, &n, "]}");
+    return bad ? -1 : 0;
+}
+
+/* worker ids go into URLs: keep them to unreserved characters */
+static int id_ok(const char *id)
+{
+    if (!*id) return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_' || *p == '.' || *p == '~'))
+            return 0;
+    return 1;
+}
+
+static void set_suspended(struct vgpu_shm *s, int on)
+{
+    if (atomic_exchange(&s->suspended, (uint32_t)(on != 0)) != (uint32_t)(on != 0))
+        VLOG_INFO("node daemon: pod %s", on ? "suspended: GPU work waits" : "resumed");
+}
+
+/* POST /v1/workers; on success the reply's limits and state are in the region. 0 or -1. */
+static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
+{
+    char body[8192], err[200];
+    int st;
+    char *rb;
+    if (build_register(body, sizeof(body)) != 0) {
+        VLOG_ERROR("node daemon: registration body too large");
+        return -1;
+    }
+    if (hv_http_request(&hv.ep, "POST", "/v1/workers", body, deadline, buf, cap, &st, &rb, err, sizeof(err)) != 0) {
+        if (quiet) VLOG_DEBUG("node daemon: cannot register: %s", err);
+        else VLOG_WARN("node daemon: cannot register: %s", err);
+        return -1;
+    }
+    char id[64] = "";
+    uint64_t seq = 0, hb = 1000, host_pid = 0;
+    int susp = 0;
+    const char *v;
+    if (st != 201 && st != 200) {
+        VLOG_WARN("node daemon: registration refused (HTTP %d): %.300s", st, rb);
+        return -1;
+    }
+    if (!hv_json_valid(rb) || hv_json_string(hv_json_get(rb, "worker_id"), id, sizeof(id)) != 0 || !id_ok(id) ||
+        ((v = hv_json_get(rb, "seq")) && hv_json_u64(v, &seq) != 0) ||
+        ((v = hv_json_get(rb, "heartbeat_ms")) && hv_json_u64(v, &hb) != 0) ||
+        ((v = hv_json_get(rb, "suspended")) && hv_json_bool(v, &susp) != 0)) {
+        VLOG_WARN("node daemon: malformed registration reply: %.300s", rb);
+        return -1;
+    }
+    if ((v = hv_json_get(rb, "host_pid"))) hv_json_u64(v, &host_pid);
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    if (s) {
+        const char *limits = hv_json_get(rb, "limits");
+        if (limits && !hv_json_is_null(limits) && vgpu_hv_apply_limits(s, limits, err, sizeof(err)) < 0) {
+            VLOG_WARN("node daemon: registration reply: %s", err);
+            return -1;
+        }
+        atomic_store(&s->managed, 1);
+        atomic_store(&s->managed_ns, vgpu_now_ns());
+        set_suspended(s, susp);
+        store_max(&s->control_seq, seq);
+        int slot = atomic_load(&vgpu_g.slot);
+        if (slot >= 0 && host_pid > 0 && host_pid < (1u << 31)) atomic_store(&s->proc[slot].host_pid, (int32_t)host_pid);
+    }
+    pthread_mutex_lock(&hv.mu);
+    snprintf(hv.worker_id, sizeof(hv.worker_id), "%s", id);
+    pthread_mutex_unlock(&hv.mu);
+    hv.seq = seq;
+    hv.heartbeat_ms = hb < 100 ? 100 : hb > 60000 ? 60000 : (unsigned)hb;
+    hv.ever = 1;
+    VLOG_INFO("node daemon: registered as worker %s (seq %llu, heartbeat %u ms)", id, (unsigned long long)seq,
+              hv.heartbeat_ms);
+    return 0;
+}
+
+/* No registration yet: the environment's limits, or fail closed without any. A region the
+ * daemon manages (another process of the pod registered) keeps the daemon's limits. */
+static void apply_fallback(void)
+{
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    if (!s || atomic_load(&s->managed)) return;
+    const struct vgpu_config *cfg = &vgpu_g.cfg;
+    int env = cfg->n_mem > 0 || cfg->has_core;
+    for (int o = 0; o < hv.ndev; o++) {
+        const struct vgpu_binding *b = &vgpu_bindings[o];
+        if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
+        struct vgpu_shm_dev *v = &s->dev[b->ledger];
+        if (!env) {
+            atomic_store(&v->mem_limit, 0);
+            continue;
+        }
+        uint32_t hard, soft;
+        vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
+        if (soft && hard && soft > hard) soft = hard;
+        atomic_store(&v->mem_limit, vgpu_config_mem_limit(cfg, o, b->uuid, NULL));
+        atomic_store(&v->core_limit, hard ? hard : (soft ? 10000 : 0));
+        atomic_store(&v->core_soft, soft);
+        vgpu_gate_set_effective(v, soft ? soft : hard);
+    }
+    set_suspended(s, !env);
+    if (env)
+        VLOG_WARN("node daemon unreachable: the environment's limits apply until it answers");
+    else
+        VLOG_ERROR("node daemon unreachable and no limits in the environment: GPU memory is refused and "
+                   "GPU work waits until it answers");
+}
+
+static void lost(const char *why)
+{
+    VLOG_WARN("node daemon: %s; registering again (the last limits stay in force)", why);
+    pthread_mutex_lock(&hv.mu);
+    hv.worker_id[0] = 0;
+    pthread_mutex_unlock(&hv.mu);
+}
+
+static void current_id(char *id, size_t len)
+{
+    pthread_mutex_lock(&hv.mu);
+    snprintf(id, len, "%s", hv.worker_id);
+    pthread_mutex_unlock(&hv.mu);
+}
+
+/* a short request on the worker's own path; returns the HTTP status, -1 if the daemon is gone */
+static int worker_call(const char *method, const char *id, const char *what, const char *body, char *buf, size_t cap,
+                       char **rb)
+{
+    char path[160], err[200];
+    int st;
+    snprintf(path, sizeof(path), "/v1/workers/%s%s", id, what);
+    if (hv_http_request(&hv.ep, method, path, body, vgpu_now_ns() + 1000 * MS, buf, cap, &st, rb, err, sizeof(err)) != 0) {
+        VLOG_DEBUG("node daemon: %s %s: %s", method, path, err);
+        return -1;
+    }
+    return st;
+}
+
+/* Apply every command newer than hv.seq, in order, then ack the highest. -1: re-register. */
+static int run_commands(const char *body, char *buf, size_t cap, const char *id)
+{
+    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    const char *it = hv_json_valid(body) ? hv_json_get(body, "commands") : NULL, *c;
+    if (!it) {
+        VLOG_WARN("node daemon: malformed commands reply: %.300s", body);
+        return 0;
+    }
+    uint64_t top = 0;
+    int ok = 1;
+    char err[200] = "";
+    while ((c = hv_json_next(&it)) != NULL) {
+        uint64_t seq;
+        char type[32];
+        if (hv_json_u64(hv_json_get(c, "seq"), &seq) != 0 || seq <= hv.seq) continue;
+        if (hv_json_string(hv_json_get(c, "type"), type, sizeof(type)) != 0) type[0] = 0;
+        int r = 0;
+        if (!s) {
+            r = -1;
+            snprintf(err, sizeof(err), "the pod's shared memory is not available");
+        } else if (strcmp(type, "suspend") == 0 || strcmp(type, "resume") == 0) {
+            set_suspended(s, type[0] == 's');
+            atomic_store(&s->managed, 1);
+            atomic_store(&s->managed_ns, vgpu_now_ns());
+        } else if (strcmp(type, "limits") == 0) {
+            const char *l = hv_json_get(c, "limits");
+            r = vgpu_hv_apply_limits(s, l, err, sizeof(err)) < 0 ? -1 : 0;
+            if (r == 0) VLOG_INFO("node daemon: limits of command %llu applied", (unsigned long long)seq);
+        } else {
+            r = -1;
+            snprintf(err, sizeof(err), "unknown command type '%.20s'", type);
+        }
+        if (r < 0) {
+            ok = 0;
+            VLOG_WARN("node daemon: command %llu: %s", (unsigned long long)seq, err);
+        }
+        hv.seq = top = seq;
+        if (s) store_max(&s->control_seq, seq);
+    }
+    if (!top) return 0;
+    char ack[512];
+    size_t n = 0;
+    append(ack, sizeof(ack), &n, "{\"seq\": %llu, \"ok\": %s", (unsigned long long)top, ok ? "true" : "false");
+    if (!ok) {
+        append(ack, sizeof(ack), &n, ", \"error\": ");
+        hv_json_put_string(ack, sizeof(ack) - 2, &n, err);
+    }
+    append(ack, sizeof(ack), &n, "}");
+    char *rb;
+    int st = worker_call("POST", id, "/ack", ack, buf, cap, &rb);
+    return st == 403 || st == 404 ? -1 : 0;
+}
+
+/* One long-poll, heartbeating while it waits. 0 fine, -1 the daemon lost us. */
+static int poll_once(char *buf, size_t cap, uint64_t *next_hb)
+{
+    char id[64], path[200], err[200];
+    current_id(id, sizeof(id));
+    if (!id[0]) return -1;
+    snprintf(path, sizeof(path), "/v1/workers/%s/commands?after=%llu&timeout=%d", id, (unsigned long long)hv.seq,
+             LONGPOLL_S);
+    int fd = hv_http_send(&hv.ep, "GET", path, NULL, vgpu_now_ns() + 1000 * MS, err, sizeof(err));
+    if (fd < 0) {
+        lost(err);
+        return -1;
+    }
+    atomic_store(&hv.lp_fd, fd);
+    uint64_t give_up = vgpu_now_ns() + (LONGPOLL_S + 10) * 1000 * MS;
+    int r = 0, st = 0;
+    char *body = NULL;
+    for (;;) {
+        if (atomic_load(&hv.stopping)) {
+            r = 1;
+            break;
+        }
+        uint64_t now = vgpu_now_ns();
+        if (now >= give_up) {
+            snprintf(err, sizeof(err), "no reply to the long poll");
+            r = -1;
+            break;
+        }
+        if (now >= *next_hb) { /* due even while commands keep the long poll busy */
+            char hbuf[4096], *rb;
+            int hs = worker_call("POST", id, "/heartbeat", "{}", hbuf, sizeof(hbuf), &rb);
+            *next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
+            if (hs < 0 || hs == 403 || hs == 404) {
+                snprintf(err, sizeof(err), hs < 0 ? "heartbeat failed" : "heartbeat refused (HTTP %d)", hs);
+                r = -1;
+                break;
+            }
+        }
+        int w = hv_http_wait(fd, *next_hb < give_up ? *next_hb : give_up);
+        if (w == 1) {
+            if (hv_http_recv(fd, vgpu_now_ns() + 2000 * MS, buf, cap, &st, &body, err, sizeof(err)) != 0) r = -1;
+            break;
+        }
+        if (w < 0) {
+            snprintf(err, sizeof(err), "poll failed");
+            r = -1;
+            break;
+        }
+    }
+    atomic_store(&hv.lp_fd, -1);
+    close(fd);
+    if (r > 0) return 0;
+    if (r < 0) {
+        lost(err);
+        return -1;
+    }
+    if (st == 403 || st == 404) {
+        snprintf(err, sizeof(err), "the daemon does not know worker %s (HTTP %d)", id, st);
+        lost(err);
+        return -1;
+    }
+    if (st != 200) {
+        VLOG_WARN("node daemon: commands: HTTP %d: %.200s", st, body);
+        sleep_ms(500);
+        return 0;
+    }
+    if (run_commands(body, buf, cap, id) < 0) {
+        lost("ack refused");
+        return -1;
+    }
+    return 0;
+}
+
+static void *loop(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "vgpu-hv");
+    char *buf = malloc(RESP_CAP);
+    if (!buf) {
+        VLOG_ERROR("node daemon: out of memory: the client thread stops");
+        return NULL;
+    }
+    unsigned backoff = 100;
+    uint64_t next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
+    while (!atomic_load(&hv.stopping)) {
+        char id[64];
+        current_id(id, sizeof(id));
+        if (!id[0]) {
+            int before = hv.ever;
+            if (register_once(vgpu_now_ns() + 2000 * MS, buf, RESP_CAP, 1) == 0) {
+                if (!before) VLOG_WARN("node daemon answered: its limits apply now");
+                backoff = 100;
+                next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
+                continue;
+            }
+            /* never registered: every second; after losing the daemon: 0.1 s doubling to 2 s */
+            sleep_ms(hv.ever ? backoff : 1000);
+            if (hv.ever) backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+            continue;
+        }
+        poll_once(buf, RESP_CAP, &next_hb);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* At exit: the daemon forgets us now rather than after three missed heartbeats; 100 ms at most.
+ * The thread may be blocked in its long poll: it is not waited for. */
+static void at_exit(void)
+{
+    atomic_store(&hv.stopping, 1);
+    char id[64] = "";
+    if (pthread_mutex_trylock(&hv.mu) == 0) {
+        snprintf(id, sizeof(id), "%s", hv.worker_id);
+        hv.worker_id[0] = 0;
+        pthread_mutex_unlock(&hv.mu);
+    }
+    if (!id[0]) return;
+    char path[160], buf[1024], err[160], *rb;
+    int st;
+    snprintf(path, sizeof(path), "/v1/workers/%s", id);
+    hv_http_request(&hv.ep, "DELETE", path, NULL, vgpu_now_ns() + 100 * MS, buf, sizeof(buf), &st, &rb, err, sizeof(err));
+}
+
+void vgpu_hv_start(void)
+{
+    const struct vgpu_config *cfg = &vgpu_g.cfg;
+    if (!cfg->hv_on || atomic_load_explicit(&hv.started, memory_order_acquire)) return;
+    pthread_mutex_lock(&start_mu);
+    if (atomic_load(&hv.started)) {
+        pthread_mutex_unlock(&start_mu);
+        return;
+    }
+    hv.ep.is_unix = cfg->hv_socket[0] != 0;
+    snprintf(hv.ep.path, sizeof(hv.ep.path), "%s", cfg->hv_socket);
+    snprintf(hv.ep.ip, sizeof(hv.ep.ip), "%s", cfg->hv_ip);
+    hv.ep.port = cfg->hv_port;
+    /* every GPU joins the pod's ledger now: the daemon's limits land there */
+    int count = 0;
+    vgpu_helper_fn_cuDeviceGetCount get_count = VGPU_HELPER(cuDeviceGetCount);
+    if (!get_count || get_count(&count) != CUDA_SUCCESS) count = 0;
+    hv.ndev = count > VGPU_MAX_DEVICES ? VGPU_MAX_DEVICES : count;
+    for (int o = 0; o < hv.ndev; o++) vgpu_bind(o);
+
+    char *buf = malloc(RESP_CAP);
+    int ok = buf && register_once(vgpu_now_ns() + 1000 * MS, buf, RESP_CAP, 0) == 0;
+    free(buf);
+    if (!ok) apply_fallback();
+
+    static int exit_hook;
+    if (!exit_hook) exit_hook = atexit(at_exit) == 0;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
+    pthread_t t;
+    if (pthread_create(&t, &a, loop, NULL) != 0)
+        VLOG_ERROR("node daemon: cannot start the client thread: commands are not received");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    atomic_store_explicit(&hv.started, 1, memory_order_release);
+    pthread_mutex_unlock(&start_mu);
+}
+
+void vgpu_hv_after_fork(void)
+{
+    pthread_mutex_init(&hv.mu, NULL);
+    pthread_mutex_init(&start_mu, NULL);
+    int fd = atomic_exchange(&hv.lp_fd, -1);
+    if (fd >= 0) close(fd); /* the parent's long poll: not ours to keep open */
+    hv.worker_id[0] = 0;
+    hv.ever = 0;
+    hv.seq = 0;
+    atomic_store(&hv.stopping, 0);
+    atomic_store(&hv.started, 0);
+}

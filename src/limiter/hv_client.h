@@ -1,0 +1,36 @@
+/* hv_client.h - the limiter's side of the node daemon (vgpu-hypervisor, docs/hypervisor.md).
+ *
+ * Why this exists: with a daemon configured (VGPU_HYPERVISOR_SOCKET, or HYPERVISOR_IP +
+ * HYPERVISOR_PORT) the pod's limits come from the daemon and may change, or the pod may be
+ * suspended, at any time. This module registers the process at its first cuInit (synchronously,
+ * 1 s at most), then a background thread long-polls the daemon's commands, applies them to the
+ * pod's shared region (the same stores the daemon makes), acks them, heartbeats, and registers
+ * again with backoff when the daemon goes away; the last limits stay in force meanwhile. Until
+ * a first registration succeeds the environment's limits apply; without any, the process fails
+ * closed (memory cap 0, submissions suspended). Nothing here is on the launch path except
+ * vgpu_hv_wait_resumed, reached only while the pod is suspended.
+ */
+#ifndef VGPU_HV_CLIENT_H
+#define VGPU_HV_CLIENT_H
+
+#include <stdint.h>
+
+#include "../common/shm_layout.h"
+
+/* After the real cuInit succeeded: register (once per process) and start the thread. */
+void vgpu_hv_start(void);
+
+/* In the child after fork(): no thread, no registration; the next cuInit registers anew. */
+void vgpu_hv_after_fork(void);
+
+/* The pod is suspended: wait until it is not (1 ms steps). */
+void vgpu_hv_wait_resumed(const struct vgpu_shm *s);
+
+/* Apply a JSON array of per-GPU limits (docs/hypervisor.md) to the region: returns the number
+ * of GPUs written, -1 on a malformed entry (err says which). Sets `managed`. */
+int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size_t errlen);
+
+/* Percent as the daemon writes it (float) -> hundredths, clamped to [0, 10000]. */
+uint32_t vgpu_hv_percent(double pct);
+
+#endif
