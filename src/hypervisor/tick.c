@@ -50,6 +50,17 @@ struct slot {
     struct hv_pod_gpu *g;
 };
 
+/* NVML's busy percent of the GPU, -1 when unknown */
+static int gpu_util(const char *uuid)
+{
+    struct nvml_snapshot *ns = nvml_snapshot_get();
+    int util = -1;
+    for (int i = 0; ns && ns->ok && i < ns->ngpu; i++)
+        if (!strcmp(ns->gpu[i].uuid, uuid)) util = (int)ns->gpu[i].util;
+    free(ns);
+    return util;
+}
+
 static void schedule(void)
 {
     static struct slot slots[4096];
@@ -76,6 +87,14 @@ static void schedule(void)
                                              .soft = g->soft, .used = g->used,
                                              .wants_more = g->wants_more, .prev = g->effective};
             }
+        /* On a saturated GPU the pods slow each other down (contexts time-slice), so a pod
+         * that is not waiting at its gate may still be held back by the others: every pod
+         * doing real work then counts as wanting more, and the weights decide. */
+        uint32_t sum = 0;
+        for (size_t j = 0; j < k; j++) sum += in[j].used;
+        if (sum >= 9000 || gpu_util(slots[a].g->uuid) >= 90)
+            for (size_t j = 0; j < k; j++)
+                if (in[j].used >= 200) in[j].wants_more = 1;
         pol->allocate(in, k, out);
         for (size_t j = 0; j < k; j++) {
             struct slot *s = &slots[idx[j]];
