@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# hv_daemon_sim.sh - the whole system on the simulated GPU: the real vgpu-hypervisor, the vgpu
+# CLI, and limiter processes (cuda_probe with libcuda_limiter.so preloaded). The simulated GPU
+# runs one kernel at a time across all processes, so pods really compete for it.
+#   weights  two soft pods at 100%, weights 1:3, both saturating: kernels per second 1:3
+#   suspend  vgpu suspend stops a pod's launches, vgpu resume brings them back
+#   restart  the daemon killed -9 under load: the limit holds meanwhile; the workers register
+#            again with the restarted daemon, which still has the operator's settings
+#   many     200 limiter processes register at once (4 pods of 50)
+#
+#   hv_daemon_sim.sh BUILD_DIR CASE
+set -u
+BUILD=$1
+CASE=$2
+SIM=$BUILD/sim
+LIM=$BUILD/src/limiter/libcuda_limiter.so
+PRE=${VGPU_TEST_PRELOAD:-} # sanitizer runtimes must come first in a sanitized build
+PROBE=$BUILD/tests/integration/cuda_probe
+HV=$BUILD/src/hypervisor/vgpu-hypervisor
+CLI=$BUILD/src/cli/vgpu
+TMP=$(mktemp -d /tmp/vgpu-hvd-XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+
+export LD_LIBRARY_PATH=$SIM
+export VGPU_SIM_STATE=$TMP/sim.state
+export VGPU_SIM_MEM=16GiB
+export VGPU_SHM_DIR=$TMP/shm
+export VGPU_HYPERVISOR_SOCKET=$TMP/worker.sock VGPU_POD_NAMESPACE=sim
+unset TENSOR_FUSION_CUDA_MEM_LIMIT VCUDA_MEMORY_LIMIT CUDA_VISIBLE_DEVICES HYPERVISOR_IP HYPERVISOR_PORT VGPU_POD_UID
+mkdir -p "$VGPU_SHM_DIR"
+fails=0
+fail() {
+    echo "FAIL: $*" >&2
+    fails=$((fails + 1))
+}
+field() { sed -n "s/.*\b$1=\([0-9.,]*\).*/\1/p" <<<"$2"; }
+limited() { LD_PRELOAD=$PRE$LIM "$@"; }
+V() { "$CLI" --socket "$TMP/op.sock" "$@"; }
+daemon() {
+    "$HV" --socket "$TMP/op.sock" --worker-socket "$TMP/worker.sock" --shm-dir "$VGPU_SHM_DIR" \
+        --state "$TMP/state.json" --tick-ms 100 --log-level warn 2>>"$TMP/daemon.log" &
+    HVPID=$!
+    for _ in $(seq 200); do V status >/dev/null 2>&1 && return 0; sleep 0.05; done
+    fail "the daemon did not come up: $(tail -3 "$TMP/daemon.log")"
+    return 1
+}
+# mean of the per-bucket rates of a spin line from bucket FROM (0-based) to bucket TO
+rates() { field rates "$1" | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR <= b + 1 {s += $1; n++} END {print (n ? s / n : 0)}'; }
+workers() { V status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(len(p['workers']) for p in d['pods'] if p['pod'] == '$1'))"; }
+near() { awk -v v="$1" -v e="$2" -v p="$3" 'BEGIN {d = v - e; if (d < 0) d = -d; exit !(d <= e * p / 100)}' || fail "$4: $1, expected $2 within $3%"; }
+
+daemon || exit 1
+case $CASE in
+weights)
+    V set sim/wa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/wa"
+    V set sim/wb --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/wb"
+    VGPU_POD_NAME=wa limited "$PROBE" spin 6 1000 >"$TMP/a" 2>"$TMP/a.err" &
+    VGPU_POD_NAME=wb limited "$PROBE" spin 6 1000 >"$TMP/b" 2>"$TMP/b.err" &
+    wait %2 %3
+    a=$(rates "$(cat "$TMP/a")" 4 11) b=$(rates "$(cat "$TMP/b")" 4 11)
+    echo "weights 1:3, 1 ms kernels, from the third second on: A $a/s, B $b/s (the GPU does 1000/s)"
+    near "$a" 250 12 "pod of weight 1"
+    near "$b" 750 6 "pod of weight 3"
+    ;;
+suspend)
+    VGPU_POD_NAME=ss VGPU_PROBE_BUCKET_MS=100 limited "$PROBE" spin 4 1000 >"$TMP/s" 2>"$TMP/s.err" &
+    sleep 1.2
+    out=$(V suspend sim/ss) || fail "vgpu suspend: $out"
+    sleep 1
+    V resume sim/ss >/dev/null || fail "vgpu resume"
+    wait %2
+    line=$(cat "$TMP/s")
+    echo "suspend: $out; rates per 100 ms: $(field rates "$line")"
+    # buckets of 100 ms: some fully suspended (0), and launches again at the end
+    zeros=$(field rates "$line" | tr ',' '\n' | awk '$1 == 0 {n++} END {print n + 0}')
+    last=$(rates "$line" 34 38)
+    [ "$zeros" -ge 8 ] || fail "only $zeros buckets of 100 ms without launches during a 1 s suspension"
+    [ "${last%.*}" -ge 600 ] || fail "launches did not come back after resume: $last per second"
+    ;;
+restart)
+    V set sim/rr --hard --core-limit 30 >/dev/null || fail "set sim/rr"
+    VGPU_POD_NAME=rr limited "$PROBE" spin 7 1000 >"$TMP/r" 2>"$TMP/r.err" &
+    sleep 1.5
+    [ "$(workers sim/rr)" = 1 ] || fail "the worker did not register"
+    kill -9 "$HVPID"
+    wait "$HVPID" 2>/dev/null
+    sleep 2.5
+    daemon || exit 1
+    for _ in $(seq 60); do [ "$(workers sim/rr)" = 1 ] && break; sleep 0.1; done
+    [ "$(workers sim/rr)" = 1 ] || fail "the worker did not register again with the restarted daemon"
+    lim=$(V status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print([g['core_limit'] for p in d['pods'] if p['pod'] == 'sim/rr' for g in p['gpus']])")
+    [ "$lim" = "[30.0]" ] || fail "the restarted daemon lost the operator's 30%: core limits $lim"
+    wait %2
+    line=$(cat "$TMP/r")
+    echo "restart: rates per 0.5 s: $(field rates "$line")"
+    near "$(rates "$line" 4 7)" 300 10 "launches per second while the daemon was down"
+    near "$(rates "$line" 10 13)" 300 10 "launches per second after the restart"
+    ;;
+many)
+    for i in $(seq 200); do
+        VGPU_POD_NAME=many-$((i % 4)) limited "$PROBE" hold 1 12 >"$TMP/m$i" 2>&1 &
+    done
+    held=0
+    for _ in $(seq 600); do
+        held=$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)
+        [ "$held" -ge 200 ] && break
+        sleep 0.1
+    done
+    total=0
+    for p in 0 1 2 3; do total=$((total + $(workers sim/many-$p))); done
+    echo "200 limiter processes: $held holding GPU memory, $total registered with the daemon"
+    [ "$held" = 200 ] || fail "only $held of 200 processes got their memory"
+    [ "$total" = 200 ] || fail "$total of 200 workers registered"
+    V status >/dev/null || fail "status with 200 workers"
+    ;;
+*)
+    echo "unknown case $CASE" >&2
+    exit 2
+    ;;
+esac
+kill $(jobs -p) 2>/dev/null
+[ $fails -eq 0 ] && echo "PASS $CASE"
+exit $((fails > 0))
