@@ -15,8 +15,7 @@
 
 #define RELAXED memory_order_relaxed
 
-/* Reads field 3 (state) and field 22 (starttime) of /proc/<pid>/stat. Returns 0 on success. */
-static int read_proc_stat(pid_t pid, char *state, uint64_t *start_time)
+int vgpu_proc_stat(pid_t pid, char *state, uint64_t *start_time)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -27,23 +26,17 @@ static int read_proc_stat(pid_t pid, char *state, uint64_t *start_time)
     if (n <= 0) return -1;
     buf[n] = 0;
     char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    if (!p) return -1;
-    p++;
-    /* after ')' : " S ppid pgrp ..." ; starttime is the 20th token after ')' */
-    int field = 2;
-    unsigned long long st = 0;
-    char s = 0;
-    for (char *tok = strtok(p, " "); tok; tok = strtok(NULL, " ")) {
-        field++;
-        if (field == 3) s = tok[0];
-        if (field == 22) {
-            st = strtoull(tok, NULL, 10);
-            break;
-        }
+    if (!p || p[1] != ' ') return -1;
+    /* fields after ')': 3 state ... 22 starttime; no strtok: the limiter runs in threads of
+     * programs that may be using it */
+    char *f = p + 2;
+    *state = *f;
+    for (int field = 3; field < 22 && f; field++) {
+        f = strchr(f, ' ');
+        if (f) f++;
     }
-    if (field != 22) return -1;
-    *state = s;
-    *start_time = st;
+    if (!f) return -1;
+    *start_time = strtoull(f, NULL, 10);
     return 0;
 }
 
@@ -53,7 +46,7 @@ void vgpu_proc_self(struct vgpu_proc_id *id)
     id->pid = getpid();
     char state;
     uint64_t st = 0;
-    if (read_proc_stat(id->pid, &state, &st) == 0) id->start_time = st;
+    if (vgpu_proc_stat(id->pid, &state, &st) == 0) id->start_time = st;
     struct stat sb;
     if (stat("/proc/self/ns/pid", &sb) == 0) id->pidns = (uint64_t)sb.st_ino;
 }
@@ -64,7 +57,7 @@ int vgpu_proc_alive(pid_t pid, uint64_t start_time)
     if (kill(pid, 0) != 0 && errno == ESRCH) return 0;
     char state;
     uint64_t st;
-    if (read_proc_stat(pid, &state, &st) != 0) return 1; /* cannot tell (hidepid): keep it */
+    if (vgpu_proc_stat(pid, &state, &st) != 0) return 1; /* cannot tell (hidepid): keep it */
     if (state == 'Z' || state == 'X') return 0;          /* exited; GPU memory already freed */
     if (start_time && st != start_time) return 0;        /* the pid now names another process */
     return 1;

@@ -77,6 +77,11 @@ void vgpu_ledger_repair(struct vgpu_shm *s);
  * host sees it)? */
 int vgpu_ledger_has_pid(const struct vgpu_shm *s, uint64_t pidns, unsigned pid);
 
+/* Field 3 (state letter) and field 22 (start time, clock ticks since boot) of /proc/PID/stat:
+ * tells a live process from a zombie and a reused PID from the original. 0, or -1 when the
+ * file cannot be read. */
+int vgpu_proc_stat(pid_t pid, char *state, uint64_t *start_time);
+
 /* Is the process recorded as `pid`/`start_time` alive? (same pid namespace only) */
 int vgpu_proc_alive(pid_t pid, uint64_t start_time);
 

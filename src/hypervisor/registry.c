@@ -20,6 +20,7 @@
 #include "hv_log.h"
 #include "kube_watch.h"
 #include "pod_regions.h"
+#include "shm_ledger.h"
 #include "shm_region.h"
 
 struct hv_registry hv_reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -273,35 +274,11 @@ json_t *registry_limits_json(const struct hv_pod *p)
 
 /* --- processes ------------------------------------------------------------------------------ */
 
-/* State letter and start time (field 22) from /proc/PID/stat; -1 when unreadable. */
-static int read_stat(pid_t pid, char *state, uint64_t *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *s = strrchr(buf, ')');
-    if (!s || s[1] != ' ') return -1;
-    *state = s[2];
-    /* fields after ')': 3 state ... 22 starttime */
-    char *f = s + 2;
-    for (int field = 3; field < 22 && f; field++) {
-        f = strchr(f, ' ');
-        if (f) f++;
-    }
-    *start = f ? strtoull(f, NULL, 10) : 0;
-    return 0;
-}
-
 uint64_t registry_pid_start_time(pid_t pid)
 {
     char st;
     uint64_t start = 0;
-    return read_stat(pid, &st, &start) ? 0 : start;
+    return vgpu_proc_stat(pid, &st, &start) ? 0 : start;
 }
 
 int registry_pid_alive(pid_t pid, uint64_t start_time)
@@ -310,7 +287,7 @@ int registry_pid_alive(pid_t pid, uint64_t start_time)
     if (kill(pid, 0) && errno == ESRCH) return 0;
     char st;
     uint64_t start;
-    if (read_stat(pid, &st, &start)) return 0;
+    if (vgpu_proc_stat(pid, &st, &start)) return 0;
     if (st == 'Z' || st == 'X' || st == 'x') return 0;
     return !start_time || start == start_time;
 }
