@@ -3,7 +3,8 @@
 Why this exists: the daemon tests need to know, to the millisecond, when a process submitted
 work (suspend latency), how fast it went in each phase (weighted shares, idle time), and that a
 training loop lost no step while the daemon was killed and restarted. Each step is one unit of
-GPU work followed by a synchronize, so a submission is what the GPU runs next.
+GPU work followed by a synchronize (or every --sync-every steps: then the GPU's queue stays
+full and the GPU never waits for Python, as in a real training loop).
 
     hv_load.py matmul --seconds S [--steps-log FILE]   bf16 8192 matmuls; prints rate=<it/s>
     hv_load.py train --seconds S --steps-log FILE      MLP training; prints steps= loss0= loss=
@@ -46,6 +47,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=0.0)
     ap.add_argument("--start-at", type=float)
+    ap.add_argument("--sync-every", type=int, default=1,
+                    help="synchronize every N steps (1: each step; more keeps the GPU's queue full)")
     ap.add_argument("--steps-log")
     a = ap.parse_args()
     if a.mode == "util":
@@ -91,7 +94,8 @@ def main():
         if t0 >= measure_from + a.seconds:
             break
         step()
-        torch.cuda.synchronize()
+        if (n + 1) % a.sync_every == 0:
+            torch.cuda.synchronize()
         t1 = time.monotonic()
         if log:
             log.write(f"{n} {t0:.6f} {t1:.6f}\n")
@@ -100,6 +104,7 @@ def main():
             if t_measure is None:
                 t_measure = t0
             counted += 1
+    torch.cuda.synchronize()
     elapsed = time.monotonic() - (t_measure or t_begin)
     out = f"steps={n} rate={counted / elapsed:.2f}"
     if a.mode == "train":
