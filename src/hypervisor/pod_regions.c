@@ -123,3 +123,17 @@ void region_close(struct hv_pod *p, int unmanage)
     p->region = NULL;
     for (int i = 0; i < p->ngpu; i++) p->gpu[i].have_sample = 0;
 }
+
+int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid)
+{
+    struct vgpu_shm *s = p->region;
+    if (!s || host_pid <= 0 || ns_pid <= 0) return 0;
+    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
+        if (atomic_load(&s->proc[i].pid) != ns_pid || atomic_load(&s->proc[i].host_pid) != host_pid) continue;
+        vgpu_ledger_proc_release(s, i, ns_pid);
+        hv_logf(HV_INFO, "released a dead worker's memory", "{s:s, s:i, s:i}", "pod", p->key,
+                "host_pid", (int)host_pid, "slot", i);
+        return 1;
+    }
+    return 0;
+}

@@ -24,5 +24,9 @@ void region_set_seq(struct hv_pod *p, uint64_t seq);
 void region_sample(struct hv_pod *p, uint64_t now_ns);
 /* Unmap; with unmanage, hand the pod back to the limiter's own policy (managed = 0). */
 void region_close(struct hv_pod *p, int unmanage);
+/* A worker died: return the memory its process record holds in the pod's region. The daemon
+ * sees every PID namespace, so this also frees records that no process of another container
+ * of the pod could reap. Returns 1 when a record was released. */
+int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid);
 
 #endif

@@ -37,8 +37,11 @@ static void reap_workers(uint64_t now)
     struct hv_worker *w = hv_reg.workers;
     while (w) {
         struct hv_worker *next = w->next;
-        if (!registry_pid_alive(w->host_pid, w->start_time))
+        if (!registry_pid_alive(w->host_pid, w->start_time)) {
+            struct hv_pod *p = registry_pod_find(w->pod_key);
+            if (p) region_release_dead(p, w->host_pid, w->pid);
             registry_worker_remove(w, "process gone");
+        }
         else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
             registry_worker_remove(w, "silent for 3 heartbeats");
         w = next;

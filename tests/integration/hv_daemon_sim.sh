@@ -7,6 +7,9 @@
 #   restart  the daemon killed -9 under load: the limit holds meanwhile; the workers register
 #            again with the restarted daemon, which still has the operator's settings
 #   many     200 limiter processes register at once (4 pods of 50)
+#   reap     the only process of a pod is killed -9 while holding memory: the daemon returns it
+#            (no process of the pod is left to do so; in Kubernetes it may sit in another
+#            container's PID namespace)
 #
 #   hv_daemon_sim.sh BUILD_DIR CASE
 set -u
@@ -38,7 +41,7 @@ limited() { LD_PRELOAD=$PRE$LIM "$@"; }
 V() { "$CLI" --socket "$TMP/op.sock" "$@"; }
 daemon() {
     "$HV" --socket "$TMP/op.sock" --worker-socket "$TMP/worker.sock" --shm-dir "$VGPU_SHM_DIR" \
-        --state "$TMP/state.json" --tick-ms 100 --log-level warn 2>>"$TMP/daemon.log" &
+        --state "$TMP/state.json" --tick-ms 100 --log-level info 2>>"$TMP/daemon.log" &
     HVPID=$!
     for _ in $(seq 200); do V status >/dev/null 2>&1 && return 0; sleep 0.05; done
     fail "the daemon did not come up: $(tail -3 "$TMP/daemon.log")"
@@ -112,6 +115,26 @@ many)
     [ "$held" = 200 ] || fail "only $held of 200 processes got their memory"
     [ "$total" = 200 ] || fail "$total of 200 workers registered"
     V status >/dev/null || fail "status with 200 workers"
+    ;;
+reap)
+    VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM "$PROBE" hold 1024 30 >"$TMP/h" 2>&1 &
+    HP=$!
+    for _ in $(seq 100); do grep -q HELD "$TMP/h" && break; sleep 0.05; done
+    # the pod's region as the ledger holds it (the pod leaves the daemon's status with its
+    # last worker)
+    used() { VGPU_POD_NAME=rp "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p' | awk '{print int($1 / 1048576)}'; }
+    for _ in $(seq 40); do [ "$(workers sim/rp)" = 1 ] && break; sleep 0.05; done
+    before=$(used)
+    [ "${before:-0}" -ge 1024 ] || fail "the pod holds $before MiB, expected at least 1024"
+    kill -9 $HP
+    wait $HP 2>/dev/null
+    start=$(date +%s%N)
+    for _ in $(seq 40); do [ "$(used)" = 0 ] && break; sleep 0.05; done
+    ms=$((($(date +%s%N) - start) / 1000000))
+    after=$(used)
+    echo "reap: the pod held $before MiB; $ms ms after kill -9 it holds $after MiB"
+    [ "$after" = 0 ] || fail "the dead process's memory was not returned: $after MiB"
+    grep -q "released a dead worker" "$TMP/daemon.log" || fail "the daemon did not log the release"
     ;;
 *)
     echo "unknown case $CASE" >&2
