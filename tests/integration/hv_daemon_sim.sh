@@ -7,6 +7,8 @@
 #   restart  the daemon killed -9 under load: the limit holds meanwhile; the workers register
 #            again with the restarted daemon, which still has the operator's settings
 #   many     200 limiter processes register at once (4 pods of 50)
+#   tcp      a worker reaches the daemon over TCP (HYPERVISOR_IP/PORT): the daemon checks that
+#            the claimed PID owns the connection, the worker gets the operator's limits
 #   reap     the only process of a pod is killed -9 while holding memory: the daemon returns it
 #            (no process of the pod is left to do so; in Kubernetes it may sit in another
 #            container's PID namespace)
@@ -41,7 +43,7 @@ limited() { LD_PRELOAD=$PRE$LIM "$@"; }
 V() { "$CLI" --socket "$TMP/op.sock" "$@"; }
 daemon() {
     "$HV" --socket "$TMP/op.sock" --worker-socket "$TMP/worker.sock" --shm-dir "$VGPU_SHM_DIR" \
-        --state "$TMP/state.json" --tick-ms 100 --log-level info 2>>"$TMP/daemon.log" &
+        --state "$TMP/state.json" --tick-ms 100 --log-level info $DAEMON_ARGS 2>>"$TMP/daemon.log" &
     HVPID=$!
     for _ in $(seq 200); do V status >/dev/null 2>&1 && return 0; sleep 0.05; done
     fail "the daemon did not come up: $(tail -3 "$TMP/daemon.log")"
@@ -52,6 +54,11 @@ rates() { field rates "$1" | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR
 workers() { V status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(len(p['workers']) for p in d['pods'] if p['pod'] == '$1'))"; }
 near() { awk -v v="$1" -v e="$2" -v p="$3" 'BEGIN {d = v - e; if (d < 0) d = -d; exit !(d <= e * p / 100)}' || fail "$4: $1, expected $2 within $3%"; }
 
+DAEMON_ARGS=
+if [ "$CASE" = tcp ]; then
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    DAEMON_ARGS="--listen 127.0.0.1:$PORT"
+fi
 daemon || exit 1
 case $CASE in
 weights)
@@ -115,6 +122,23 @@ many)
     [ "$held" = 200 ] || fail "only $held of 200 processes got their memory"
     [ "$total" = 200 ] || fail "$total of 200 workers registered"
     V status >/dev/null || fail "status with 200 workers"
+    ;;
+tcp)
+    V set sim/tc --hard --core-limit 40 --mem-limit 512MiB >/dev/null || fail "set sim/tc"
+    out=$(env -u VGPU_HYPERVISOR_SOCKET HYPERVISOR_IP=127.0.0.1 HYPERVISOR_PORT=$PORT VGPU_POD_NAME=tc \
+        LD_PRELOAD=$PRE$LIM "$PROBE" try 600 2>&1)
+    grep -q "REFUSED" <<<"$out" || fail "600 MiB under a 512 MiB cap from the daemon over TCP: $out"
+    env -u VGPU_HYPERVISOR_SOCKET HYPERVISOR_IP=127.0.0.1 HYPERVISOR_PORT=$PORT VGPU_POD_NAME=tc \
+        LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/t" 2>"$TMP/t.err" &
+    TP=$!
+    sleep 1.5
+    w=$(workers sim/tc)
+    wait $TP
+    line=$(cat "$TMP/t")
+    echo "tcp: 600 MiB: $(grep -o 'REFUSED.*' <<<"$out" | head -1); worker registered: $w; rates: $(field rates "$line")"
+    [ "$w" = 1 ] || fail "the TCP worker is not in the daemon's status"
+    near "$(rates "$line" 2 5)" 400 10 "launches per second at the daemon's 40% over TCP"
+    grep -q '"host_pid"' "$TMP/daemon.log" || fail "no registration in the daemon log"
     ;;
 reap)
     VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM "$PROBE" hold 1024 30 >"$TMP/h" 2>&1 &
