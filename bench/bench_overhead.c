@@ -106,8 +106,25 @@ static double median(double *v, int n)
         }                                                                                          \
     } while (0)
 
+/* VGPU_BENCH_EVICT_KB=N: before every paired launch, read N KiB of other memory, as a real
+ * driver's few-microsecond launch path does: the limiter's data is then no longer in the
+ * nearest caches, and what its misses cost shows in the difference */
+static volatile unsigned char *evict_buf;
+static size_t evict_len;
+static void evict(void)
+{
+    unsigned sum = 0;
+    for (size_t i = 0; i < evict_len; i += 64) sum += evict_buf[i];
+    (void)sum;
+}
+
 int main(int argc, char **argv)
 {
+    const char *ev = getenv("VGPU_BENCH_EVICT_KB");
+    if (ev && atoi(ev) > 0) {
+        evict_len = (size_t)atoi(ev) * 1024;
+        evict_buf = calloc(1, evict_len);
+    }
     int rounds = argc > 1 ? atoi(argv[1]) : 31;
     int pairs = 1000, launches = 512;
     size_t bytes = 2u << 20, small = 4096;
@@ -192,9 +209,11 @@ int main(int argc, char **argv)
             for (int side = 0; side < 2; side++) {
                 int hooked = side ^ (r & 1);
                 double t0 = now_ns();
-                for (int i = 0; i < launches; i++)
+                for (int i = 0; i < launches; i++) {
+                    if (evict_len) evict();
                     CHECK_CU(hooked ? cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL)
                                     : raw_launch(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
+                }
                 t[hooked] = now_ns() - t0;
                 CHECK_CU(cuStreamSynchronize(st));
             }
