@@ -24,6 +24,7 @@
 #include "hv_config.h"
 #include "hv_log.h"
 #include "kube_watch.h"
+#include "node_publish.h"
 #include "nvml_monitor.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -158,6 +159,9 @@ int main(int argc, char **argv)
     registry_init(&cfg);
     state_load(cfg.state);
     nvml_monitor_start();
+    /* the pods' directory: limiters create their regions in it, the daemon its node region */
+    if (mkdir(cfg.shm_dir, 01777) == 0) chmod(cfg.shm_dir, 01777);
+    node_publish_open(cfg.shm_dir);
 
     struct hv_listener ls[3] = {{.kind = HV_LISTEN_OPERATOR, .fd = -1},
                                 {.kind = HV_LISTEN_WORKER, .fd = -1},
@@ -205,6 +209,7 @@ int main(int argc, char **argv)
         else if (ls[i].fd >= 0) close(ls[i].fd);
     }
     tick_stop();
+    node_publish_close();
     for (int i = 0; i < 2; i++)
         if (ls[i].fd >= 0) unlink(ls[i].path);
     registry_free_all();

@@ -21,6 +21,7 @@
 
 #include "command_channel.h"
 #include "hv_log.h"
+#include "node_publish.h"
 #include "nvml_monitor.h"
 #include "pod_regions.h"
 #include "registry.h"
@@ -176,6 +177,7 @@ static void *run(void *arg)
         if (now >= nvml_next) {
             nvml_monitor_sample();
             snap = nvml_snapshot_get();
+            node_publish(snap); /* for the limiters: src/common/node_layout.h */
             nvml_next = now + 1000000000ull;
         }
         registry_lock();

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/node_region.h"
 #include "../common/shm_ledger.h"
 #include "../common/shm_region.h"
 #include "devices.h"
@@ -98,9 +99,43 @@ static void true_up_overhead(struct vgpu_shm *s, int slot)
     }
 }
 
+/* The node daemon's NVML figures (src/common/node_layout.h), when it publishes them: one
+ * NVML session for the node, and host PIDs the daemon has already seen. Read once a pass. */
+static const struct vgpu_node_shm *node;
+static uint64_t node_retry_ns;
+static struct vgpu_node_view node_view;
+static int node_fresh, node_said;
+
+static void node_refresh(void)
+{
+    uint64_t now = vgpu_now_ns();
+    node_fresh = 0;
+    if (!node && now >= node_retry_ns) {
+        node = vgpu_node_open(vgpu_g.cfg.shm_dir);
+        node_retry_ns = now + 5000000000ull; /* look again in 5 s */
+    }
+    if (!node) return;
+    node_fresh = vgpu_node_read(node, &node_view, now) == 0;
+    if (node_fresh && !node_said) {
+        node_said = 1;
+        VLOG_INFO("GPU utilisation from the node daemon's NVML samples (%s/%s)", vgpu_g.cfg.shm_dir, VGPU_NODE_FILE);
+    }
+}
+
+/* The GPU's index in the node view, or -1 (then NVML is asked directly) */
+static int node_gpu(const char *uuid) { return node_fresh ? vgpu_node_gpu_find(&node_view, uuid) : -1; }
+
 /* Has a process outside the pod used this GPU in the last second? (1 when NVML cannot tell) */
 static int others_busy(struct vgpu_shm *s, const char *uuid)
 {
+    int g = node_gpu(uuid);
+    if (g >= 0) {
+        for (unsigned i = 0; i < node_view.nproc; i++)
+            if (node_view.proc[i].gpu == (unsigned)g && node_view.proc[i].sm_util > 0 &&
+                !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, node_view.proc[i].host_pid))
+                return 1;
+        return 0;
+    }
     nvmlDevice_t dev = nvml_device(uuid);
     vgpu_helper_fn_nvmlDeviceGetProcessUtilization util = VGPU_HELPER(nvmlDeviceGetProcessUtilization);
     if (!dev || !util) return 1;
@@ -127,6 +162,15 @@ struct busy_ctx {
 static double pod_busy(void *vctx)
 {
     struct busy_ctx *c = vctx;
+    int g = node_gpu(c->uuid);
+    if (g >= 0) {
+        if (!others_busy(c->s, c->uuid)) return node_view.gpu[g].util / 10000.0;
+        double total = 0;
+        for (unsigned i = 0; i < node_view.nproc; i++)
+            if (node_view.proc[i].gpu == (unsigned)g && vgpu_ledger_has_pid(c->s, vgpu_g.self.pidns, node_view.proc[i].host_pid))
+                total += node_view.proc[i].sm_util / 10000.0;
+        return total > 1 ? 1 : total;
+    }
     nvmlDevice_t dev = nvml_device(c->uuid);
     if (!dev) return -1;
     if (!others_busy(c->s, c->uuid)) {
@@ -166,6 +210,7 @@ static double pod_busy(void *vctx)
 static void apply_compute_policy(struct vgpu_shm *s)
 {
     int managed = atomic_load(&s->managed) != 0;
+    node_refresh();
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         const struct vgpu_binding *b = &vgpu_bindings[d];
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;

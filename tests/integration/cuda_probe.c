@@ -27,6 +27,7 @@
  *   cuda_probe set-core P [SOFT]   set the pod's compute limits at run time (percent)
  *   cuda_probe gate         print the pod's compute gate counters
  *   cuda_probe control      print the node daemon's control fields of the pod's region
+ *   cuda_probe node         print the node region the daemon publishes (NVML's GPUs, processes)
  *   cuda_probe pulse M S    every 100 ms for S seconds allocate M MiB and free it again; print
  *                           "t=<CLOCK_MONOTONIC s> OK|REFUSED" for each
  */
@@ -45,6 +46,7 @@
 
 #include "../../src/common/cuda_abi.h"
 #include "../../src/common/nvml_abi.h"
+#include "../../src/common/node_region.h"
 #include "../../src/common/shm_ledger.h"
 #include "../../src/common/shm_region.h"
 #include "../../src/limiter/config.h"
@@ -722,6 +724,28 @@ static int gate_stats(void)
     return 0;
 }
 
+static int node_dump(void)
+{
+    struct vgpu_config cfg;
+    vgpu_config_load(&cfg, environ);
+    const struct vgpu_node_shm *n = vgpu_node_open(cfg.shm_dir);
+    static struct vgpu_node_view v;
+    if (!n) {
+        printf("no node region\n");
+        return 1;
+    }
+    int fresh = vgpu_node_read(n, &v, vgpu_now_ns()) == 0;
+    printf("fresh=%d gpus=%u procs=%u\n", fresh, v.ngpu, v.nproc);
+    for (unsigned i = 0; i < v.ngpu; i++)
+        printf("gpu=%u uuid=%s util=%u mem_used=%llu mem_total=%llu\n", i, v.gpu[i].uuid, v.gpu[i].util,
+               (unsigned long long)v.gpu[i].mem_used, (unsigned long long)v.gpu[i].mem_total);
+    for (unsigned i = 0; i < v.nproc; i++)
+        printf("proc host_pid=%u gpu=%u sm_util=%u mem=%llu\n", v.proc[i].host_pid, v.proc[i].gpu, v.proc[i].sm_util,
+               (unsigned long long)v.proc[i].mem);
+    vgpu_node_unmap(n);
+    return fresh ? 0 : 1;
+}
+
 static int control(void)
 {
     struct vgpu_config cfg;
@@ -858,6 +882,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "set-core") == 0 && argc > 2) return set_core(atof(argv[2]), argc > 3 ? atof(argv[3]) : 0);
     if (strcmp(cmd, "gate") == 0) return gate_stats();
     if (strcmp(cmd, "control") == 0) return control();
+    if (strcmp(cmd, "node") == 0) return node_dump();
     if (load_door(door) != 0) {
         fprintf(stderr, "cannot reach the driver through door '%s'\n", door);
         return 1;

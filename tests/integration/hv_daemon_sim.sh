@@ -9,6 +9,8 @@
 #   many     200 limiter processes register at once (4 pods of 50)
 #   tcp      a worker reaches the daemon over TCP (HYPERVISOR_IP/PORT): the daemon checks that
 #            the claimed PID owns the connection, the worker gets the operator's limits
+#   node     the daemon publishes NVML's GPUs and processes in the node region; a limited
+#            process uses it for its measurements
 #   reap     the only process of a pod is killed -9 while holding memory: the daemon returns it
 #            (no process of the pod is left to do so; in Kubernetes it may sit in another
 #            container's PID namespace)
@@ -139,6 +141,20 @@ tcp)
     [ "$w" = 1 ] || fail "the TCP worker is not in the daemon's status"
     near "$(rates "$line" 2 5)" 400 10 "launches per second at the daemon's 40% over TCP"
     grep -q '"host_pid"' "$TMP/daemon.log" || fail "no registration in the daemon log"
+    ;;
+node)
+    VGPU_POD_NAME=nd VGPU_LOG_LEVEL=info CUDA_CORE_LIMIT_0=50 LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/n" 2>"$TMP/n.err" &
+    NP=$!
+    sleep 2
+    out=$("$PROBE" node)
+    wait $NP
+    echo "node region during a spin at 50%:"
+    echo "$out"
+    grep -q "^fresh=1 gpus=1 procs=1" <<<"$out" || fail "node region: $(head -1 <<<"$out")"
+    util=$(sed -n 's/^gpu=0 .* util=\([0-9]*\).*/\1/p' <<<"$out")
+    near "${util:-0}" 5000 15 "GPU busy (x100) in the node region"
+    grep -q "^proc host_pid=$NP gpu=0 sm_util=[1-9]" <<<"$out" || fail "the spinning process is not in the node region"
+    grep -q "from the node daemon's NVML samples" "$TMP/n.err" || fail "the limiter did not use the node region: $(cat "$TMP/n.err")"
     ;;
 reap)
     VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM "$PROBE" hold 1024 30 >"$TMP/h" 2>&1 &

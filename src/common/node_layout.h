@@ -1,0 +1,58 @@
+/* node_layout.h - the node region: what NVML says about this node's GPUs, published by the
+ * daemon for every limiter.
+ *
+ * Why this exists: each limiter needs to know how busy its GPU is and whether processes of
+ * other pods use it (soft limits, the cost model's closed loop). Asking NVML from every process
+ * every second costs each of them an NVML session, and inside a container NVML's process list
+ * speaks of host PIDs the container cannot see, or NVML is not mounted at all. The daemon
+ * samples NVML once for the node and writes the result here, in the shared-memory directory
+ * next to the pod regions; limiters read it without a lock.
+ *
+ * Consistency: a sequence lock. The writer makes `seq` odd, writes, makes it even again; a
+ * reader copies the fields and retries while `seq` was odd or changed (node_region.c).
+ * Change the layout only together with VGPU_NODE_VERSION.
+ */
+#ifndef VGPU_NODE_LAYOUT_H
+#define VGPU_NODE_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "shm_layout.h"
+
+#define VGPU_NODE_MAGIC 0x45444f4e55504756ULL /* "VGPUNODE" little-endian */
+#define VGPU_NODE_VERSION 1u
+#define VGPU_NODE_FILE "node.shm" /* in the shared-memory directory */
+#define VGPU_NODE_MAX_PROCS 1024
+/* a limiter trusts figures younger than this (the daemon samples once a second) */
+#define VGPU_NODE_FRESH_NS 3000000000ull
+
+struct vgpu_node_gpu {
+    char uuid[VGPU_UUID_LEN]; /* lower case, "gpu-..." */
+    _Atomic uint32_t util;    /* busy percent x 100 over NVML's last sample period */
+    uint32_t reserved;
+    _Atomic uint64_t mem_used, mem_total; /* bytes */
+};
+
+struct vgpu_node_proc {
+    _Atomic uint32_t host_pid;
+    _Atomic uint32_t gpu;     /* index into gpu[] */
+    _Atomic uint32_t sm_util; /* percent x 100 over the last second, 0 when not reported */
+    uint32_t reserved;
+    _Atomic uint64_t mem; /* bytes NVML shows the process holding on that GPU */
+};
+
+struct vgpu_node_shm {
+    uint64_t magic; /* VGPU_NODE_MAGIC, stored last at creation */
+    uint32_t version;
+    uint32_t size; /* sizeof(struct vgpu_node_shm) */
+    _Atomic uint64_t seq;        /* sequence lock, odd while the daemon writes */
+    _Atomic uint64_t updated_ns; /* CLOCK_MONOTONIC of the last complete write */
+    _Atomic int32_t daemon_pid;
+    _Atomic uint32_t ngpu, nproc;
+    uint32_t reserved;
+    struct vgpu_node_gpu gpu[VGPU_MAX_DEVICES];
+    struct vgpu_node_proc proc[VGPU_NODE_MAX_PROCS];
+};
+
+#endif
