@@ -139,7 +139,9 @@ static int limit_from_json(struct hv_limits *l, const char *key, json_t *v, cons
                      where, *why ? ": " : "", why);
             return -1;
         }
-        l->mem = b == VGPU_UNLIMITED ? 0 : b;
+        /* replies, commands and the state file carry bytes as JSON integers (int64): more than
+         * any GPU holds is no cap, never a negative number the limiter would refuse */
+        l->mem = b > (uint64_t)INT64_MAX ? 0 : b;
         l->has |= HV_HAS_MEM;
     } else if (!strcmp(key, "weight")) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000) {

@@ -508,6 +508,20 @@ def case_malformed(tmp):
         d.stop()
 
 
+def case_inputs(tmp):
+    """Values at the edges of what the API accepts never reach workers or the state file broken."""
+    d = Daemon(A.daemon, tmp).start()
+    try:
+        # a size past int64 is no cap: never a negative mem_limit in replies, commands or state
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/huge/limits", {"mem_limit": "8589934592GiB"})
+        check(s == 200, "PUT huge size: %s %r" % (s, b))
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/huge", [(0, UUID0, {})]))
+        check(s == 201 and b["limits"][0]["mem_limit"] == 0, "huge size is no cap: %s %r" % (s, b))
+        st = json.load(open(d.state))
+        check(st["pods"]["default/huge"]["limits"]["all"].get("mem_limit", 0) >= 0, "state: %r" % st)
+    finally:
+        d.stop()
+
 def case_concurrent(tmp):
     n = 200
     d = Daemon(A.daemon, tmp, ["--heartbeat-ms", "20000"]).start()
