@@ -664,13 +664,18 @@ static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, cons
 
 /* --- routing -------------------------------------------------------------------------------- */
 
+/* A path segment (unescaped by libmicrohttpd) that may name a worker, namespace or pod: no
+ * control characters or spaces, not "." or "..", and valid UTF-8 (names go into JSON replies,
+ * logs and the state file, and jansson refuses anything else there). */
 static int valid_segment(const char *s, size_t max)
 {
     size_t n = strlen(s);
-    if (!n || n >= max) return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || *s == 0x7f) return 0;
-    return 1;
+    if (!n || n >= max || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+    for (const char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x21 || *c == 0x7f) return 0;
+    json_t *utf8 = json_string(s); /* NULL unless valid UTF-8 */
+    json_decref(utf8);
+    return utf8 != NULL;
 }
 
 static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *allow,

@@ -519,6 +519,16 @@ def case_inputs(tmp):
         check(s == 201 and b["limits"][0]["mem_limit"] == 0, "huge size is no cap: %s %r" % (s, b))
         st = json.load(open(d.state))
         check(st["pods"]["default/huge"]["limits"]["all"].get("mem_limit", 0) >= 0, "state: %r" % st)
+        # path segments that are not names: refused, nothing created (a pod named with invalid
+        # UTF-8 could not be listed, logged or persisted)
+        for method, path, field in [("PUT", "/v1/pods/default/%FF/limits", "pod"),
+                                    ("POST", "/v1/pods/%C3/x/suspend", "namespace"),
+                                    ("PUT", "/v1/pods/default/../limits", "pod"),
+                                    ("POST", "/v1/pods/./x/suspend", "namespace")]:
+            s, b, _ = request(d.op, method, path, {"core_limit": 10} if method == "PUT" else None)
+            err_names(s, b, 400, field)
+        st = d.status()
+        check([p["pod"] for p in st["pods"]] == ["default/huge"], "no pod made by a bad path: %r" % st["pods"])
     finally:
         d.stop()
 
