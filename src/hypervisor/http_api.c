@@ -178,9 +178,10 @@ static int opt_string(json_t *o, const char *key, char *out, size_t max, char *e
     return 0;
 }
 
+/* Digits only: strtoull alone would take " -1" (after=%20-1) as 2^64-1 and "+5" as 5. */
 static int parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s || *s == '-') return -1;
+    if (!s || *s < '0' || *s > '9') return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

@@ -529,6 +529,12 @@ def case_inputs(tmp):
             err_names(s, b, 400, field)
         st = d.status()
         check([p["pod"] for p in st["pods"]] == ["default/huge"], "no pod made by a bad path: %r" % st["pods"])
+        # query numbers are digits only: " -1" is not 2^64-1 (a long-poll that never sees a command)
+        wid = d.pod("default/huge")["workers"][0]["worker_id"]
+        for q, field in [("after=%20-1&timeout=0", "after"), ("after=%2B1&timeout=0", "after"),
+                         ("timeout=%20-1", "timeout")]:
+            s, b, _ = request(d.worker, "GET", "/v1/workers/%s/commands?%s" % (wid, q))
+            err_names(s, b, 400, field)
     finally:
         d.stop()
 
