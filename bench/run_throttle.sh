@@ -4,6 +4,8 @@
 # For four workloads (ms-long bf16 matmuls, tens-of-us fp32 matmuls, a launch-bound elementwise
 # loop, a CUDA graph of 50 matmuls): throughput and NVML busy fraction without the limiter (u0),
 # then at limits 10, 30, 50, 70, 90 in one limited process whose limit changes at run time.
+# Each limited cell first settles for 4-5 s: the closed loop on NVML needs two agreeing
+# one-second windows before it corrects the cost model, and pods run for minutes, not seconds.
 # The expected throughput ratio is min(1, limit / u0). Then two processes of one pod at 50%
 # together, and two pods at 30% and 50% at the same time. Prints a table; exits 1 if a cell is
 # off by more than TOL (default 0.05) or busy exceeds the limit by more than TOL.
@@ -36,7 +38,7 @@ for w in matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_50_matmuls; do
     # the baseline runs before and after the limited run; its mean damps drift (launch-bound
     # loops depend on the CPU, matmuls on the GPU's temperature)
     b1=$($T "$w" --phases 0 --seconds "$SECS")
-    lim=$(VGPU_POD_NAME=thr-$w CUDA_CORE_LIMIT_0=100 LD_PRELOAD=$LIM $T "$w" --phases 10,30,50,70,90 --settle 3 --seconds "$SECS")
+    lim=$(VGPU_POD_NAME=thr-$w CUDA_CORE_LIMIT_0=100 LD_PRELOAD=$LIM $T "$w" --phases 10,30,50,70,90 --settle 4 --seconds "$SECS")
     b2=$($T "$w" --phases 0 --seconds "$SECS")
     r0=$(awk -v a="$(val rate "$b1")" -v b="$(val rate "$b2")" 'BEGIN {print (a + b) / 2}')
     u0=$(awk -v a="$(val busy "$b1")" -v b="$(val busy "$b2")" 'BEGIN {print (a + b) / 2}')
@@ -52,14 +54,14 @@ done
 
 echo
 echo "concurrent (bf16 8192 matmul; ratios against one process alone without limits: $R0 it/s)"
-(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pair-a) &
-(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pair-b) &
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 5 --seconds "$SECS" >/tmp/vgpu-pair-a) &
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pair LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 5 --seconds "$SECS" >/tmp/vgpu-pair-b) &
 wait
 ra=$(val rate "$(cat /tmp/vgpu-pair-a)"); rb=$(val rate "$(cat /tmp/vgpu-pair-b)")
 busy=$(val busy "$(cat /tmp/vgpu-pair-a)")
 row "1 pod, 2 procs" 50 "$R0" "$U0" "$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a+b}')" "$busy" "$C0" "$(val clk "$(cat /tmp/vgpu-pair-a)")" || fails=$((fails + 1))
-(CUDA_CORE_LIMIT_0=30 VGPU_POD_NAME=pod30 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod30) &
-(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pod50 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 2 --seconds "$SECS" >/tmp/vgpu-pod50) &
+(CUDA_CORE_LIMIT_0=30 VGPU_POD_NAME=pod30 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 5 --seconds "$SECS" >/tmp/vgpu-pod30) &
+(CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=pod50 LD_PRELOAD=$LIM $T matmul_bf16_8192 --settle 5 --seconds "$SECS" >/tmp/vgpu-pod50) &
 wait
 r30=$(val rate "$(cat /tmp/vgpu-pod30)"); r50=$(val rate "$(cat /tmp/vgpu-pod50)")
 b=$(val busy "$(cat /tmp/vgpu-pod30)")

@@ -186,7 +186,8 @@ static int build_register(char *out, size_t cap)
         vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
         bad |= append(out, cap, &n, "%s{\"index\": %d, \"uuid\": \"%s\", \"env\": {", first ? "" : ", ", o, b->uuid);
         const char *sep = "";
-        if (mem != VGPU_UNLIMITED) {
+        /* past int64 is no cap in effect, and more than the daemon's JSON parser takes */
+        if (mem != VGPU_UNLIMITED && mem <= (uint64_t)INT64_MAX) {
             bad |= append(out, cap, &n, "\"mem_limit\": %llu", (unsigned long long)mem);
             sep = ", ";
         }

@@ -792,6 +792,13 @@ def case_limiter(tmp):
         wait_for(lambda: d.pod("team/e2e") is None or not d.pod("team/e2e")["workers"], 2,
                  "killed limiter process removed")
         log("limiter worker removed %.2f s after kill -9" % (time.time() - t0))
+        # an environment cap past int64 (no cap, in effect) must not cost the registration: the
+        # daemon's JSON parser refuses integers that large
+        henv = dict(penv, VGPU_POD_NAME="huge", CUDA_MEM_LIMIT_0="9000000TiB")
+        r = subprocess.run([probe, "try", "1"], env=henv, capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "probe with a huge env cap: %d %s" % (r.returncode, r.stderr[-500:]))
+        check('"pod":"team/huge"' in d.logtail(100000) and "worker registered" in d.logtail(100000),
+              "the limiter with a huge env cap registered: %s" % r.stderr[-500:])
     finally:
         if h.poll() is None:
             h.kill()
