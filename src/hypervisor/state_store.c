@@ -52,8 +52,13 @@ int state_load(const char *path)
     json_t *root = json_load_file(path, 0, &e);
     if (!root) {
         if (access(path, F_OK) && errno == ENOENT) return 0;
+        /* kept aside: the next change would otherwise overwrite the operator's settings */
+        char bad[600];
+        snprintf(bad, sizeof(bad), "%s.bad", path);
+        int kept = !rename(path, bad);
         hv_logf(HV_ERROR, "state file unreadable; starting without operator settings",
-                "{s:s, s:s, s:i}", "path", path, "error", e.text, "line", e.line);
+                "{s:s, s:s, s:i, s:s}", "path", path, "error", e.text, "line", e.line, "kept_as",
+                kept ? bad : "");
         return -1;
     }
     json_t *pods = json_object_get(root, "pods");

@@ -510,8 +510,18 @@ def case_malformed(tmp):
 
 def case_inputs(tmp):
     """Values at the edges of what the API accepts never reach workers or the state file broken."""
-    d = Daemon(A.daemon, tmp).start()
+    d = Daemon(A.daemon, tmp)
+    garbage = '{"version": 1, "pods": {"default/kept": {"suspended": tr'
+    with open(d.state, "w") as f:
+        f.write(garbage)
+    d.start()
     try:
+        # an unreadable state file is kept aside, not overwritten by the next change
+        s, b, _ = request(d.op, "PUT", "/v1/pods/default/other/limits", {"weight": 2})
+        check(s == 200, "PUT %s %r" % (s, b))
+        check(os.path.exists(d.state + ".bad") and open(d.state + ".bad").read() == garbage,
+              "the unreadable state file was not kept: %r" % os.listdir(tmp))
+        request(d.op, "DELETE", "/v1/pods/default/other/limits")
         # a size past int64 is no cap: never a negative mem_limit in replies, commands or state
         s, b, _ = request(d.op, "PUT", "/v1/pods/default/huge/limits", {"mem_limit": "8589934592GiB"})
         check(s == 200, "PUT huge size: %s %r" % (s, b))
