@@ -100,7 +100,7 @@ def gate_counters(probe):
         return None
     out = subprocess.run([probe, "gate"], capture_output=True, text=True).stdout
     f = dict(kv.split("=") for kv in out.split() if "=" in kv)
-    return {k: int(f.get(k, 0)) for k in ("charged_ns", "launches", "waited_ns")} if f else None
+    return {k: int(f.get(k, 0)) for k in ("charged_ns", "launches", "waited_ns", "scale", "fb_ratio")} if f else None
 
 
 def main():
@@ -142,10 +142,13 @@ def main():
         line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f} clk={clk:.0f}"
         g1 = gate_counters(args.probe) if phase else None
         if g0 and g1:
-            d = {k: g1[k] - g0[k] for k in g0}
+            d = {k: g1[k] - g0[k] for k in ("charged_ns", "launches", "waited_ns")}
+            # the closed loop's state at the end of the cell: the cost scale it applies (1.0 =
+            # the events' figures) and the last measured/modelled ratio it saw
             line += (f" charged={d['charged_ns'] / 1e9 / elapsed:.3f}"
                      f" cost_us={d['charged_ns'] / 1e3 / max(d['launches'], 1):.2f}"
-                     f" waited_s={d['waited_ns'] / 1e9:.2f}")
+                     f" waited_s={d['waited_ns'] / 1e9:.2f}"
+                     f" scale={(g1['scale'] or 1024) / 1024:.3f} last_ratio={g1['fb_ratio'] / 1024:.3f}")
         print(line, flush=True)
 
 

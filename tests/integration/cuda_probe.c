@@ -715,11 +715,13 @@ static int gate_stats(void)
     if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
-        printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu\n", d,
-               atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
+        printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu scale=%u "
+               "fb_ratio=%u fb_modelled_ppm=%llu\n",
+               d, atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
                atomic_load(&s->dev[d].core_effective), (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
-               (unsigned long long)atomic_load(&s->dev[d].gate_launches));
+               (unsigned long long)atomic_load(&s->dev[d].gate_launches), atomic_load(&s->dev[d].gate_scale),
+               atomic_load(&s->dev[d].fb_ratio), (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm));
     }
     return 0;
 }
