@@ -51,6 +51,9 @@ struct vgpu_node_shm {
     _Atomic int32_t daemon_pid;
     _Atomic uint32_t ngpu, nproc;
     uint32_t reserved;
+    /* inode of the daemon's PID namespace: the one the process PIDs below belong to (NVML
+     * reports PIDs as the daemon's namespace sees them) */
+    _Atomic uint64_t daemon_pidns;
     struct vgpu_node_gpu gpu[VGPU_MAX_DEVICES];
     struct vgpu_node_proc proc[VGPU_NODE_MAX_PROCS];
 };

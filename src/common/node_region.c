@@ -47,6 +47,8 @@ struct vgpu_node_shm *vgpu_node_create(const char *dir, char *err, size_t errlen
         __atomic_store_n(&n->magic, VGPU_NODE_MAGIC, __ATOMIC_RELEASE);
     }
     atomic_store(&n->daemon_pid, (int32_t)getpid());
+    struct stat ns;
+    atomic_store(&n->daemon_pidns, stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0);
     return n;
 }
 
@@ -99,6 +101,7 @@ int vgpu_node_read(const struct vgpu_node_shm *n, struct vgpu_node_view *v, uint
             continue;
         }
         v->updated_ns = atomic_load_explicit(&w->updated_ns, RELAXED);
+        v->pidns = atomic_load_explicit(&w->daemon_pidns, RELAXED);
         v->ngpu = atomic_load_explicit(&w->ngpu, RELAXED);
         v->nproc = atomic_load_explicit(&w->nproc, RELAXED);
         if (v->ngpu > VGPU_MAX_DEVICES) v->ngpu = VGPU_MAX_DEVICES;

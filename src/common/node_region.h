@@ -20,6 +20,7 @@ void vgpu_node_write_end(struct vgpu_node_shm *n, uint64_t now_ns);
 /* What a reader works with: a consistent copy of the parts it needs. */
 struct vgpu_node_view {
     uint64_t updated_ns;
+    uint64_t pidns; /* the PID namespace of proc[].host_pid (node_layout.h daemon_pidns) */
     unsigned ngpu, nproc;
     struct {
         char uuid[VGPU_UUID_LEN];

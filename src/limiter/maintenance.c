@@ -132,7 +132,7 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
     if (g >= 0) {
         for (unsigned i = 0; i < node_view.nproc; i++)
             if (node_view.proc[i].gpu == (unsigned)g && node_view.proc[i].sm_util > 0 &&
-                !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, node_view.proc[i].host_pid))
+                !vgpu_ledger_has_pid(s, node_view.pidns, node_view.proc[i].host_pid))
                 return 1;
         return 0;
     }
@@ -167,7 +167,7 @@ static double pod_busy(void *vctx)
         if (!others_busy(c->s, c->uuid)) return node_view.gpu[g].util / 10000.0;
         double total = 0;
         for (unsigned i = 0; i < node_view.nproc; i++)
-            if (node_view.proc[i].gpu == (unsigned)g && vgpu_ledger_has_pid(c->s, vgpu_g.self.pidns, node_view.proc[i].host_pid))
+            if (node_view.proc[i].gpu == (unsigned)g && vgpu_ledger_has_pid(c->s, node_view.pidns, node_view.proc[i].host_pid))
                 total += node_view.proc[i].sm_util / 10000.0;
         return total > 1 ? 1 : total;
     }
