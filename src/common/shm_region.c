@@ -3,6 +3,7 @@
 #include "shm_region.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,7 +87,10 @@ struct vgpu_shm *vgpu_shm_open_path(const char *path, int flags, const char *pod
         return NULL;
     }
     struct vgpu_shm *s = NULL;
-    if (flock(fd, LOCK_EX) != 0) {
+    /* Only a creator takes the file lock (to initialise alone). Opening an existing region
+     * needs none: the magic is stored last, so a region whose magic is in place is complete;
+     * and the daemon, which never creates, cannot be stalled by a pod holding the lock. */
+    if ((flags & VGPU_SHM_CREATE) && flock(fd, LOCK_EX) != 0) {
         snprintf(err, errlen, "cannot lock %s: %s", path, strerror(errno));
         goto out;
     }
@@ -164,9 +168,30 @@ void vgpu_shm_close(struct vgpu_shm *s)
     if (s) munmap(s, sizeof(*s));
 }
 
+/* 0: wait as long as it takes (limiters: the holder is a peer of the same pod, and a dead one
+ * is detected by the robust mutex). The daemon sets a bound: a process of a pod that stops
+ * while holding its pod's lock must not stall the node's scheduler and API with it. */
+static _Atomic unsigned lock_timeout_ms;
+
+void vgpu_shm_set_lock_timeout(unsigned ms) { atomic_store(&lock_timeout_ms, ms); }
+
 int vgpu_shm_lock(struct vgpu_shm *s)
 {
-    int r = pthread_mutex_lock(&s->lock.m);
+    unsigned ms = atomic_load_explicit(&lock_timeout_ms, memory_order_relaxed);
+    int r;
+    if (!ms) {
+        r = pthread_mutex_lock(&s->lock.m);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts); /* the clock pthread_mutex_timedlock measures */
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        r = pthread_mutex_timedlock(&s->lock.m, &ts);
+    }
     if (r == EOWNERDEAD) {
         /* a holder died inside a critical section: rebuild what it may have left half done */
         vgpu_ledger_repair(s);

@@ -34,6 +34,9 @@ void vgpu_shm_close(struct vgpu_shm *s);
 /* Lock the ledger. Returns 0, or an errno value when the mutex is unusable. A lock whose holder
  * died is repaired (vgpu_ledger_repair) before this returns 0. */
 int vgpu_shm_lock(struct vgpu_shm *s);
+/* Bound every later vgpu_shm_lock of this process to `ms` milliseconds (0: no bound); a lock
+ * not taken in time returns ETIMEDOUT and the operation is not done. For the daemon. */
+void vgpu_shm_set_lock_timeout(unsigned ms);
 void vgpu_shm_unlock(struct vgpu_shm *s);
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */

@@ -28,6 +28,7 @@
 #include "nvml_monitor.h"
 #include "registry.h"
 #include "scheduler.h"
+#include "shm_region.h"
 #include "state_store.h"
 #include "tick.h"
 
@@ -159,6 +160,9 @@ int main(int argc, char **argv)
     registry_init(&cfg);
     state_load(cfg.state);
     nvml_monitor_start();
+    /* a pod's processes share its region's lock with the daemon: one of them stopped while
+     * holding it must cost the daemon 50 ms at a time, not its scheduler and API */
+    vgpu_shm_set_lock_timeout(50);
     /* the pods' directory: limiters create their regions in it, the daemon its node region */
     if (mkdir(cfg.shm_dir, 01777) == 0) chmod(cfg.shm_dir, 01777);
     node_publish_open(cfg.shm_dir);

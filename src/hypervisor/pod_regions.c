@@ -131,9 +131,34 @@ int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid)
     for (int i = 0; i < VGPU_MAX_PROCS; i++) {
         if (atomic_load(&s->proc[i].pid) != ns_pid || atomic_load(&s->proc[i].host_pid) != host_pid) continue;
         vgpu_ledger_proc_release(s, i, ns_pid);
+        if (atomic_load(&s->proc[i].pid) == ns_pid) { /* the pod's lock was not free in time */
+            hv_logf(HV_WARN, "pod's ledger lock busy: a dead worker's memory is returned once it is free",
+                    "{s:s, s:i}", "pod", p->key, "host_pid", (int)host_pid);
+            p->reap_pending = 1;
+            return 0;
+        }
         hv_logf(HV_INFO, "released a dead worker's memory", "{s:s, s:i, s:i}", "pod", p->key,
                 "host_pid", (int)host_pid, "slot", i);
         return 1;
     }
     return 0;
+}
+
+int region_reap_dead(struct hv_pod *p)
+{
+    struct vgpu_shm *s = p->region;
+    if (!s) return 0;
+    int left = 0;
+    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
+        int32_t pid = atomic_load(&s->proc[i].pid), host = atomic_load(&s->proc[i].host_pid);
+        if (pid <= 0 || host <= 0 || vgpu_proc_alive(host, s->proc[i].start_time)) continue;
+        vgpu_ledger_proc_release(s, i, pid);
+        if (atomic_load(&s->proc[i].pid) == pid) {
+            left++; /* lock busy: next second */
+            continue;
+        }
+        hv_logf(HV_INFO, "released a dead process's memory", "{s:s, s:i, s:i}", "pod", p->key,
+                "host_pid", (int)host, "slot", i);
+    }
+    return left;
 }

@@ -28,5 +28,8 @@ void region_close(struct hv_pod *p, int unmanage);
  * sees every PID namespace, so this also frees records that no process of another container
  * of the pod could reap. Returns 1 when a record was released. */
 int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid);
+/* The same for every record of the region whose process (by the host PID its limiter learnt
+ * at registration) is gone: catches what a busy lock or a daemon restart left behind. */
+int region_reap_dead(struct hv_pod *p); /* records still to release (their lock was busy) */
 
 #endif

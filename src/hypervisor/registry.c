@@ -76,7 +76,7 @@ struct hv_pod *registry_pod_get(const char *ns, const char *name)
 
 void registry_pod_maybe_drop(struct hv_pod *p)
 {
-    if (p->nworkers > 0) return;
+    if (p->nworkers > 0 || p->reap_pending) return;
     region_close(p, 1);
     p->pod_id[0] = 0;
     p->ngpu = 0;

@@ -56,6 +56,8 @@ struct hv_pod {
     char pod_id[VGPU_POD_ID_LEN]; /* region name the workers registered with */
     struct vgpu_shm *region;      /* NULL until the region exists in --shm-dir */
     uint64_t region_retry_ns;
+    int reap_pending; /* a dead worker's record could not be released yet (its lock was busy):
+                         the region stays open until the tick has released it */
     int suspended;
     int n_op; /* operator settings (persisted) */
     struct hv_op_entry op[HV_MAX_GPUS + 1];

@@ -183,9 +183,14 @@ static void *run(void *arg)
         registry_lock();
         now = vgpu_now_ns();
         reap_workers(now);
-        for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+        for (struct hv_pod *p = hv_reg.pods, *pnext; p; p = pnext) {
+            pnext = p->next; /* p may be dropped below */
             if (p->nworkers) region_try_open(p, now);
             region_sample(p, now);
+            if (snap && region_reap_dead(p) == 0 && p->reap_pending) { /* once a second */
+                p->reap_pending = 0;
+                registry_pod_maybe_drop(p);
+            }
         }
         schedule();
         if (snap && snap->ok) backstop(snap);

@@ -7,11 +7,14 @@
  *   hv_shm_tool create DIR POD_ID UUID...         region with one empty device slot per uuid
  *   hv_shm_tool show DIR POD_ID                   the control fields as one JSON object
  *   hv_shm_tool charge DIR POD_ID UUID NS WAITED  add to gate_charged_ns / gate_waited_ns
+ *   hv_shm_tool hold-lock DIR POD_ID SECONDS      take the pod's ledger lock, print LOCKED,
+ *                                                 keep it SECONDS (a stuck process of the pod)
  */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shm_ledger.h"
 #include "shm_region.h"
@@ -57,6 +60,12 @@ int main(int argc, char **argv)
         if (d < 0) return 1;
         atomic_fetch_add(&s->dev[d].gate_charged_ns, strtoull(argv[5], NULL, 10));
         atomic_fetch_add(&s->dev[d].gate_waited_ns, strtoull(argv[6], NULL, 10));
+    } else if (!strcmp(argv[1], "hold-lock") && argc == 5) {
+        if (vgpu_shm_lock(s) != 0) return 1;
+        printf("LOCKED\n");
+        fflush(stdout);
+        sleep((unsigned)atoi(argv[4]));
+        vgpu_shm_unlock(s);
     } else {
         fprintf(stderr, "hv_shm_tool: unknown command %s\n", argv[1]);
         return 2;

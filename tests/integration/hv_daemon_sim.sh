@@ -11,6 +11,8 @@
 #            the claimed PID owns the connection, the worker gets the operator's limits
 #   node     the daemon publishes NVML's GPUs and processes in the node region; a limited
 #            process uses it for its measurements
+#   stuck    a process of a pod holds the pod's ledger lock for 4 s (stopped, say): the daemon
+#            keeps answering and scheduling; a dead worker's memory is returned once it can
 #   reap     the only process of a pod is killed -9 while holding memory: the daemon returns it
 #            (no process of the pod is left to do so; in Kubernetes it may sit in another
 #            container's PID namespace)
@@ -155,6 +157,37 @@ node)
     near "${util:-0}" 5000 15 "GPU busy (x100) in the node region"
     grep -q "^proc host_pid=$NP gpu=0 sm_util=[1-9]" <<<"$out" || fail "the spinning process is not in the node region"
     grep -q "from the node daemon's NVML samples" "$TMP/n.err" || fail "the limiter did not use the node region: $(cat "$TMP/n.err")"
+    ;;
+stuck)
+    TOOL=$BUILD/tests/hypervisor/hv_shm_tool
+    VGPU_POD_NAME=sk LD_PRELOAD=$PRE$LIM "$PROBE" hold 256 30 >"$TMP/h" 2>&1 &
+    HP=$!
+    for _ in $(seq 100); do [ "$(workers sim/sk)" = 1 ] && break; sleep 0.05; done
+    "$TOOL" hold-lock "$VGPU_SHM_DIR" sim/sk 4 >"$TMP/lock" &
+    LP=$!
+    for _ in $(seq 100); do grep -q LOCKED "$TMP/lock" && break; sleep 0.02; done
+    kill -9 $HP
+    wait $HP 2>/dev/null
+    slow=0
+    for i in 1 2 3 4 5; do
+        t0=$(date +%s%N)
+        V status >/dev/null || fail "status while the pod's lock is held"
+        V set sim/sk --core-limit $((20 + i)) >/dev/null || fail "set while the pod's lock is held"
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        [ $ms -gt $slow ] && slow=$ms
+        sleep 0.3
+    done
+    [ "$(workers sim/sk)" = 0 ] || fail "the dead worker is still registered"
+    wait $LP
+    for _ in $(seq 30); do
+        used=$(VGPU_POD_NAME=sk "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p')
+        [ "$used" = 0 ] && break
+        sleep 0.1
+    done
+    echo "stuck: slowest status + set while a pod process held its lock: $slow ms; the dead worker's memory once the lock was free: ${used:-?} bytes"
+    [ "$used" = 0 ] || { fail "the dead worker's memory was not returned after the lock came free"; grep -v debug "$TMP/daemon.log" | tail -8 >&2; }
+    [ $slow -lt 1000 ] || fail "the daemon answered in $slow ms while a pod held its lock"
+    grep -q "lock busy" "$TMP/daemon.log" || fail "the daemon did not say the pod's lock was busy"
     ;;
 reap)
     VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM "$PROBE" hold 1024 30 >"$TMP/h" 2>&1 &
