@@ -843,12 +843,12 @@ int http_listener_start(struct hv_listener *l)
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, l,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first: MHD logs options */
                               MHD_OPTION_LISTEN_SOCKET, l->fd,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
                               MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_END);
     if (!l->mhd) {
         hv_logf(HV_ERROR, "cannot start the HTTP server", "{s:s}", "socket", l->path[0] ? l->path : "tcp");

@@ -132,6 +132,17 @@ int state_save(const char *path)
         if (!ret) ret = rename(tmp, path);
         if (ret) unlink(tmp);
     }
+    if (!ret) { /* the rename itself survives a power loss only once its directory is synced */
+        char dir[600];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
     if (ret)
         hv_logf(HV_ERROR, "cannot write the state file", "{s:s, s:s}", "path", path, "error",
                 strerror(errno));
