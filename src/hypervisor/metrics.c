@@ -37,7 +37,8 @@ static void pod_labels(FILE *f, const struct hv_pod *p)
     fputc('"', f);
 }
 
-enum { PG_MEM_LIMIT, PG_MEM_USED, PG_CORE_LIMIT, PG_CORE_EFF, PG_CORE_USED, PG_WEIGHT, PG_NVML_MEM };
+enum { PG_MEM_LIMIT, PG_MEM_USED, PG_CORE_LIMIT, PG_CORE_EFF, PG_CORE_USED, PG_WEIGHT, PG_NVML_MEM,
+       PG_GPU_SECONDS, PG_WAIT_SECONDS };
 
 static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
 {
@@ -48,6 +49,8 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
     case PG_CORE_EFF: return g->effective / 100.0;
     case PG_CORE_USED: return g->used / 100.0;
     case PG_WEIGHT: return g->weight;
+    case PG_GPU_SECONDS: return (double)g->last_charged / 1e9;
+    case PG_WAIT_SECONDS: return (double)g->last_waited / 1e9;
     default: return (double)g->nvml_mem;
     }
 }
@@ -100,20 +103,25 @@ char *metrics_render(void)
             fprintf(f, "} %d\n", m == 0 ? p->nworkers : m == 1 ? p->suspended : p->over_cap);
         }
     }
-    static const struct { const char *name, *help; int which; } gpm[] = {
-        {"vgpu_pod_memory_limit_bytes", "memory cap of the pod on the GPU (0 = none)", PG_MEM_LIMIT},
-        {"vgpu_pod_memory_used_bytes", "memory the pod's limiter has charged", PG_MEM_USED},
-        {"vgpu_pod_nvml_memory_bytes", "memory NVML shows for the pod's registered processes",
+    static const struct { const char *name, *type, *help; int which; } gpm[] = {
+        {"vgpu_pod_memory_limit_bytes", "gauge", "memory cap of the pod on the GPU (0 = none)", PG_MEM_LIMIT},
+        {"vgpu_pod_memory_used_bytes", "gauge", "memory the pod's limiter has charged", PG_MEM_USED},
+        {"vgpu_pod_nvml_memory_bytes", "gauge", "memory NVML shows for the pod's registered processes",
          PG_NVML_MEM},
-        {"vgpu_pod_core_limit_percent", "compute limit of the pod (0 = none)", PG_CORE_LIMIT},
-        {"vgpu_pod_core_effective_percent", "compute share the pod's gate enforces now",
+        {"vgpu_pod_core_limit_percent", "gauge", "compute limit of the pod (0 = none)", PG_CORE_LIMIT},
+        {"vgpu_pod_core_effective_percent", "gauge", "compute share the pod's gate enforces now",
          PG_CORE_EFF},
-        {"vgpu_pod_core_used_percent", "compute share the pod used during the last tick",
+        {"vgpu_pod_core_used_percent", "gauge", "compute share the pod used during the last tick",
          PG_CORE_USED},
-        {"vgpu_pod_weight", "scheduling weight of the pod", PG_WEIGHT},
+        {"vgpu_pod_weight", "gauge", "scheduling weight of the pod", PG_WEIGHT},
+        {"vgpu_pod_gpu_seconds_total", "counter",
+         "GPU time charged to the pod since its region was created (the gate's measured costs)",
+         PG_GPU_SECONDS},
+        {"vgpu_pod_throttled_seconds_total", "counter",
+         "time the pod's submitting threads waited at its compute gate", PG_WAIT_SECONDS},
     };
     for (size_t m = 0; m < sizeof(gpm) / sizeof(gpm[0]); m++) {
-        family(f, gpm[m].name, "gauge", gpm[m].help);
+        family(f, gpm[m].name, gpm[m].type, gpm[m].help);
         for (const struct hv_pod *p = hv_reg.pods; p; p = p->next)
             for (int i = 0; i < p->ngpu; i++) {
                 fprintf(f, "%s{", gpm[m].name);

@@ -70,11 +70,20 @@ weights)
     V set sim/wb --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/wb"
     VGPU_POD_NAME=wa limited "$PROBE" spin 6 1000 >"$TMP/a" 2>"$TMP/a.err" &
     VGPU_POD_NAME=wb limited "$PROBE" spin 6 1000 >"$TMP/b" 2>"$TMP/b.err" &
+    sleep 5
+    V metrics >"$TMP/metrics"
     wait %2 %3
     a=$(rates "$(cat "$TMP/a")" 4 11) b=$(rates "$(cat "$TMP/b")" 4 11)
     echo "weights 1:3, 1 ms kernels, from the third second on: A $a/s, B $b/s (the GPU does 1000/s)"
     near "$a" 250 12 "pod of weight 1"
     near "$b" 750 6 "pod of weight 3"
+    # after about 5 s: the GPU time the pods were charged, and that they waited at their gates
+    ga=$(sed -n 's/^vgpu_pod_gpu_seconds_total{namespace="sim",pod="wa".*} //p' "$TMP/metrics")
+    gb=$(sed -n 's/^vgpu_pod_gpu_seconds_total{namespace="sim",pod="wb".*} //p' "$TMP/metrics")
+    wa=$(sed -n 's/^vgpu_pod_throttled_seconds_total{namespace="sim",pod="wa".*} //p' "$TMP/metrics")
+    echo "metrics after ~5 s: GPU seconds A $ga, B $gb; A waited $wa s at its gate"
+    awk -v a="$ga" -v b="$gb" -v w="$wa" 'BEGIN {exit !(a > 0.6 && a < 2.0 && b > 2.5 && b < 5.0 && b > 2 * a && w > 1)}' ||
+        fail "GPU seconds / throttled seconds in the metrics: A $ga, B $gb, A waited $wa"
     ;;
 suspend)
     VGPU_POD_NAME=ss VGPU_PROBE_BUCKET_MS=100 limited "$PROBE" spin 4 1000 >"$TMP/s" 2>"$TMP/s.err" &
