@@ -16,6 +16,14 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
      * the way, but by at most x1.5 (or /1.5) a second: one odd window (another pod starting
      * before NVML shows it) must not swing the pod's share far */
     double next = measured / modelled * 1024.0;
+    /* The nearer the target, the smaller the step, and none within 2%: NVML's figures for
+     * sparse tiny kernels are noisy (+-30% from one second to the next is common), and a full
+     * step on each noisy window makes the share swing with the noise. Far from it (> 25%),
+     * all the way: a wrong model is corrected in a few seconds. */
+    double err = next / scale - 1.0, mag = err < 0 ? -err : err;
+    if (mag < 0.02) return scale;
+    if (mag < 0.10) next = scale + (next - scale) / 4.0;
+    else if (mag < 0.25) next = scale + (next - scale) / 2.0;
     if (next > scale * 1.5) next = scale * 1.5;
     if (next < scale / 1.5) next = scale / 1.5;
     if (next < 256.0) next = 256.0;   /* the model is never trusted less than 4x either way */
@@ -50,7 +58,9 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio, rl = ratio > prev_ratio ? prev_ratio : ratio;
     if (!prev_ratio || rh - rl > rh / 5) return;
     uint32_t scale = atomic_load(&d->gate_scale);
-    uint32_t next = vgpu_feedback_next_scale(scale, modelled, measured);
+    /* the two agreeing windows together: half the noise of one */
+    double both = modelled * (ratio + prev_ratio) / 2.0 / 1024.0;
+    uint32_t next = vgpu_feedback_next_scale(scale, modelled, both);
     if (next != scale) {
         atomic_store(&d->gate_scale, next);
         VLOG_DEBUG("compute feedback: modelled busy %.3f, measured %.3f: cost scale %.3f -> %.3f",

@@ -6,7 +6,9 @@
  * launch-bound loop. Once a second, one process of the pod compares the busy fraction the model
  * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod (in a
  * steady state only: same share, similar pace as the window before), and
- * moves the pod's cost scale (dev.gate_scale) to their ratio, by at most x1.5 a step.
+ * moves the pod's cost scale (dev.gate_scale) towards their ratio (averaged over two agreeing
+ * windows): all the way when it is far off (> 25%), half or a quarter of the way when close,
+ * not at all within 2%, and by at most x1.5 a step.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <time.h>
 
@@ -329,10 +331,20 @@ SIM_API nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses_v3(nvmlDevice_t dev
 
 #define WINDOW_NS (1000 * SIM_MS)
 
+/* VGPU_SIM_UTIL_NOISE=F: every utilisation figure is off by up to +-F of itself (uniformly),
+ * as NVML's sampled figures are for sparse, tiny kernels on a real GPU */
 static unsigned percent(uint64_t busy, uint64_t window)
 {
-    uint64_t p = window ? busy * 100 / window : 0;
-    return (unsigned)(p > 100 ? 100 : p);
+    double p = window ? (double)busy * 100.0 / (double)window : 0;
+    static double noise = -1;
+    static unsigned seed;
+    if (noise < 0) {
+        const char *e = getenv("VGPU_SIM_UTIL_NOISE");
+        noise = e ? atof(e) : 0;
+        seed = (unsigned)getpid();
+    }
+    if (noise > 0) p *= 1.0 + noise * (2.0 * rand_r(&seed) / (double)RAND_MAX - 1.0);
+    return (unsigned)(p > 100 ? 100 : p < 0 ? 0 : p);
 }
 
 SIM_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *u)
