@@ -63,7 +63,10 @@ struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream)
     /* suspended by the node daemon: one relaxed load of a line every submission reads */
     if (__builtin_expect(atomic_load_explicit(&s->suspended, RELAXED) != 0, 0)) vgpu_hv_wait_resumed(s);
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
-    if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED))) return NULL;
+    /* Unlimited: nothing to enforce. But under the node daemon the pod's use must still be
+     * counted (gate_charged_ns), or its scheduler would take a busy pod for an idle one. */
+    if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED)) && !atomic_load_explicit(&s->managed, RELAXED))
+        return NULL;
     if (__builtin_expect(vgpu_capturing(), 0) && stream_capturing(stream, per_thread_stream)) return NULL;
     return d;
 }

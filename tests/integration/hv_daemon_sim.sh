@@ -3,6 +3,8 @@
 # CLI, and limiter processes (cuda_probe with libcuda_limiter.so preloaded). The simulated GPU
 # runs one kernel at a time across all processes, so pods really compete for it.
 #   weights  two soft pods at 100%, weights 1:3, both saturating: kernels per second 1:3
+#   arrival  pod A (weight 1) runs alone and has the GPU; pod B (weight 3) arrives: within a
+#            second the shares are 1:3
 #   suspend  vgpu suspend stops a pod's launches, vgpu resume brings them back
 #   restart  the daemon killed -9 under load: the limit holds meanwhile; the workers register
 #            again with the restarted daemon, which still has the operator's settings
@@ -84,6 +86,28 @@ weights)
     echo "metrics after ~5 s: GPU seconds A $ga, B $gb; A waited $wa s at its gate"
     awk -v a="$ga" -v b="$gb" -v w="$wa" 'BEGIN {exit !(a > 0.6 && a < 2.0 && b > 2.5 && b < 5.0 && b > 2 * a && w > 1)}' ||
         fail "GPU seconds / throttled seconds in the metrics: A $ga, B $gb, A waited $wa"
+    ;;
+arrival)
+    V set sim/aa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/aa"
+    V set sim/ab --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/ab"
+    VGPU_POD_NAME=aa VGPU_PROBE_BUCKET_MS=250 LD_PRELOAD=$PRE$LIM "$PROBE" spin 6 1000 >"$TMP/a" 2>"$TMP/a.err" &
+    PA=$!
+    sleep 2.5
+    VGPU_POD_NAME=ab LD_PRELOAD=$PRE$LIM "$PROBE" spin 3.5 1000 >"$TMP/b" 2>"$TMP/b.err" &
+    PB=$!
+    wait $PA $PB
+    line=$(cat "$TMP/a")
+    t0a=$(field t0 "$line") t0b=$(field t0 "$(cat "$TMP/b")")
+    echo "arrival: A's launches per second in steps of 250 ms: $(field rates "$line"); B started $(awk -v a="$t0a" -v b="$t0b" 'BEGIN {printf "%.2f", b - a}') s after A"
+    # A alone: the GPU (1000/s); from 1 s after B's first launch on: about 250/s
+    alone=$(rates "$line" 2 7)
+    after=$(field rates "$line" | tr ',' '\n' | awk -v a="$t0a" -v b="$t0b" 'NR > 1 {t = a + (NR - 1) * 0.25; if (t >= b + 1.0 && t < a + 5.75) {s += $1; n++}} END {print (n ? s / n : 0)}')
+    near "$alone" 1000 8 "A alone"
+    # and steadily so: a busy pod alone must not be taken for an idle one (an unlimited gate
+    # that stopped counting made the scheduler drop it to 2% every few ticks: 464/s dips)
+    low=$(field rates "$line" | tr ',' '\n' | awk 'NR >= 2 && NR <= 9 {if (!m || $1 < m) m = $1} END {print m + 0}')
+    [ "$low" -ge 900 ] || fail "A alone dipped to $low launches/s in a 250 ms step"
+    near "$after" 250 15 "A from 1 s after B arrived"
     ;;
 suspend)
     VGPU_POD_NAME=ss VGPU_PROBE_BUCKET_MS=100 limited "$PROBE" spin 4 1000 >"$TMP/s" 2>"$TMP/s.err" &
