@@ -310,6 +310,7 @@ static void apply_fallback(void)
 
 static void lost(const char *why)
 {
+    if (atomic_load(&hv.stopping)) return; /* exiting: the daemon was told, nothing is lost */
     VLOG_WARN("node daemon: %s; registering again (the last limits stay in force)", why);
     pthread_mutex_lock(&hv.mu);
     hv.worker_id[0] = 0;
