@@ -36,8 +36,8 @@ extern CUresult cuMemAlloc_v2(CUdeviceptr *, size_t);
 extern CUresult cuMemFree_v2(CUdeviceptr);
 extern CUresult cuModuleLoadData(CUmodule *, const void *);
 extern CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
-extern CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                               unsigned, CUstream, void **, void **);
+extern CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                               unsigned, unsigned, CUstream, void **, void **);
 extern CUresult cuStreamCreate(CUstream *, unsigned int);
 extern CUresult cuStreamSynchronize(CUstream);
 
@@ -64,7 +64,8 @@ static void *raw_symbol(const char *name)
     }
     if (!symtab || !strtab || !gnu) return NULL;
     uint32_t hash = 5381;
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++) hash = hash * 33 + *c;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        hash = hash * 33 + *c;
     uint32_t nbuckets = gnu[0], symoffset = gnu[1], bloom_size = gnu[2];
     const uint32_t *buckets = gnu + 4 + bloom_size * (sizeof(ElfW(Addr)) / 4);
     const uint32_t *chain = buckets + nbuckets;
@@ -114,7 +115,8 @@ static size_t evict_len;
 static void evict(void)
 {
     unsigned sum = 0;
-    for (size_t i = 0; i < evict_len; i += 64) sum += evict_buf[i];
+    for (size_t i = 0; i < evict_len; i += 64)
+        sum += evict_buf[i];
     (void)sum;
 }
 
@@ -138,7 +140,8 @@ int main(int argc, char **argv)
     CHECK_CU(cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
     CUmodule mod;
     CUfunction fn = NULL;
-    if (cuModuleLoadData(&mod, ptx) == CUDA_SUCCESS) cuModuleGetFunction(&fn, mod, "sim_kernel_0us");
+    if (cuModuleLoadData(&mod, ptx) == CUDA_SUCCESS)
+        cuModuleGetFunction(&fn, mod, "sim_kernel_0us");
 
     double af[64], as[64], la[64];
     if (rounds > 64) rounds = 64;
@@ -168,7 +171,8 @@ int main(int argc, char **argv)
         if (fn) {
             /* only the submissions are timed; the queue is drained between batches */
             double t1 = now_ns();
-            for (int i = 0; i < launches; i++) CHECK_CU(cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
+            for (int i = 0; i < launches; i++)
+                CHECK_CU(cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL));
             la[r] = (now_ns() - t1) / launches;
             CHECK_CU(cuStreamSynchronize(st));
         }
@@ -177,13 +181,15 @@ int main(int argc, char **argv)
            median(as, rounds), median(la, rounds), fn ? "yes" : "no");
 
     /* paired: the same process, the real entry points against the hooked ones */
-    CUresult (*raw_alloc)(CUdeviceptr *, size_t) = (CUresult(*)(CUdeviceptr *, size_t))raw_symbol("cuMemAlloc_v2");
+    CUresult (*raw_alloc)(CUdeviceptr *, size_t) =
+        (CUresult(*)(CUdeviceptr *, size_t))raw_symbol("cuMemAlloc_v2");
     CUresult (*raw_free)(CUdeviceptr) = (CUresult(*)(CUdeviceptr))raw_symbol("cuMemFree_v2");
-    CUresult (*raw_launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                           CUstream, void **, void **) =
-        (CUresult(*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
-                     void **, void **))raw_symbol("cuLaunchKernel");
-    if (!raw_alloc || !raw_free || !raw_launch || (void *)raw_alloc == (void *)cuMemAlloc_v2) return 0;
+    CUresult (*raw_launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, CUstream, void **, void **) =
+        (CUresult(*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                     unsigned, CUstream, void **, void **))raw_symbol("cuLaunchKernel");
+    if (!raw_alloc || !raw_free || !raw_launch || (void *)raw_alloc == (void *)cuMemAlloc_v2)
+        return 0;
     double d2[64], d4[64], dl[64];
     size_t sizes[2] = {bytes, small};
     double *diffs[2] = {d2, d4};
@@ -220,7 +226,7 @@ int main(int argc, char **argv)
             dl[r] = (t[1] - t[0]) / launches;
         }
     }
-    printf("paired_alloc2m_ns=%.1f paired_alloc4k_ns=%.1f paired_launch_ns=%.1f\n", median(d2, rounds),
-           median(d4, rounds), median(dl, rounds));
+    printf("paired_alloc2m_ns=%.1f paired_alloc4k_ns=%.1f paired_launch_ns=%.1f\n",
+           median(d2, rounds), median(d4, rounds), median(dl, rounds));
     return 0;
 }

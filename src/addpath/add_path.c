@@ -60,8 +60,7 @@ static int set_add(struct entry_set *set, const char *s, size_t n)
 {
     size_t i = entry_hash(s, n) & set->mask;
     for (; set->slot[i].s; i = (i + 1) & set->mask)
-        if (set->slot[i].n == n && memcmp(set->slot[i].s, s, n) == 0)
-            return 0;
+        if (set->slot[i].n == n && memcmp(set->slot[i].s, s, n) == 0) return 0;
     set->slot[i] = (struct entry){s, n};
     return 1;
 }
@@ -81,18 +80,15 @@ static void collect(struct entry_set *set, const char *v, const char *seps, stru
 {
     while (v && *v) {
         size_t len = strcspn(v, seps);
-        if (len && set_add(set, v, len) && out)
-            out[(*n)++] = (struct entry){v, len};
+        if (len && set_add(set, v, len) && out) out[(*n)++] = (struct entry){v, len};
         v += len;
-        if (*v)
-            v++;
+        if (*v) v++;
     }
 }
 
 static void append_str(char **o, const char *start, const char *s, size_t n)
 {
-    if (*o != start)
-        *(*o)++ = ':';
+    if (*o != start) *(*o)++ = ':';
     memcpy(*o, s, n);
     *o += n;
 }
@@ -101,8 +97,7 @@ static void extend(const char *name, const char *seps, const char *prepend_name,
                    const char *append_name)
 {
     const char *pre = getenv(prepend_name), *app = getenv(append_name);
-    if (!pre && !app)
-        return;
+    if (!pre && !app) return;
     const char *cur = getenv(name);
     cur = cur ? cur : "";
 
@@ -115,33 +110,28 @@ static void extend(const char *name, const char *seps, const char *prepend_name,
     struct entry_set set = {calloc(size, sizeof(struct entry)), size - 1};
     struct entry *add = calloc(n_new, sizeof(struct entry));
     char *value = NULL;
-    if (size / 2 < total || !set.slot || !add)
-        goto out_of_memory;
+    if (size / 2 < total || !set.slot || !add) goto out_of_memory;
 
     size_t n_add = 0, n_pre;
     collect(&set, cur, seps, NULL, &n_add);
     collect(&set, pre, seps, add, &n_add);
     n_pre = n_add;
     collect(&set, app, seps, add, &n_add);
-    if (n_add == 0)
-        goto out; /* nothing new: leave the variable as it is */
+    if (n_add == 0) goto out; /* nothing new: leave the variable as it is */
 
     size_t len = cur_len + 1; /* value, separators and NUL: below 2 x the inputs, no overflow */
     for (size_t i = 0; i < n_add; i++)
         len += add[i].n + 1;
     value = malloc(len);
-    if (!value)
-        goto out_of_memory;
+    if (!value) goto out_of_memory;
     char *o = value;
     for (size_t i = 0; i < n_pre; i++)
         append_str(&o, value, add[i].s, add[i].n);
-    if (cur_len)
-        append_str(&o, value, cur, cur_len);
+    if (cur_len) append_str(&o, value, cur, cur_len);
     for (size_t i = n_pre; i < n_add; i++)
         append_str(&o, value, add[i].s, add[i].n);
     *o = '\0';
-    if (setenv(name, value, 1) != 0)
-        goto out_of_memory; /* ENOMEM: the name is valid */
+    if (setenv(name, value, 1) != 0) goto out_of_memory; /* ENOMEM: the name is valid */
     goto out;
 out_of_memory:
     fprintf(stderr, "libadd_path: out of memory; %s left unchanged\n", name);
@@ -153,8 +143,7 @@ out:
 
 __attribute__((constructor)) static void add_path_load(void)
 {
-    if (getauxval(AT_SECURE))
-        return;
+    if (getauxval(AT_SECURE)) return;
     extend("PATH", ":", "TF_PREPEND_PATH", "TF_PATH");
     extend("LD_PRELOAD", ": ", "TF_PREPEND_LD_PRELOAD", "TF_LD_PRELOAD");
     extend("LD_LIBRARY_PATH", ":", "TF_PREPEND_LD_LIBRARY_PATH", "TF_LD_LIBRARY_PATH");

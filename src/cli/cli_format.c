@@ -94,7 +94,8 @@ static void print_gpus(FILE *out, json_t *gpus)
     table_row(&t, head);
     size_t i;
     json_t *g;
-    json_array_foreach(gpus, i, g) {
+    json_array_foreach(gpus, i, g)
+    {
         char idx[32], used[32], total[32], mem[80], util[32];
         snprintf(mem, sizeof(mem), "%s / %s",
                  fmt_size(json_object_get(g, "mem_used"), used, sizeof(used), NULL),
@@ -155,8 +156,14 @@ void cli_print_pods(FILE *out, json_t *pods)
         return;
     }
     struct table t = {.ncols = 8};
-    const char *head[] = {"POD",    "GPU",  "MEMORY USED / CAP", "COMPUTE LIMIT / EFFECTIVE / USED",
-                          "WEIGHT", "MODE", "STATE",             "WORKERS"};
+    const char *head[] = {"POD",
+                          "GPU",
+                          "MEMORY USED / CAP",
+                          "COMPUTE LIMIT / EFFECTIVE / USED",
+                          "WEIGHT",
+                          "MODE",
+                          "STATE",
+                          "WORKERS"};
     table_row(&t, head);
     size_t i;
     json_t *p;
@@ -180,7 +187,8 @@ void cli_print_status(FILE *out, json_t *st)
         table_row(&t, head);
         size_t i;
         json_t *u;
-        json_array_foreach(un, i, u) {
+        json_array_foreach(un, i, u)
+        {
             char pid[32], gpu[32], mem[32];
             const char *row[] = {fmt_int(json_object_get(u, "host_pid"), pid, sizeof(pid)),
                                  fmt_int(json_object_get(u, "gpu"), gpu, sizeof(gpu)),
@@ -194,7 +202,8 @@ void cli_print_status(FILE *out, json_t *st)
         fprintf(out, "\nOVER CAP (using more GPU memory than their cap):");
         size_t i;
         json_t *v;
-        json_array_foreach(oc, i, v) {
+        json_array_foreach(oc, i, v)
+        {
             const char *s = json_string_value(v);
             fprintf(out, "%s %s", i ? "," : "", s ? s : "-");
         }

@@ -33,7 +33,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *arg)
     }
     if (s->len + add + 1 > s->cap) {
         size_t cap = s->cap ? s->cap : 8192;
-        while (cap < s->len + add + 1) cap *= 2;
+        while (cap < s->len + add + 1)
+            cap *= 2;
         char *np = realloc(s->p, cap);
         if (!np) return 0;
         s->p = np;

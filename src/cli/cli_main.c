@@ -89,8 +89,10 @@ static int cmd_status(int argc, char **argv)
 {
     int as_json = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) as_json = 1;
-        else return usage_error("status: unknown argument '%s'", argv[i]);
+        if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else
+            return usage_error("status: unknown argument '%s'", argv[i]);
     }
     struct cli_response r;
     int rc = call("GET", "/v1/status", NULL, &r);
@@ -100,8 +102,10 @@ static int cmd_status(int argc, char **argv)
         if (r.len && r.body[r.len - 1] != '\n') putchar('\n');
     } else {
         json_t *st = parse_answer(&r);
-        if (!st) rc = EXIT_DAEMON_REFUSED;
-        else cli_print_status(stdout, st);
+        if (!st)
+            rc = EXIT_DAEMON_REFUSED;
+        else
+            cli_print_status(stdout, st);
         json_decref(st);
     }
     cli_response_free(&r);
@@ -240,13 +244,18 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *cmd = args[0];
-    if (strcmp(cmd, "status") == 0) rc = cmd_status(n - 1, args + 1);
-    else if (strcmp(cmd, "set") == 0) rc = cmd_set(n - 1, args + 1);
-    else if (strcmp(cmd, "reset") == 0) rc = cmd_reset(n - 1, args + 1);
+    if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(n - 1, args + 1);
+    else if (strcmp(cmd, "set") == 0)
+        rc = cmd_set(n - 1, args + 1);
+    else if (strcmp(cmd, "reset") == 0)
+        rc = cmd_reset(n - 1, args + 1);
     else if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0)
         rc = cmd_suspend(n - 1, args + 1, cmd);
-    else if (strcmp(cmd, "metrics") == 0) rc = cmd_metrics(n - 1, args + 1);
-    else rc = usage_error("unknown command '%s'", cmd);
+    else if (strcmp(cmd, "metrics") == 0)
+        rc = cmd_metrics(n - 1, args + 1);
+    else
+        rc = usage_error("unknown command '%s'", cmd);
 out:
     free(args);
     return rc;

@@ -16,7 +16,8 @@ struct reader {
 
 static void ws(struct reader *r)
 {
-    while (*r->p && isspace((unsigned char)*r->p)) r->p++;
+    while (*r->p && isspace((unsigned char)*r->p))
+        r->p++;
 }
 
 static int fail(struct reader *r, const char *what)
@@ -45,14 +46,30 @@ static int read_string(struct reader *r, char *out)
         if (c == '\\') {
             r->p++;
             switch (*r->p) {
-            case '"': c = '"'; break;
-            case '\\': c = '\\'; break;
-            case '/': c = '/'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
+            case '"':
+                c = '"';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case '/':
+                c = '/';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
             case 'u': {
                 int v = 0;
                 for (int i = 1; i <= 4; i++) {
@@ -65,7 +82,8 @@ static int read_string(struct reader *r, char *out)
                 r->p += 4;
                 break;
             }
-            default: return fail(r, "bad escape");
+            default:
+                return fail(r, "bad escape");
             }
         }
         if (n >= MAX_TOKEN - 1) return fail(r, "string too long");
@@ -83,17 +101,20 @@ static int read_number(struct reader *r, char *out)
     if (*r->p == '-') r->p++;
     if (!isdigit((unsigned char)*r->p)) return fail(r, "expected a value");
     if (*r->p == '0' && isdigit((unsigned char)r->p[1])) return fail(r, "leading zero in number");
-    while (isdigit((unsigned char)*r->p)) r->p++;
+    while (isdigit((unsigned char)*r->p))
+        r->p++;
     if (*r->p == '.') {
         r->p++;
         if (!isdigit((unsigned char)*r->p)) return fail(r, "bad number");
-        while (isdigit((unsigned char)*r->p)) r->p++;
+        while (isdigit((unsigned char)*r->p))
+            r->p++;
     }
     if (*r->p == 'e' || *r->p == 'E') {
         r->p++;
         if (*r->p == '+' || *r->p == '-') r->p++;
         if (!isdigit((unsigned char)*r->p)) return fail(r, "bad exponent");
-        while (isdigit((unsigned char)*r->p)) r->p++;
+        while (isdigit((unsigned char)*r->p))
+            r->p++;
     }
     size_t n = (size_t)(r->p - start);
     if (n >= MAX_TOKEN) return fail(r, "number too long");
@@ -102,7 +123,8 @@ static int read_number(struct reader *r, char *out)
     return 0;
 }
 
-int vgpu_parse_flat_json(const char *text, vgpu_json_member_fn fn, void *ctx, char *err, size_t errlen)
+int vgpu_parse_flat_json(const char *text, vgpu_json_member_fn fn, void *ctx, char *err,
+                         size_t errlen)
 {
     struct reader r = {text, text, err, errlen};
     char keys[MAX_KEYS][MAX_TOKEN];

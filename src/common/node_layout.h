@@ -45,7 +45,7 @@ struct vgpu_node_proc {
 struct vgpu_node_shm {
     uint64_t magic; /* VGPU_NODE_MAGIC, stored last at creation */
     uint32_t version;
-    uint32_t size; /* sizeof(struct vgpu_node_shm) */
+    uint32_t size;               /* sizeof(struct vgpu_node_shm) */
     _Atomic uint64_t seq;        /* sequence lock, odd while the daemon writes */
     _Atomic uint64_t updated_ns; /* CLOCK_MONOTONIC of the last complete write */
     _Atomic int32_t daemon_pid;

@@ -38,7 +38,8 @@ struct vgpu_node_shm *vgpu_node_create(const char *dir, char *err, size_t errlen
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    if (fresh || n->magic != VGPU_NODE_MAGIC || n->version != VGPU_NODE_VERSION || n->size != sizeof(*n)) {
+    if (fresh || n->magic != VGPU_NODE_MAGIC || n->version != VGPU_NODE_VERSION ||
+        n->size != sizeof(*n)) {
         /* a new file, or one of another layout: readers reject it until the magic is back */
         __atomic_store_n(&n->magic, 0, __ATOMIC_RELEASE);
         memset((char *)n + sizeof(n->magic), 0, sizeof(*n) - sizeof(n->magic));
@@ -55,7 +56,8 @@ struct vgpu_node_shm *vgpu_node_create(const char *dir, char *err, size_t errlen
 const struct vgpu_node_shm *vgpu_node_open(const char *dir)
 {
     char path[512];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, VGPU_NODE_FILE) >= (int)sizeof(path)) return NULL;
+    if (snprintf(path, sizeof(path), "%s/%s", dir, VGPU_NODE_FILE) >= (int)sizeof(path))
+        return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat st;
@@ -66,8 +68,8 @@ const struct vgpu_node_shm *vgpu_node_open(const char *dir)
     const struct vgpu_node_shm *n = mmap(NULL, sizeof(*n), PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (n == MAP_FAILED) return NULL;
-    if (__atomic_load_n(&n->magic, __ATOMIC_ACQUIRE) != VGPU_NODE_MAGIC || n->version != VGPU_NODE_VERSION ||
-        n->size != sizeof(*n)) {
+    if (__atomic_load_n(&n->magic, __ATOMIC_ACQUIRE) != VGPU_NODE_MAGIC ||
+        n->version != VGPU_NODE_VERSION || n->size != sizeof(*n)) {
         munmap((void *)n, sizeof(*n));
         return NULL;
     }
@@ -122,7 +124,8 @@ int vgpu_node_read(const struct vgpu_node_shm *n, struct vgpu_node_view *v, uint
         }
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&w->seq, RELAXED) != s0) continue;
-        if (!v->updated_ns || now_ns < v->updated_ns || now_ns - v->updated_ns > VGPU_NODE_FRESH_NS) return -1;
+        if (!v->updated_ns || now_ns < v->updated_ns || now_ns - v->updated_ns > VGPU_NODE_FRESH_NS)
+            return -1;
         return 0;
     }
     return -1;

@@ -47,19 +47,19 @@ struct vgpu_shm_dev {
     _Atomic uint64_t total_real;     /* physical memory of the GPU as the driver reports it */
     _Atomic uint64_t oom_events;     /* allocations refused because of the cap */
     /* compute: percentages in hundredths (3000 = 30%); 0 = no limit */
-    _Atomic uint32_t core_limit;     /* ceiling: never more than this share of GPU time */
-    _Atomic uint32_t core_soft;      /* floor of a soft limit (0: hard); idle time may lift it */
-    _Atomic uint32_t core_effective; /* the share the gate enforces now */
-    _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
-    _Atomic int64_t gate_vclock;     /* virtual clock of the GPU-time budget, ns */
+    _Atomic uint32_t core_limit;      /* ceiling: never more than this share of GPU time */
+    _Atomic uint32_t core_soft;       /* floor of a soft limit (0: hard); idle time may lift it */
+    _Atomic uint32_t core_effective;  /* the share the gate enforces now */
+    _Atomic uint32_t weight;          /* scheduler weight of the pod on this GPU (0 = 1) */
+    _Atomic int64_t gate_vclock;      /* virtual clock of the GPU-time budget, ns */
     _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
     _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
     _Atomic uint64_t gate_launches;   /* submissions that went through the gate */
     /* closed loop: measured busy time / modelled busy time, 1024 = 1.0 (compute_feedback.c) */
     _Atomic uint32_t gate_scale;
-    _Atomic uint32_t fb_share;       /* core_effective during the loop's current window */
-    _Atomic uint64_t fb_last_ns;     /* when the loop last updated the scale */
-    _Atomic uint64_t fb_charged_ns;  /* gate_charged_ns at that time */
+    _Atomic uint32_t fb_share;        /* core_effective during the loop's current window */
+    _Atomic uint64_t fb_last_ns;      /* when the loop last updated the scale */
+    _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
     _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
     _Atomic uint32_t fb_ratio;        /* measured / modelled of the last window, 1024 = 1.0 */
     uint32_t reserved2;
@@ -90,9 +90,9 @@ struct vgpu_shm {
     _Atomic uint64_t last_reap_ns; /* CLOCK_MONOTONIC of the last scan for dead processes */
     _Atomic uint64_t reaped_procs; /* processes whose memory was returned after they died */
     /* control by the node daemon (vgpu-hypervisor); see docs/hypervisor.md */
-    _Atomic uint32_t suspended; /* != 0: every submission of GPU work of the pod blocks */
-    _Atomic uint32_t managed;   /* != 0: the daemon owns limits and core_effective; the
-                                   limiter's own soft policy stands aside */
+    _Atomic uint32_t suspended;   /* != 0: every submission of GPU work of the pod blocks */
+    _Atomic uint32_t managed;     /* != 0: the daemon owns limits and core_effective; the
+                                     limiter's own soft policy stands aside */
     _Atomic uint64_t managed_ns;  /* CLOCK_MONOTONIC of the daemon's last write (liveness) */
     _Atomic uint64_t control_seq; /* last command sequence number applied to this region */
     uint64_t reserved[11];

@@ -69,7 +69,8 @@ int vgpu_ledger_has_pid(const struct vgpu_shm *s, uint64_t pidns, unsigned pid)
         const struct vgpu_shm_proc *p = &s->proc[i];
         int32_t owner = atomic_load_explicit(&p->pid, RELAXED);
         if (owner <= 0) continue;
-        if ((p->pidns == pidns && (unsigned)owner == pid) || (unsigned)atomic_load_explicit(&p->host_pid, RELAXED) == pid)
+        if ((p->pidns == pidns && (unsigned)owner == pid) ||
+            (unsigned)atomic_load_explicit(&p->host_pid, RELAXED) == pid)
             return 1;
     }
     return 0;
@@ -78,7 +79,8 @@ int vgpu_ledger_has_pid(const struct vgpu_shm *s, uint64_t pidns, unsigned pid)
 int vgpu_ledger_dev_find(const struct vgpu_shm *s, const char *uuid)
 {
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
-        if (atomic_load_explicit(&s->dev[d].state, memory_order_acquire) != VGPU_DEV_READY) continue;
+        if (atomic_load_explicit(&s->dev[d].state, memory_order_acquire) != VGPU_DEV_READY)
+            continue;
         if (strncmp(s->dev[d].uuid, uuid, VGPU_UUID_LEN) == 0) return d;
     }
     return -1;
@@ -105,7 +107,8 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
             atomic_store_explicit(&v->core_limit, init->core_limit, RELAXED);
             atomic_store_explicit(&v->core_soft, init->core_soft, RELAXED);
             /* a soft limit starts at its floor until idle time is seen */
-            atomic_store_explicit(&v->core_effective, init->core_soft ? init->core_soft : init->core_limit, RELAXED);
+            atomic_store_explicit(&v->core_effective,
+                                  init->core_soft ? init->core_soft : init->core_limit, RELAXED);
             atomic_store_explicit(&v->gate_vclock, 0, RELAXED);
             atomic_store_explicit(&v->gate_scale, 1024, RELAXED);
             atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
@@ -121,8 +124,8 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
 static void release_slot_locked(struct vgpu_shm *s, struct vgpu_shm_proc *p)
 {
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
-        uint64_t m = atomic_load_explicit(&p->mem[d], RELAXED) +
-                     atomic_load_explicit(&p->ovh[d], RELAXED);
+        uint64_t m =
+            atomic_load_explicit(&p->mem[d], RELAXED) + atomic_load_explicit(&p->ovh[d], RELAXED);
         uint64_t o = atomic_load_explicit(&p->oversold[d], RELAXED);
         if (m) {
             uint64_t used = atomic_load_explicit(&s->dev[d].mem_used, RELAXED);
@@ -202,13 +205,15 @@ void vgpu_ledger_proc_release(struct vgpu_shm *s, int slot, pid_t pid)
 {
     if (slot < 0 || slot >= VGPU_MAX_PROCS) return;
     if (vgpu_shm_lock(s) != 0) return;
-    if (atomic_load_explicit(&s->proc[slot].pid, RELAXED) == pid) release_slot_locked(s, &s->proc[slot]);
+    if (atomic_load_explicit(&s->proc[slot].pid, RELAXED) == pid)
+        release_slot_locked(s, &s->proc[slot]);
     vgpu_shm_unlock(s);
 }
 
 static void bump_peak(struct vgpu_shm_dev *v, uint64_t used)
 {
-    if (used > atomic_load_explicit(&v->mem_peak, RELAXED)) atomic_store_explicit(&v->mem_peak, used, RELAXED);
+    if (used > atomic_load_explicit(&v->mem_peak, RELAXED))
+        atomic_store_explicit(&v->mem_peak, used, RELAXED);
 }
 
 /* one attempt, lock held; `over` selects the device or the oversold bucket */
@@ -236,7 +241,8 @@ static int try_reserve_locked(struct vgpu_shm *s, int slot, int dev, uint64_t by
 
 static int reserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over)
 {
-    if (slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES) return VGPU_LEDGER_ERROR;
+    if (slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES)
+        return VGPU_LEDGER_ERROR;
     int r = VGPU_LEDGER_OVER_CAP;
     for (int attempt = 0; attempt < 2 && r == VGPU_LEDGER_OVER_CAP; attempt++) {
         /* before refusing, give back the bytes of processes that died, then try once more */
@@ -332,7 +338,8 @@ void vgpu_ledger_repair(struct vgpu_shm *s)
         for (int i = 0; i < VGPU_MAX_PROCS; i++) {
             struct vgpu_shm_proc *p = &s->proc[i];
             if (atomic_load_explicit(&p->pid, RELAXED) <= 0) continue;
-            mem += atomic_load_explicit(&p->mem[d], RELAXED) + atomic_load_explicit(&p->ovh[d], RELAXED);
+            mem += atomic_load_explicit(&p->mem[d], RELAXED) +
+                   atomic_load_explicit(&p->ovh[d], RELAXED);
             over += atomic_load_explicit(&p->oversold[d], RELAXED);
         }
         atomic_store_explicit(&s->dev[d].mem_used, mem, RELAXED);

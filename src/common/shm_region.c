@@ -173,7 +173,10 @@ void vgpu_shm_close(struct vgpu_shm *s)
  * while holding its pod's lock must not stall the node's scheduler and API with it. */
 static _Atomic unsigned lock_timeout_ms;
 
-void vgpu_shm_set_lock_timeout(unsigned ms) { atomic_store(&lock_timeout_ms, ms); }
+void vgpu_shm_set_lock_timeout(unsigned ms)
+{
+    atomic_store(&lock_timeout_ms, ms);
+}
 
 int vgpu_shm_lock(struct vgpu_shm *s)
 {

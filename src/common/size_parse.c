@@ -10,7 +10,8 @@
 
 static const char *skip_ws(const char *p)
 {
-    while (*p && isspace((unsigned char)*p)) p++;
+    while (*p && isspace((unsigned char)*p))
+        p++;
     return p;
 }
 
@@ -80,8 +81,10 @@ static int parse_term(const char **pp, long double *out, char *err, size_t errle
             return 0;
         }
     }
-    snprintf(err, errlen, "'%s' has an unknown unit '%s' (use B, KiB, MiB, GiB, TiB, k, m, g, t, KB, MB, GB, TB)",
-             text, unit);
+    snprintf(
+        err, errlen,
+        "'%s' has an unknown unit '%s' (use B, KiB, MiB, GiB, TiB, k, m, g, t, KB, MB, GB, TB)",
+        text, unit);
     return -1;
 }
 
@@ -148,7 +151,8 @@ int vgpu_parse_percent(const char *text, double *out, char *err, size_t errlen)
         return -1;
     }
     if (!(v > 0 && v <= 100)) {
-        snprintf(err, errlen, "'%s' is out of range: a percentage must be above 0 and at most 100", text);
+        snprintf(err, errlen, "'%s' is out of range: a percentage must be above 0 and at most 100",
+                 text);
         return -1;
     }
     *out = v;
@@ -171,7 +175,8 @@ int vgpu_parse_bool(const char *text, int *out, char *err, size_t errlen)
             }
         }
     }
-    snprintf(err, errlen, "'%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", text ? text : "");
+    snprintf(err, errlen, "'%s' is not a boolean (use 1/0, true/false, yes/no, on/off)",
+             text ? text : "");
     return -1;
 }
 

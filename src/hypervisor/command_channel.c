@@ -46,7 +46,8 @@ uint64_t cmd_push_pod(struct hv_pod *p, const char *type)
             if (!strcmp(w->pod_key, p->key)) queue_add(w, seq, text);
         free(text);
     }
-    for (int i = 0; i < p->ngpu; i++) p->gpu[i].pushed = p->gpu[i].effective;
+    for (int i = 0; i < p->ngpu; i++)
+        p->gpu[i].pushed = p->gpu[i].effective;
     region_set_seq(p, seq);
     pthread_cond_broadcast(&hv_reg.cv);
     return seq;
@@ -54,7 +55,8 @@ uint64_t cmd_push_pod(struct hv_pod *p, const char *type)
 
 void cmd_free_queue(struct hv_worker *w)
 {
-    for (int i = 0; i < w->qlen; i++) free(w->q[i].json);
+    for (int i = 0; i < w->qlen; i++)
+        free(w->q[i].json);
     w->qlen = 0;
 }
 
@@ -91,8 +93,10 @@ int cmd_wait(const char *worker_id, uint64_t after, int timeout_s, json_t **out)
     }
     if (w) w->polling--;
     registry_unlock();
-    if (ret) json_decref(arr);
-    else *out = arr;
+    if (ret)
+        json_decref(arr);
+    else
+        *out = arr;
     return ret;
 }
 

@@ -102,8 +102,8 @@ static json_t *body_object(struct MHD_Connection *c, const struct req *r, int op
     json_error_t e;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
-        *ret = reply_error(c, 400, "body: invalid JSON at line %d column %d: %s", e.line,
-                           e.column, e.text);
+        *ret = reply_error(c, 400, "body: invalid JSON at line %d column %d: %s", e.line, e.column,
+                           e.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -121,22 +121,30 @@ static int limit_from_json(struct hv_limits *l, const char *key, json_t *v, cons
     char why[160] = "";
     if (!strcmp(key, "core_limit")) {
         double pct = 0;
-        if (json_is_number(v)) pct = json_number_value(v);
-        else if (json_is_string(v) && !vgpu_parse_percent(json_string_value(v), &pct, why, sizeof(why))) {
-        } else pct = -1;
+        if (json_is_number(v))
+            pct = json_number_value(v);
+        else if (json_is_string(v) &&
+                 !vgpu_parse_percent(json_string_value(v), &pct, why, sizeof(why))) {
+        } else
+            pct = -1;
         if (!(pct > 0 && pct <= 100)) {
-            snprintf(err, n, "%s: must be a percentage in (0, 100]%s%s", where, *why ? ": " : "", why);
+            snprintf(err, n, "%s: must be a percentage in (0, 100]%s%s", where, *why ? ": " : "",
+                     why);
             return -1;
         }
         l->core = pct;
         l->has |= HV_HAS_CORE;
     } else if (!strcmp(key, "mem_limit")) {
         uint64_t b;
-        if (json_is_integer(v) && json_integer_value(v) >= 0) b = (uint64_t)json_integer_value(v);
-        else if (json_is_string(v) && !vgpu_parse_size(json_string_value(v), &b, why, sizeof(why))) {
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+            b = (uint64_t)json_integer_value(v);
+        else if (json_is_string(v) &&
+                 !vgpu_parse_size(json_string_value(v), &b, why, sizeof(why))) {
         } else {
-            snprintf(err, n, "%s: must be bytes (an integer >= 0, 0 = no cap) or a size such as \"4GiB\"%s%s",
-                     where, *why ? ": " : "", why);
+            snprintf(
+                err, n,
+                "%s: must be bytes (an integer >= 0, 0 = no cap) or a size such as \"4GiB\"%s%s",
+                where, *why ? ": " : "", why);
             return -1;
         }
         /* replies, commands and the state file carry bytes as JSON integers (int64): more than
@@ -321,8 +329,10 @@ static void env_merge(struct hv_limits *a, const struct hv_limits *b)
     if (b->has & HV_HAS_CORE)
         a->core = (a->has & HV_HAS_CORE) && a->core < b->core ? a->core : b->core;
     if (b->has & HV_HAS_MEM) {
-        if (!(a->has & HV_HAS_MEM) || !a->mem) a->mem = b->mem;
-        else if (b->mem && b->mem < a->mem) a->mem = b->mem;
+        if (!(a->has & HV_HAS_MEM) || !a->mem)
+            a->mem = b->mem;
+        else if (b->mem && b->mem < a->mem)
+            a->mem = b->mem;
     }
     if (b->has & HV_HAS_WEIGHT)
         a->weight = (a->has & HV_HAS_WEIGHT) && a->weight < b->weight ? a->weight : b->weight;
@@ -422,15 +432,16 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
     region_try_open(p, vgpu_now_ns());
     region_apply(p);
     if (changed && p->nworkers > 1) cmd_push_pod(p, "limits");
-    for (int i = 0; i < p->ngpu; i++) p->gpu[i].pushed = p->gpu[i].effective;
+    for (int i = 0; i < p->ngpu; i++)
+        p->gpu[i].pushed = p->gpu[i].effective;
     w->reg_seq = w->last_cmd_seq = w->acked_seq = hv_reg.seq;
-    json_t *reply = json_pack("{s:s, s:i, s:s, s:I, s:b, s:i, s:o}", "worker_id", w->id,
-                              "host_pid", (int)host, "pod", p->key, "seq", (json_int_t)hv_reg.seq,
-                              "suspended", p->suspended, "heartbeat_ms",
-                              hv_reg.cfg->heartbeat_ms, "limits", registry_limits_json(p));
+    json_t *reply =
+        json_pack("{s:s, s:i, s:s, s:I, s:b, s:i, s:o}", "worker_id", w->id, "host_pid", (int)host,
+                  "pod", p->key, "seq", (json_int_t)hv_reg.seq, "suspended", p->suspended,
+                  "heartbeat_ms", hv_reg.cfg->heartbeat_ms, "limits", registry_limits_json(p));
     hv_logf(HV_INFO, "worker registered", "{s:s, s:i, s:i, s:s, s:s, s:b}", "worker", w->id,
-            "host_pid", (int)host, "pid", (int)q->pid, "pod", p->key, "pod_id", p->pod_id,
-            "region", p->region != NULL);
+            "host_pid", (int)host, "pid", (int)q->pid, "pod", p->key, "pod_id", p->pod_id, "region",
+            p->region != NULL);
     registry_unlock();
     free(q);
     return reply_json(c, 201, reply);
@@ -499,8 +510,8 @@ static enum MHD_Result do_events(const struct hv_listener *l, struct MHD_Connect
     return ret;
 }
 
-static enum MHD_Result do_ack(const struct hv_listener *l, struct MHD_Connection *c,
-                              const char *id, const struct req *r)
+static enum MHD_Result do_ack(const struct hv_listener *l, struct MHD_Connection *c, const char *id,
+                              const struct req *r)
 {
     enum MHD_Result ret;
     if (worker_auth(l, c, id, &ret)) return ret;
@@ -508,10 +519,11 @@ static enum MHD_Result do_ack(const struct hv_listener *l, struct MHD_Connection
     if (!o) return ret;
     json_t *seq = json_object_get(o, "seq"), *ok = json_object_get(o, "ok"),
            *e = json_object_get(o, "error");
-    const char *bad = !json_is_integer(seq) || json_integer_value(seq) < 0 ? "seq: required, an integer >= 0"
-                      : ok && !json_is_boolean(ok)                       ? "ok: must be true or false"
-                      : e && !json_is_null(e) && !json_is_string(e)      ? "error: must be a string"
-                                                                         : NULL;
+    const char *bad = !json_is_integer(seq) || json_integer_value(seq) < 0
+                          ? "seq: required, an integer >= 0"
+                      : ok && !json_is_boolean(ok)                  ? "ok: must be true or false"
+                      : e && !json_is_null(e) && !json_is_string(e) ? "error: must be a string"
+                                                                    : NULL;
     if (bad) {
         json_decref(o);
         return reply_error(c, 400, "%s", bad);
@@ -530,16 +542,16 @@ static enum MHD_Result do_ack(const struct hv_listener *l, struct MHD_Connection
     if (s > w->last_cmd_seq) {
         uint64_t last = w->last_cmd_seq;
         registry_unlock();
-        return reply_error(c, 400, "seq: %" PRIu64 " was never sent to this worker (last %" PRIu64 ")",
-                           s, last);
+        return reply_error(
+            c, 400, "seq: %" PRIu64 " was never sent to this worker (last %" PRIu64 ")", s, last);
     }
     if (s > w->acked_seq) w->acked_seq = s;
     w->acks++;
     w->last_seen_ns = vgpu_now_ns();
     uint64_t acked = w->acked_seq;
     if (failed)
-        hv_logf(HV_WARN, "worker could not apply a command", "{s:s, s:I, s:s}", "worker", id,
-                "seq", (json_int_t)s, "error", msg);
+        hv_logf(HV_WARN, "worker could not apply a command", "{s:s, s:I, s:s}", "worker", id, "seq",
+                (json_int_t)s, "error", msg);
     pthread_cond_broadcast(&hv_reg.cv);
     registry_unlock();
     return reply_json(c, 200, json_pack("{s:I}", "acked_seq", (json_int_t)acked));
@@ -576,7 +588,8 @@ static enum MHD_Result do_put_limits(struct MHD_Connection *c, const char *ns, c
                 snprintf(key, sizeof(key), "%d", (int)json_integer_value(v));
             else if (json_is_string(v) && !strcmp(json_string_value(v), "all"))
                 snprintf(key, sizeof(key), "all");
-            else if (!json_is_string(v) || registry_norm_uuid(json_string_value(v), key, sizeof(key))) {
+            else if (!json_is_string(v) ||
+                     registry_norm_uuid(json_string_value(v), key, sizeof(key))) {
                 json_decref(o);
                 return reply_error(c, 400, "gpu: must be an index, a GPU uuid or \"all\"");
             }
@@ -659,8 +672,9 @@ static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, cons
     }
     if (!suspend && (p = registry_pod_find(key))) registry_pod_maybe_drop(p);
     registry_unlock();
-    return reply_json(c, 200, json_pack("{s:I, s:i, s:i}", "seq", (json_int_t)seq, "acked", acked,
-                                        "workers", workers));
+    return reply_json(
+        c, 200,
+        json_pack("{s:I, s:i, s:i}", "seq", (json_int_t)seq, "acked", acked, "workers", workers));
 }
 
 /* --- routing -------------------------------------------------------------------------------- */
@@ -703,8 +717,8 @@ static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *
 
 #define IS(m) (!strcmp(method, m))
 
-static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection *c,
-                             const char *url, const char *method, const struct req *r)
+static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection *c, const char *url,
+                             const char *method, const struct req *r)
 {
     if (!strcmp(url, "/healthz")) {
         if (!IS("GET") && !IS("HEAD")) return method_not_allowed(c, "GET, HEAD", method, url);
@@ -761,9 +775,12 @@ static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection 
             res = !strcmp(op, "resume");
         if (limits || susp || res) {
             if (l->kind != HV_LISTEN_OPERATOR)
-                return reply_error(c, 403, "path: operator endpoints are served on the operator socket only");
-            if (!valid_segment(ns, 64)) return reply_error(c, 400, "namespace: invalid in the path");
-            if (!valid_segment(name, 254)) return reply_error(c, 400, "pod: invalid name in the path");
+                return reply_error(
+                    c, 403, "path: operator endpoints are served on the operator socket only");
+            if (!valid_segment(ns, 64))
+                return reply_error(c, 400, "namespace: invalid in the path");
+            if (!valid_segment(name, 254))
+                return reply_error(c, 400, "pod: invalid name in the path");
             if (limits) {
                 if (IS("PUT")) return do_put_limits(c, ns, name, r);
                 if (IS("DELETE")) return do_delete_limits(c, ns, name);
@@ -834,7 +851,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = 0;
     hv_logf(HV_DEBUG, "libmicrohttpd", "{s:s}", "detail", msg);
 }
 
@@ -842,16 +860,15 @@ int http_listener_start(struct hv_listener *l)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, l,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first: MHD logs options */
-                              MHD_OPTION_LISTEN_SOCKET, l->fd,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+    l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                              NULL, /* first: MHD logs options */
+                              MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                              MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!l->mhd) {
-        hv_logf(HV_ERROR, "cannot start the HTTP server", "{s:s}", "socket", l->path[0] ? l->path : "tcp");
+        hv_logf(HV_ERROR, "cannot start the HTTP server", "{s:s}", "socket",
+                l->path[0] ? l->path : "tcp");
         return -1;
     }
     return 0;

@@ -14,8 +14,8 @@ enum hv_listener_kind { HV_LISTEN_OPERATOR, HV_LISTEN_WORKER, HV_LISTEN_TCP };
 struct MHD_Daemon;
 struct hv_listener {
     enum hv_listener_kind kind;
-    int fd;            /* listening socket, created by main.c */
-    char path[256];    /* Unix socket path ("" for TCP) */
+    int fd;         /* listening socket, created by main.c */
+    char path[256]; /* Unix socket path ("" for TCP) */
     struct MHD_Daemon *mhd;
 };
 

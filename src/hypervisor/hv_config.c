@@ -19,7 +19,10 @@
 #include "shm_region.h"
 #include "size_parse.h"
 
-static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src ? src : ""); }
+static void copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
 
 static int parse_int(const char *text, long lo, long hi, long *out)
 {
@@ -90,14 +93,22 @@ static int ini_cb(void *arg, const char *section, const char *name, const char *
         return 0;
     }
     long v;
-    if (!strcmp(name, "socket")) copy(c->socket, sizeof(c->socket), value);
-    else if (!strcmp(name, "worker_socket")) copy(c->worker_socket, sizeof(c->worker_socket), value);
-    else if (!strcmp(name, "listen")) copy(c->listen, sizeof(c->listen), value);
-    else if (!strcmp(name, "shm_dir")) copy(c->shm_dir, sizeof(c->shm_dir), value);
-    else if (!strcmp(name, "state")) copy(c->state, sizeof(c->state), value);
-    else if (!strcmp(name, "node_name")) copy(c->node_name, sizeof(c->node_name), value);
-    else if (!strcmp(name, "kube_api")) copy(c->kube_api, sizeof(c->kube_api), value);
-    else if (!strcmp(name, "policy")) copy(c->policy, sizeof(c->policy), value);
+    if (!strcmp(name, "socket"))
+        copy(c->socket, sizeof(c->socket), value);
+    else if (!strcmp(name, "worker_socket"))
+        copy(c->worker_socket, sizeof(c->worker_socket), value);
+    else if (!strcmp(name, "listen"))
+        copy(c->listen, sizeof(c->listen), value);
+    else if (!strcmp(name, "shm_dir"))
+        copy(c->shm_dir, sizeof(c->shm_dir), value);
+    else if (!strcmp(name, "state"))
+        copy(c->state, sizeof(c->state), value);
+    else if (!strcmp(name, "node_name"))
+        copy(c->node_name, sizeof(c->node_name), value);
+    else if (!strcmp(name, "kube_api"))
+        copy(c->kube_api, sizeof(c->kube_api), value);
+    else if (!strcmp(name, "policy"))
+        copy(c->policy, sizeof(c->policy), value);
     else if (!strcmp(name, "tick_ms") || !strcmp(name, "heartbeat_ms")) {
         if (parse_int(value, 10, 600000, &v)) {
             snprintf(x->err, sizeof(x->err), "[daemon] %s: invalid value '%s'", name, value);
@@ -134,17 +145,37 @@ static void usage(FILE *f)
           f);
 }
 
-enum { O_CONFIG = 256, O_SOCKET, O_WSOCKET, O_LISTEN, O_SHM, O_STATE, O_TICK, O_HB, O_POLICY,
-       O_KUBE, O_NODE, O_LOG, O_HELP, O_VERSION };
-static const struct option opts[] = {
-    {"config", required_argument, 0, O_CONFIG},   {"socket", required_argument, 0, O_SOCKET},
-    {"worker-socket", required_argument, 0, O_WSOCKET},
-    {"listen", required_argument, 0, O_LISTEN},   {"shm-dir", required_argument, 0, O_SHM},
-    {"state", required_argument, 0, O_STATE},     {"tick-ms", required_argument, 0, O_TICK},
-    {"heartbeat-ms", required_argument, 0, O_HB}, {"policy", required_argument, 0, O_POLICY},
-    {"kube-api", required_argument, 0, O_KUBE},   {"node-name", required_argument, 0, O_NODE},
-    {"log-level", required_argument, 0, O_LOG},   {"help", no_argument, 0, O_HELP},
-    {"version", no_argument, 0, O_VERSION},       {0, 0, 0, 0}};
+enum {
+    O_CONFIG = 256,
+    O_SOCKET,
+    O_WSOCKET,
+    O_LISTEN,
+    O_SHM,
+    O_STATE,
+    O_TICK,
+    O_HB,
+    O_POLICY,
+    O_KUBE,
+    O_NODE,
+    O_LOG,
+    O_HELP,
+    O_VERSION
+};
+static const struct option opts[] = {{"config", required_argument, 0, O_CONFIG},
+                                     {"socket", required_argument, 0, O_SOCKET},
+                                     {"worker-socket", required_argument, 0, O_WSOCKET},
+                                     {"listen", required_argument, 0, O_LISTEN},
+                                     {"shm-dir", required_argument, 0, O_SHM},
+                                     {"state", required_argument, 0, O_STATE},
+                                     {"tick-ms", required_argument, 0, O_TICK},
+                                     {"heartbeat-ms", required_argument, 0, O_HB},
+                                     {"policy", required_argument, 0, O_POLICY},
+                                     {"kube-api", required_argument, 0, O_KUBE},
+                                     {"node-name", required_argument, 0, O_NODE},
+                                     {"log-level", required_argument, 0, O_LOG},
+                                     {"help", no_argument, 0, O_HELP},
+                                     {"version", no_argument, 0, O_VERSION},
+                                     {0, 0, 0, 0}};
 
 int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t errlen)
 {
@@ -188,22 +219,40 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
     const char *e;
     if ((e = getenv("VGPU_SOCKET")) && *e) copy(c->socket, sizeof(c->socket), e);
     if ((e = getenv("VGPU_SHM_DIR")) && *e) copy(c->shm_dir, sizeof(c->shm_dir), e);
-    if (!c->node_name[0] && (e = getenv("NODE_NAME")) && *e) copy(c->node_name, sizeof(c->node_name), e);
+    if (!c->node_name[0] && (e = getenv("NODE_NAME")) && *e)
+        copy(c->node_name, sizeof(c->node_name), e);
 
     opterr = 0;
     optind = 1;
     long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case O_CONFIG: break;
-        case O_SOCKET: copy(c->socket, sizeof(c->socket), optarg); break;
-        case O_WSOCKET: copy(c->worker_socket, sizeof(c->worker_socket), optarg); break;
-        case O_LISTEN: copy(c->listen, sizeof(c->listen), optarg); break;
-        case O_SHM: copy(c->shm_dir, sizeof(c->shm_dir), optarg); break;
-        case O_STATE: copy(c->state, sizeof(c->state), optarg); break;
-        case O_POLICY: copy(c->policy, sizeof(c->policy), optarg); break;
-        case O_KUBE: copy(c->kube_api, sizeof(c->kube_api), optarg); break;
-        case O_NODE: copy(c->node_name, sizeof(c->node_name), optarg); break;
+        case O_CONFIG:
+            break;
+        case O_SOCKET:
+            copy(c->socket, sizeof(c->socket), optarg);
+            break;
+        case O_WSOCKET:
+            copy(c->worker_socket, sizeof(c->worker_socket), optarg);
+            break;
+        case O_LISTEN:
+            copy(c->listen, sizeof(c->listen), optarg);
+            break;
+        case O_SHM:
+            copy(c->shm_dir, sizeof(c->shm_dir), optarg);
+            break;
+        case O_STATE:
+            copy(c->state, sizeof(c->state), optarg);
+            break;
+        case O_POLICY:
+            copy(c->policy, sizeof(c->policy), optarg);
+            break;
+        case O_KUBE:
+            copy(c->kube_api, sizeof(c->kube_api), optarg);
+            break;
+        case O_NODE:
+            copy(c->node_name, sizeof(c->node_name), optarg);
+            break;
         case O_TICK:
         case O_HB:
             if (parse_int(optarg, 10, 600000, &v)) {
@@ -233,7 +282,8 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
         const char *slash = strrchr(c->socket, '/');
         int dirlen = slash ? (int)(slash - c->socket) : 0;
         if (slash)
-            snprintf(c->worker_socket, sizeof(c->worker_socket), "%.*s/worker.sock", dirlen, c->socket);
+            snprintf(c->worker_socket, sizeof(c->worker_socket), "%.*s/worker.sock", dirlen,
+                     c->socket);
         else
             copy(c->worker_socket, sizeof(c->worker_socket), "worker.sock");
     }

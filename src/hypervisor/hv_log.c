@@ -23,9 +23,15 @@ int hv_log_parse_level(const char *name)
     return -1;
 }
 
-void hv_log_set_level(int level) { atomic_store(&min_level, level); }
+void hv_log_set_level(int level)
+{
+    atomic_store(&min_level, level);
+}
 
-int hv_log_enabled(int level) { return level >= atomic_load(&min_level); }
+int hv_log_enabled(int level)
+{
+    return level >= atomic_load(&min_level);
+}
 
 void hv_log(int level, const char *msg, json_t *fields)
 {

@@ -21,7 +21,7 @@ void hv_log(int level, const char *msg, json_t *fields);
 /* hv_logf(HV_INFO, "worker registered", "{s:s, s:i}", "worker", id, "pid", pid) */
 #define hv_logf(level, msg, ...)                                                                   \
     do {                                                                                           \
-        if (hv_log_enabled(level)) hv_log(level, msg, json_pack(__VA_ARGS__));                    \
+        if (hv_log_enabled(level)) hv_log(level, msg, json_pack(__VA_ARGS__));                     \
     } while (0)
 
 #endif

@@ -44,7 +44,7 @@ struct kube_watch {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop; /* under mu; also read lock-free from the transfer callbacks */
+    int stop;                    /* under mu; also read lock-free from the transfer callbacks */
     char *list_url, *watch_base; /* watch_base + rv + tail */
     char *token_file, *ca_file;
     int https;
@@ -89,7 +89,8 @@ static int buf_add(struct buf *b, const char *p, size_t n, size_t max)
     if (b->len + n + 1 > max) return -1;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *np = realloc(b->p, cap);
         if (!np) return -1;
         b->p = np;
@@ -105,7 +106,8 @@ static int buf_add(struct buf *b, const char *p, size_t n, size_t max)
 
 static uint32_t fnv1a(uint32_t h, const char *s)
 {
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
@@ -199,16 +201,18 @@ static int parse_pod(json_t *obj, struct kube_pod *p, char *warn, size_t warnlen
             unsigned long v = strtoul(text, &end, 10);
             bad = errno || end == text || *end || text[0] == '-' || text[0] == '+' || v < 1 ||
                   v > 10000;
-            if (bad) snprintf(err, sizeof(err), "'%s' is not an integer in 1..10000", text);
-            else p->weight = (uint32_t)v, p->has_weight = 1;
+            if (bad)
+                snprintf(err, sizeof(err), "'%s' is not an integer in 1..10000", text);
+            else
+                p->weight = (uint32_t)v, p->has_weight = 1;
         } else {
             bad = vgpu_parse_bool(text, &p->soft, err, sizeof(err)) != 0;
             p->has_soft = !bad;
         }
         if (bad) {
             size_t used = strlen(warn);
-            snprintf(warn + used, warnlen - used,
-                     "pod %s/%s: annotation %s ignored: %s\n", p->ns, p->name, keys[i], err);
+            snprintf(warn + used, warnlen - used, "pod %s/%s: annotation %s ignored: %s\n", p->ns,
+                     p->name, keys[i], err);
         }
     }
     return 0;
@@ -347,7 +351,8 @@ static int do_list(struct kube_watch *w)
         json_decref(list);
         goto out;
     }
-    for (size_t i = 0; i < w->n_known; i++) w->known[i].seen = 0;
+    for (size_t i = 0; i < w->n_known; i++)
+        w->known[i].seen = 0;
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item) report(w, item, 0);
@@ -564,7 +569,8 @@ struct kube_watch *kube_watch_start(const struct kube_watch_opts *opts, kube_pod
                  port && *port ? port : "443");
     }
     size_t alen = strlen(api);
-    while (alen && api[alen - 1] == '/') api[--alen] = 0;
+    while (alen && api[alen - 1] == '/')
+        api[--alen] = 0;
     if (strncmp(api, "http://", 7) != 0 && strncmp(api, "https://", 8) != 0) {
         snprintf(err, errlen, "kube watch: API address '%s' is not an http:// or https:// URL",
                  api);

@@ -60,7 +60,8 @@ static int unix_listen(const char *path, mode_t mode)
     struct stat st;
     if (!lstat(path, &st)) {
         if (!S_ISSOCK(st.st_mode)) {
-            hv_logf(HV_ERROR, "refusing to replace a file that is not a socket", "{s:s}", "path", path);
+            hv_logf(HV_ERROR, "refusing to replace a file that is not a socket", "{s:s}", "path",
+                    path);
             return -1;
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -116,9 +117,11 @@ static int tcp_listen(const char *spec)
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd >= 0 && ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (fd >= 0 && ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1024)) {
-        hv_logf(HV_ERROR, "cannot listen on TCP", "{s:s, s:s}", "listen", spec, "error", strerror(errno));
+        hv_logf(HV_ERROR, "cannot listen on TCP", "{s:s, s:s}", "listen", spec, "error",
+                strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }
@@ -186,14 +189,15 @@ int main(int argc, char **argv)
                                      .node_name = cfg.node_name[0] ? cfg.node_name : NULL};
         kw = kube_watch_start(&ko, registry_kube_update, NULL, err, sizeof(err));
         if (!kw)
-            hv_logf(HV_WARN, "Kubernetes watch not started: annotations and cgroup pod identity off",
+            hv_logf(HV_WARN,
+                    "Kubernetes watch not started: annotations and cgroup pod identity off",
                     "{s:s}", "error", err);
     }
     if (ok) {
-        hv_logf(HV_INFO, "vgpu-hypervisor started",
-                "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "version", VGPU_VERSION, "socket",
-                cfg.socket, "worker_socket", cfg.worker_socket, "listen", cfg.listen, "shm_dir",
-                cfg.shm_dir, "state", cfg.state, "tick_ms", cfg.tick_ms, "policy", policy->name);
+        hv_logf(HV_INFO, "vgpu-hypervisor started", "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
+                "version", VGPU_VERSION, "socket", cfg.socket, "worker_socket", cfg.worker_socket,
+                "listen", cfg.listen, "shm_dir", cfg.shm_dir, "state", cfg.state, "tick_ms",
+                cfg.tick_ms, "policy", policy->name);
         for (;;) {
             int sig = 0;
             if (sigwait(&sigs, &sig)) continue;
@@ -201,7 +205,8 @@ int main(int argc, char **argv)
                 hv_logf(HV_INFO, "SIGHUP ignored (restart to reload the configuration)", "{}");
                 continue;
             }
-            hv_logf(HV_INFO, "shutting down", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            hv_logf(HV_INFO, "shutting down", "{s:s}", "signal",
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
         rc = 0;
@@ -209,8 +214,10 @@ int main(int argc, char **argv)
     registry_shutdown();
     if (kw) kube_watch_stop(kw);
     for (int i = 0; i < nl; i++) {
-        if (ls[i].mhd) http_listener_stop(&ls[i]); /* closes the listening socket */
-        else if (ls[i].fd >= 0) close(ls[i].fd);
+        if (ls[i].mhd)
+            http_listener_stop(&ls[i]); /* closes the listening socket */
+        else if (ls[i].fd >= 0)
+            close(ls[i].fd);
     }
     tick_stop();
     node_publish_close();

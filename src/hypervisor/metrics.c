@@ -16,10 +16,14 @@
 static void esc(FILE *f, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '\\') fputs("\\\\", f);
-        else if (*s == '"') fputs("\\\"", f);
-        else if (*s == '\n') fputs("\\n", f);
-        else fputc(*s, f);
+        if (*s == '\\')
+            fputs("\\\\", f);
+        else if (*s == '"')
+            fputs("\\\"", f);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -37,21 +41,39 @@ static void pod_labels(FILE *f, const struct hv_pod *p)
     fputc('"', f);
 }
 
-enum { PG_MEM_LIMIT, PG_MEM_USED, PG_CORE_LIMIT, PG_CORE_EFF, PG_CORE_USED, PG_WEIGHT, PG_NVML_MEM,
-       PG_GPU_SECONDS, PG_WAIT_SECONDS };
+enum {
+    PG_MEM_LIMIT,
+    PG_MEM_USED,
+    PG_CORE_LIMIT,
+    PG_CORE_EFF,
+    PG_CORE_USED,
+    PG_WEIGHT,
+    PG_NVML_MEM,
+    PG_GPU_SECONDS,
+    PG_WAIT_SECONDS
+};
 
 static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
 {
     switch (which) {
-    case PG_MEM_LIMIT: return (double)g->mem;
-    case PG_MEM_USED: return (double)g->mem_used;
-    case PG_CORE_LIMIT: return g->core;
-    case PG_CORE_EFF: return g->effective / 100.0;
-    case PG_CORE_USED: return g->used / 100.0;
-    case PG_WEIGHT: return g->weight;
-    case PG_GPU_SECONDS: return (double)g->last_charged / 1e9;
-    case PG_WAIT_SECONDS: return (double)g->last_waited / 1e9;
-    default: return (double)g->nvml_mem;
+    case PG_MEM_LIMIT:
+        return (double)g->mem;
+    case PG_MEM_USED:
+        return (double)g->mem_used;
+    case PG_CORE_LIMIT:
+        return g->core;
+    case PG_CORE_EFF:
+        return g->effective / 100.0;
+    case PG_CORE_USED:
+        return g->used / 100.0;
+    case PG_WEIGHT:
+        return g->weight;
+    case PG_GPU_SECONDS:
+        return (double)g->last_charged / 1e9;
+    case PG_WAIT_SECONDS:
+        return (double)g->last_waited / 1e9;
+    default:
+        return (double)g->nvml_mem;
     }
 }
 
@@ -68,7 +90,9 @@ char *metrics_render(void)
     family(f, "vgpu_nvml_available", "gauge", "1 when NVML could be loaded and sampled");
     fprintf(f, "vgpu_nvml_available %d\n", s && s->ok);
 
-    static const struct { const char *name, *help; } gm[] = {
+    static const struct {
+        const char *name, *help;
+    } gm[] = {
         {"vgpu_gpu_memory_total_bytes", "GPU memory as NVML reports it"},
         {"vgpu_gpu_memory_used_bytes", "GPU memory in use as NVML reports it"},
         {"vgpu_gpu_utilization_percent", "GPU busy percentage as NVML reports it"},
@@ -90,7 +114,9 @@ char *metrics_render(void)
     family(f, "vgpu_commands_total", "counter", "commands sent to workers since start");
     fprintf(f, "vgpu_commands_total %llu\n", (unsigned long long)hv_reg.commands);
 
-    static const struct { const char *name, *help; } pm[] = {
+    static const struct {
+        const char *name, *help;
+    } pm[] = {
         {"vgpu_pod_workers", "registered workers of the pod"},
         {"vgpu_pod_suspended", "1 while the pod is suspended"},
         {"vgpu_pod_over_cap", "1 while NVML shows the pod's processes above its memory cap"},
@@ -103,12 +129,18 @@ char *metrics_render(void)
             fprintf(f, "} %d\n", m == 0 ? p->nworkers : m == 1 ? p->suspended : p->over_cap);
         }
     }
-    static const struct { const char *name, *type, *help; int which; } gpm[] = {
-        {"vgpu_pod_memory_limit_bytes", "gauge", "memory cap of the pod on the GPU (0 = none)", PG_MEM_LIMIT},
-        {"vgpu_pod_memory_used_bytes", "gauge", "memory the pod's limiter has charged", PG_MEM_USED},
-        {"vgpu_pod_nvml_memory_bytes", "gauge", "memory NVML shows for the pod's registered processes",
-         PG_NVML_MEM},
-        {"vgpu_pod_core_limit_percent", "gauge", "compute limit of the pod (0 = none)", PG_CORE_LIMIT},
+    static const struct {
+        const char *name, *type, *help;
+        int which;
+    } gpm[] = {
+        {"vgpu_pod_memory_limit_bytes", "gauge", "memory cap of the pod on the GPU (0 = none)",
+         PG_MEM_LIMIT},
+        {"vgpu_pod_memory_used_bytes", "gauge", "memory the pod's limiter has charged",
+         PG_MEM_USED},
+        {"vgpu_pod_nvml_memory_bytes", "gauge",
+         "memory NVML shows for the pod's registered processes", PG_NVML_MEM},
+        {"vgpu_pod_core_limit_percent", "gauge", "compute limit of the pod (0 = none)",
+         PG_CORE_LIMIT},
         {"vgpu_pod_core_effective_percent", "gauge", "compute share the pod's gate enforces now",
          PG_CORE_EFF},
         {"vgpu_pod_core_used_percent", "gauge", "compute share the pod used during the last tick",
@@ -135,7 +167,8 @@ char *metrics_render(void)
            "processes NVML shows on the GPU that no worker registered");
     for (int i = 0; s && i < s->ngpu; i++) {
         int n = 0;
-        for (int k = 0; k < hv_reg.nunreg; k++) n += hv_reg.unreg[k].gpu == s->gpu[i].index;
+        for (int k = 0; k < hv_reg.nunreg; k++)
+            n += hv_reg.unreg[k].gpu == s->gpu[i].index;
         fprintf(f, "vgpu_unregistered_processes{gpu=\"%d\"} %d\n", s->gpu[i].index, n);
     }
     family(f, "vgpu_unregistered_process_memory_bytes", "gauge",

@@ -15,7 +15,8 @@ int node_publish_open(const char *shm_dir)
     char err[600];
     node = vgpu_node_create(shm_dir, err, sizeof(err));
     if (!node) {
-        hv_logf(HV_WARN, "node region not available: limiters query NVML themselves", "{s:s}", "error", err);
+        hv_logf(HV_WARN, "node region not available: limiters query NVML themselves", "{s:s}",
+                "error", err);
         return -1;
     }
     return 0;

@@ -41,10 +41,13 @@ static struct {
 } nv;
 
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct nvml_snapshot snap;   /* published */
-static struct nvml_snapshot work;   /* being sampled (tick thread only) */
+static struct nvml_snapshot snap; /* published */
+static struct nvml_snapshot work; /* being sampled (tick thread only) */
 
-static void *sym(const char *name) { return nv.lib ? dlsym(nv.lib, name) : NULL; }
+static void *sym(const char *name)
+{
+    return nv.lib ? dlsym(nv.lib, name) : NULL;
+}
 static void *sym2(const char *a, const char *b)
 {
     void *f = sym(a);
@@ -76,7 +79,8 @@ int nvml_monitor_start(void)
     nv.putil = (fn_putil)sym("nvmlDeviceGetProcessUtilization");
     int r = init ? init() : -1;
     if (r != NVML_SUCCESS || !nv.count || !nv.handle) {
-        hv_logf(HV_WARN, "NVML did not initialise: no GPU data, no backstop", "{s:i}", "nvml_error", r);
+        hv_logf(HV_WARN, "NVML did not initialise: no GPU data, no backstop", "{s:i}", "nvml_error",
+                r);
         dlclose(nv.lib);
         memset(&nv, 0, sizeof(nv));
         return -1;
@@ -89,7 +93,8 @@ int nvml_monitor_start(void)
 static void lower_uuid(const char *in, char *out, size_t n)
 {
     size_t i = 0;
-    for (; in[i] && i + 1 < n; i++) out[i] = (char)tolower((unsigned char)in[i]);
+    for (; in[i] && i + 1 < n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
     out[i] = 0;
 }
 

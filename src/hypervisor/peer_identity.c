@@ -21,7 +21,8 @@
 
 static int conn_fd(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
 }
 
@@ -130,7 +131,8 @@ static long ns_pid(pid_t pid)
     while (fgets(line, sizeof(line), f))
         if (!strncmp(line, "NSpid:", 6)) {
             char *s = line + 6, *end;
-            for (long x; (x = strtol(s, &end, 10)), end != s; s = end) v = x;
+            for (long x; (x = strtol(s, &end, 10)), end != s; s = end)
+                v = x;
             break;
         }
     fclose(f);

@@ -121,7 +121,8 @@ void region_close(struct hv_pod *p, int unmanage)
     if (unmanage) atomic_store(&p->region->managed, 0u);
     vgpu_shm_close(p->region);
     p->region = NULL;
-    for (int i = 0; i < p->ngpu; i++) p->gpu[i].have_sample = 0;
+    for (int i = 0; i < p->ngpu; i++)
+        p->gpu[i].have_sample = 0;
 }
 
 int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid)
@@ -129,10 +130,12 @@ int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid)
     struct vgpu_shm *s = p->region;
     if (!s || host_pid <= 0 || ns_pid <= 0) return 0;
     for (int i = 0; i < VGPU_MAX_PROCS; i++) {
-        if (atomic_load(&s->proc[i].pid) != ns_pid || atomic_load(&s->proc[i].host_pid) != host_pid) continue;
+        if (atomic_load(&s->proc[i].pid) != ns_pid || atomic_load(&s->proc[i].host_pid) != host_pid)
+            continue;
         vgpu_ledger_proc_release(s, i, ns_pid);
         if (atomic_load(&s->proc[i].pid) == ns_pid) { /* the pod's lock was not free in time */
-            hv_logf(HV_WARN, "pod's ledger lock busy: a dead worker's memory is returned once it is free",
+            hv_logf(HV_WARN,
+                    "pod's ledger lock busy: a dead worker's memory is returned once it is free",
                     "{s:s, s:i}", "pod", p->key, "host_pid", (int)host_pid);
             p->reap_pending = 1;
             return 0;

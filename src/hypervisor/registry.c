@@ -35,8 +35,14 @@ void registry_init(const struct hv_config *cfg)
     hv_reg.cfg = cfg;
 }
 
-void registry_lock(void) { pthread_mutex_lock(&hv_reg.mu); }
-void registry_unlock(void) { pthread_mutex_unlock(&hv_reg.mu); }
+void registry_lock(void)
+{
+    pthread_mutex_lock(&hv_reg.mu);
+}
+void registry_unlock(void)
+{
+    pthread_mutex_unlock(&hv_reg.mu);
+}
 
 void registry_shutdown(void)
 {
@@ -232,8 +238,10 @@ int registry_resolve(struct hv_pod *p)
         g->soft = soft;
         g->source = src_names[best];
         uint32_t lim = (uint32_t)(core * 100.0 + 0.5);
-        if (!lim) g->effective = 0;
-        else if (!soft || !g->effective) g->effective = lim;
+        if (!lim)
+            g->effective = 0;
+        else if (!soft || !g->effective)
+            g->effective = lim;
     }
     return changed;
 }
@@ -257,7 +265,10 @@ int registry_op_set(struct hv_pod *p, const char *gpu_key, const struct hv_limit
     return 0;
 }
 
-void registry_op_clear(struct hv_pod *p) { p->n_op = 0; }
+void registry_op_clear(struct hv_pod *p)
+{
+    p->n_op = 0;
+}
 
 json_t *registry_limits_json(const struct hv_pod *p)
 {
@@ -322,7 +333,8 @@ const struct hv_kube_pod *registry_kube_for_pid(pid_t host_pid)
     for (char *s = strstr(buf, "pod"); s; s = strstr(s + 3, "pod")) {
         char uid[40];
         size_t k = 0;
-        for (const char *c = s + 3; k < 36 && (isxdigit((unsigned char)*c) || *c == '-' || *c == '_'); c++)
+        for (const char *c = s + 3;
+             k < 36 && (isxdigit((unsigned char)*c) || *c == '-' || *c == '_'); c++)
             uid[k++] = *c == '_' ? '-' : *c;
         uid[k] = 0;
         if (k != 36) continue;

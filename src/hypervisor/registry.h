@@ -44,8 +44,8 @@ struct hv_pod_gpu {
     int wants_more;
     int have_sample;
     uint64_t last_charged, last_waited, sample_ns;
-    uint64_t mem_used;  /* from the region */
-    uint64_t nvml_mem;  /* NVML: memory of the pod's registered processes */
+    uint64_t mem_used; /* from the region */
+    uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };
 
 struct hv_pod {
@@ -78,7 +78,7 @@ struct hv_worker {
     struct hv_worker *next;
     char id[24];
     pid_t host_pid;
-    int pid; /* in its own namespace */
+    int pid;             /* in its own namespace */
     uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
     char container[128];
     char pod_key[HV_KEY_LEN];

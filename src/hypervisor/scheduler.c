@@ -80,8 +80,10 @@ static uint32_t waterfill(struct wf_item *it, size_t n, uint32_t budget)
     double lo = 0, hi = top;
     for (int iter = 0; iter < 100 && hi - lo > 1e-12 * (hi > 1 ? hi : 1); iter++) {
         double mid = (lo + hi) / 2;
-        if (filled(it, n, mid) < budget) lo = mid;
-        else hi = mid;
+        if (filled(it, n, mid) < budget)
+            lo = mid;
+        else
+            hi = mid;
     }
     uint32_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -126,7 +128,8 @@ static void weighted_allocate(const struct sched_pod *pods, size_t n, uint32_t *
     if (n > 64) {
         heap = malloc(n * (sizeof(*it) + sizeof(*dem)));
         if (!heap) { /* cannot plan: everyone keeps its own limit */
-            for (size_t i = 0; i < n; i++) out[i] = clamp_u32(pods[i].limit, 1, FULL);
+            for (size_t i = 0; i < n; i++)
+                out[i] = clamp_u32(pods[i].limit, 1, FULL);
             return;
         }
         it = heap;

@@ -82,8 +82,10 @@ int state_load(const char *path)
             struct hv_limits l;
             if (strlen(gk) < VGPU_UUID_LEN && !limits_from(lv, &l)) registry_op_set(p, gk, &l);
         }
-        if (!p->n_op && !p->suspended) registry_pod_maybe_drop(p);
-        else n++;
+        if (!p->n_op && !p->suspended)
+            registry_pod_maybe_drop(p);
+        else
+            n++;
     }
     registry_unlock();
     json_decref(root);

@@ -69,10 +69,9 @@ json_t *status_json(void)
         if (p->over_cap) json_array_append_new(over, json_string(p->key));
     }
     for (int i = 0; i < hv_reg.nunreg; i++)
-        json_array_append_new(unreg, json_pack("{s:i, s:i, s:I}", "host_pid",
-                                               (int)hv_reg.unreg[i].host_pid, "gpu",
-                                               hv_reg.unreg[i].gpu, "mem_used",
-                                               (json_int_t)hv_reg.unreg[i].mem));
+        json_array_append_new(
+            unreg, json_pack("{s:i, s:i, s:I}", "host_pid", (int)hv_reg.unreg[i].host_pid, "gpu",
+                             hv_reg.unreg[i].gpu, "mem_used", (json_int_t)hv_reg.unreg[i].mem));
     json_t *doc = json_pack("{s:s, s:I, s:i, s:o, s:o, s:o, s:o}", "node", node, "seq",
                             (json_int_t)hv_reg.seq, "workers", hv_reg.nworkers, "gpus", gpus,
                             "pods", pods, "unregistered", unreg, "over_cap", over);

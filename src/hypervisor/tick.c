@@ -42,8 +42,7 @@ static void reap_workers(uint64_t now)
             struct hv_pod *p = registry_pod_find(w->pod_key);
             if (p) region_release_dead(p, w->host_pid, w->pid);
             registry_worker_remove(w, "process gone");
-        }
-        else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
+        } else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
             registry_worker_remove(w, "silent for 3 heartbeats");
         w = next;
     }
@@ -87,15 +86,19 @@ static void schedule(void)
                 idx[k] = b;
                 const struct hv_pod_gpu *g = slots[b].g;
                 uint32_t lim = (uint32_t)(g->core * 100.0 + 0.5);
-                in[k++] = (struct sched_pod){.limit = lim ? lim : 1, .weight = g->weight ? g->weight : 1,
-                                             .soft = g->soft, .used = g->used,
-                                             .wants_more = g->wants_more, .prev = g->effective};
+                in[k++] = (struct sched_pod){.limit = lim ? lim : 1,
+                                             .weight = g->weight ? g->weight : 1,
+                                             .soft = g->soft,
+                                             .used = g->used,
+                                             .wants_more = g->wants_more,
+                                             .prev = g->effective};
             }
         /* On a saturated GPU the pods slow each other down (contexts time-slice), so a pod
          * that is not waiting at its gate may still be held back by the others: every pod
          * doing real work then counts as wanting more, and the weights decide. */
         uint32_t sum = 0;
-        for (size_t j = 0; j < k; j++) sum += in[j].used;
+        for (size_t j = 0; j < k; j++)
+            sum += in[j].used;
         if (sum >= 9000 || gpu_util(slots[a].g->uuid) >= 90)
             for (size_t j = 0; j < k; j++)
                 if (in[j].used >= 200) in[j].wants_more = 1;
@@ -134,13 +137,15 @@ static void backstop(const struct nvml_snapshot *s)
     memcpy(old, hv_reg.unreg, (size_t)nold * sizeof(old[0]));
     hv_reg.nunreg = 0;
     for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
-        for (int i = 0; i < p->ngpu; i++) p->gpu[i].nvml_mem = 0;
+        for (int i = 0; i < p->ngpu; i++)
+            p->gpu[i].nvml_mem = 0;
     for (int gi = 0; gi < s->ngpu; gi++) {
         const struct nvml_gpu *g = &s->gpu[gi];
         for (int k = 0; k < g->nproc; k++) {
             const struct nvml_proc *np = &g->proc[k];
             struct hv_worker *w = hv_reg.workers;
-            while (w && w->host_pid != (pid_t)np->pid) w = w->next;
+            while (w && w->host_pid != (pid_t)np->pid)
+                w = w->next;
             if (w) {
                 struct hv_pod *p = registry_pod_find(w->pod_key);
                 for (int i = 0; p && i < p->ngpu; i++)

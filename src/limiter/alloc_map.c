@@ -32,7 +32,8 @@ static int grow(void)
     for (size_t i = 0; i < cap; i++) {
         if (!tab[i].cls || tab[i].cls == DELETED) continue;
         size_t j = hash(tab[i].cls, tab[i].key) & (ncap - 1);
-        while (n[j].cls) j = (j + 1) & (ncap - 1);
+        while (n[j].cls)
+            j = (j + 1) & (ncap - 1);
         n[j] = tab[i];
     }
     free(tab);
@@ -59,7 +60,8 @@ void vgpu_alloc_map_put(int cls, uint64_t key, struct vgpu_alloc a)
         s->a = a; /* the driver reused a handle we never saw freed */
     } else if ((used + 1) * 2 <= cap || grow() == 0) {
         size_t j = hash(cls, key) & (cap - 1);
-        while (tab[j].cls && tab[j].cls != DELETED) j = (j + 1) & (cap - 1);
+        while (tab[j].cls && tab[j].cls != DELETED)
+            j = (j + 1) & (cap - 1);
         if (!tab[j].cls) used++;
         tab[j].cls = (uint8_t)cls;
         tab[j].key = key;
@@ -82,8 +84,14 @@ int vgpu_alloc_map_take(int cls, uint64_t key, struct vgpu_alloc *out)
     return s != NULL;
 }
 
-void vgpu_alloc_map_lock(void) { pthread_mutex_lock(&map_lock); }
-void vgpu_alloc_map_unlock(void) { pthread_mutex_unlock(&map_lock); }
+void vgpu_alloc_map_lock(void)
+{
+    pthread_mutex_lock(&map_lock);
+}
+void vgpu_alloc_map_unlock(void)
+{
+    pthread_mutex_unlock(&map_lock);
+}
 
 void vgpu_alloc_map_reset_in_child(void)
 {

@@ -22,11 +22,13 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
      * all the way: a wrong model is corrected in a few seconds. */
     double err = next / scale - 1.0, mag = err < 0 ? -err : err;
     if (mag < 0.02) return scale;
-    if (mag < 0.10) next = scale + (next - scale) / 4.0;
-    else if (mag < 0.25) next = scale + (next - scale) / 2.0;
+    if (mag < 0.10)
+        next = scale + (next - scale) / 4.0;
+    else if (mag < 0.25)
+        next = scale + (next - scale) / 2.0;
     if (next > scale * 1.5) next = scale * 1.5;
     if (next < scale / 1.5) next = scale / 1.5;
-    if (next < 256.0) next = 256.0;   /* the model is never trusted less than 4x either way */
+    if (next < 256.0) next = 256.0; /* the model is never trusted less than 4x either way */
     if (next > 4096.0) next = 4096.0;
     return (uint32_t)(next + 0.5);
 }
@@ -43,7 +45,8 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     uint32_t share_before = atomic_exchange(&d->fb_share, share);
     /* compare like with like: NVML's figure covers about the last second, so only a window of
      * about a second, under one share, with the pod running, is a fair comparison */
-    if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS || share != share_before)
+    if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS ||
+        share != share_before)
         return;
     double modelled = (double)(charged - before) / (double)(now - last);
     /* and only in a steady state: work is charged when submitted but keeps the GPU busy while
@@ -54,8 +57,10 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     double measured = measure(ctx);
     if (measured < 0) return;
     /* two windows in a row must tell the same story before the scale moves */
-    uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5), prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
-    uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio, rl = ratio > prev_ratio ? prev_ratio : ratio;
+    uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5),
+             prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
+    uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio,
+             rl = ratio > prev_ratio ? prev_ratio : ratio;
     if (!prev_ratio || rh - rl > rh / 5) return;
     uint32_t scale = atomic_load(&d->gate_scale);
     /* the two agreeing windows together: half the noise of one */

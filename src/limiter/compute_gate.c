@@ -23,15 +23,24 @@ static TLS struct vgpu_shm_dev *tl_dev; /* GPU the thread's pending charge belon
 static TLS uint64_t tl_pending;         /* GPU time not yet published */
 static TLS uint64_t tl_launches;        /* submissions not yet counted */
 
-void vgpu_capture_begin(void) { atomic_fetch_add(&captures, 1); }
+void vgpu_capture_begin(void)
+{
+    atomic_fetch_add(&captures, 1);
+}
 void vgpu_capture_end(void)
 {
     int n = atomic_load(&captures);
     while (n > 0 && !atomic_compare_exchange_weak(&captures, &n, n - 1)) {
     }
 }
-int vgpu_capturing(void) { return atomic_load_explicit(&captures, RELAXED) > 0; }
-void vgpu_gate_reset_in_child(void) { atomic_store(&captures, 0); }
+int vgpu_capturing(void)
+{
+    return atomic_load_explicit(&captures, RELAXED) > 0;
+}
+void vgpu_gate_reset_in_child(void)
+{
+    atomic_store(&captures, 0);
+}
 
 static int device_count(void)
 {
@@ -61,19 +70,23 @@ struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream)
     if (atomic_load_explicit(&b->state, RELAXED) != VGPU_BIND_LEDGER) return NULL;
     struct vgpu_shm *s = atomic_load_explicit(&vgpu_g.shm, memory_order_acquire);
     /* suspended by the node daemon: one relaxed load of a line every submission reads */
-    if (__builtin_expect(atomic_load_explicit(&s->suspended, RELAXED) != 0, 0)) vgpu_hv_wait_resumed(s);
+    if (__builtin_expect(atomic_load_explicit(&s->suspended, RELAXED) != 0, 0))
+        vgpu_hv_wait_resumed(s);
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
     /* Unlimited: nothing to enforce. But under the node daemon the pod's use must still be
      * counted (gate_charged_ns), or its scheduler would take a busy pod for an idle one. */
-    if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED)) && !atomic_load_explicit(&s->managed, RELAXED))
+    if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED)) &&
+        !atomic_load_explicit(&s->managed, RELAXED))
         return NULL;
-    if (__builtin_expect(vgpu_capturing(), 0) && stream_capturing(stream, per_thread_stream)) return NULL;
+    if (__builtin_expect(vgpu_capturing(), 0) && stream_capturing(stream, per_thread_stream))
+        return NULL;
     return d;
 }
 
 static void sleep_until(uint64_t t)
 {
-    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
+    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull),
+                          .tv_nsec = (long)(t % 1000000000ull)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
 }

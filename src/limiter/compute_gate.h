@@ -16,9 +16,10 @@
 #include "../common/shm_layout.h"
 
 #define VGPU_GATE_BURST_NS 10000000ll /* budget a pod may bank while it does not submit */
-#define VGPU_GATE_FLUSH_NS 200000u    /* GPU time a thread collects before publishing: each
-                                        * publish reads the clock, which in some VMs is a
-                                        * system call */
+#define VGPU_GATE_FLUSH_NS                                                                         \
+    200000u /* GPU time a thread collects before publishing: each                                  \
+             * publish reads the clock, which in some VMs is a                                     \
+             * system call */
 
 /* The pod's compute state for the GPU the current context is on, or NULL when that GPU has no
  * compute limit (or the stream is being captured: captured work does not run now). */

@@ -34,7 +34,8 @@ int vgpu_normalize_uuid(const char *in, char *out, unsigned outlen)
 {
     const char *p = in;
     const char *prefix = "gpu-";
-    while (*p && isspace((unsigned char)*p)) p++;
+    while (*p && isspace((unsigned char)*p))
+        p++;
     if (strncasecmp(p, "GPU-", 4) == 0) {
         p += 4;
     } else if (strncasecmp(p, "MIG-", 4) == 0) {
@@ -56,7 +57,8 @@ int vgpu_normalize_uuid(const char *in, char *out, unsigned outlen)
         }
     }
     body[n] = 0;
-    while (*p && isspace((unsigned char)*p)) p++;
+    while (*p && isspace((unsigned char)*p))
+        p++;
     if (*p) return -1;
     if (snprintf(out, outlen, "%s%s", prefix, body) >= (int)outlen) return -1;
     return 0;
@@ -176,7 +178,8 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
             int idx = parse_index(idxs);
             char err[300];
             if (idx < 0) {
-                set_error(cfg, "%s: the suffix must be a GPU index 0-15 (%s)", name, "not a number in range");
+                set_error(cfg, "%s: the suffix must be a GPU index 0-15 (%s)", name,
+                          "not a number in range");
                 continue;
             }
             if (!*value) continue; /* NAME= is the same as unset */
@@ -282,7 +285,8 @@ static void load_visible(struct vgpu_config *cfg, char *const *envp)
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok && cfg->n_visible < VGPU_MAX_DEVICES;
          tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok)) tok++;
+        while (isspace((unsigned char)*tok))
+            tok++;
         char norm[VGPU_UUID_LEN];
         if (vgpu_normalize_uuid(tok, norm, sizeof(norm)) == 0)
             snprintf(cfg->visible[cfg->n_visible++], VGPU_UUID_LEN, "%s", norm);
@@ -299,7 +303,8 @@ static void load_hypervisor(struct vgpu_config *cfg, char *const *envp)
     const char *port = env_get(envp, "HYPERVISOR_PORT");
     if (sock && *sock) {
         if (strlen(sock) >= sizeof(cfg->hv_socket)) {
-            set_error(cfg, "%s: %s", "VGPU_HYPERVISOR_SOCKET", "the path is longer than a Unix socket path may be (107 bytes)");
+            set_error(cfg, "%s: %s", "VGPU_HYPERVISOR_SOCKET",
+                      "the path is longer than a Unix socket path may be (107 bytes)");
             return;
         }
         snprintf(cfg->hv_socket, sizeof(cfg->hv_socket), "%s", sock);
@@ -341,15 +346,18 @@ void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
     cfg->log_level = VGPU_LOG_WARN;
     const char *lv;
     int l = -1;
-    if ((lv = env_get(envp, "VGPU_LOG_LEVEL")) && *lv) l = vgpu_log_level_from_name(lv);
-    else if ((lv = env_get(envp, "VCUDA_LOG_LEVEL")) && *lv) l = vgpu_log_level_from_name(lv);
-    else if ((lv = env_get(envp, "LOGGER_LEVEL")) && *lv) l = vgpu_log_level_from_logger_level(lv);
+    if ((lv = env_get(envp, "VGPU_LOG_LEVEL")) && *lv)
+        l = vgpu_log_level_from_name(lv);
+    else if ((lv = env_get(envp, "VCUDA_LOG_LEVEL")) && *lv)
+        l = vgpu_log_level_from_name(lv);
+    else if ((lv = env_get(envp, "LOGGER_LEVEL")) && *lv)
+        l = vgpu_log_level_from_logger_level(lv);
     if (l >= 0) cfg->log_level = l;
 
     struct json_ctx mem = {"TENSOR_FUSION_CUDA_MEM_LIMIT", cfg->mem, &cfg->n_mem, parse_mem_value,
                            "a number of bytes or a size string"};
-    struct json_ctx core = {"TENSOR_FUSION_CUDA_UP_LIMIT", cfg->core, &cfg->n_core, parse_core_value,
-                            "a percentage"};
+    struct json_ctx core = {"TENSOR_FUSION_CUDA_UP_LIMIT", cfg->core, &cfg->n_core,
+                            parse_core_value, "a percentage"};
     load_json(cfg, envp, &mem);
     load_json(cfg, envp, &core);
     load_indexed(cfg, envp);
@@ -361,7 +369,8 @@ void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
         if (soft && hard && soft > hard) {
             char name[48], detail[96];
             snprintf(name, sizeof(name), "CUDA_CORE_SOFT_LIMIT_%d", i);
-            snprintf(detail, sizeof(detail), "%.2f%% is above the hard limit %.2f%%", soft / 100.0, hard / 100.0);
+            snprintf(detail, sizeof(detail), "%.2f%% is above the hard limit %.2f%%", soft / 100.0,
+                     hard / 100.0);
             set_error(cfg, "%s: %s", name, detail);
         }
     }
@@ -423,7 +432,8 @@ void vgpu_config_core_limit(const struct vgpu_config *cfg, int index, const char
     uint32_t best = 0;
     for (int i = 0; i < cfg->n_core; i++) {
         const struct vgpu_limit_entry *e = &cfg->core[i];
-        int match = (e->index >= 0 && e->index == index) || (e->index == -1 && uuid && strcmp(e->uuid, uuid) == 0);
+        int match = (e->index >= 0 && e->index == index) ||
+                    (e->index == -1 && uuid && strcmp(e->uuid, uuid) == 0);
         if (match && (!best || e->value < best)) best = (uint32_t)e->value;
     }
     *hard = best;

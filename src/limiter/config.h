@@ -51,7 +51,7 @@ struct vgpu_config {
     struct vgpu_limit_entry core[VGPU_CFG_MAX_KEYS]; /* values: percent x 100 */
     int n_core;
     uint32_t core_soft[VGPU_MAX_DEVICES]; /* percent x 100, 0 = none */
-    int has_core; /* any compute limit at all (checked on every launch) */
+    int has_core;                         /* any compute limit at all (checked on every launch) */
     int oversold[VGPU_MAX_DEVICES];
     double ratio[VGPU_MAX_DEVICES];
 

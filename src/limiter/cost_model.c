@@ -15,8 +15,8 @@
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define SLOTS 8192u /* power of two */
 #define PROBES 16
-#define FIRST_SAMPLES 3  /* time every launch of a key until it has this many samples */
-#define SAMPLE_EVERY 64  /* then, at every 64th submission of a thread, */
+#define FIRST_SAMPLES 3           /* time every launch of a key until it has this many samples */
+#define SAMPLE_EVERY 64           /* then, at every 64th submission of a thread, */
 #define SAMPLE_GAP_NS 20000000ull /* a key not sampled in the last 20 ms */
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
@@ -26,11 +26,11 @@ static int find_slot(uint64_t key, int insert);
 #define RING 8
 struct entry {
     _Atomic uint64_t key;
-    _Atomic uint32_t ema_ns;  /* the estimate: the smallest of the recent samples */
+    _Atomic uint32_t ema_ns; /* the estimate: the smallest of the recent samples */
     _Atomic uint32_t samples;
     _Atomic uint32_t inflight;       /* samples of this key not read yet */
     _Atomic uint64_t last_sample_ns; /* when this key was last timed */
-    uint32_t ring[RING]; /* recent samples, written under mu */
+    uint32_t ring[RING];             /* recent samples, written under mu */
 };
 static struct entry table[SLOTS];
 static _Atomic uint32_t default_ns = DEFAULT_COST_NS; /* for keys never measured yet */
@@ -171,7 +171,9 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     n = atomic_load_explicit(&e->samples, RELAXED);
     uint64_t now = coarse_ns();
     if (atomic_load_explicit(&e->inflight, RELAXED)) return cost;
-    if (n >= FIRST_SAMPLES && now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < SAMPLE_GAP_NS) return cost;
+    if (n >= FIRST_SAMPLES &&
+        now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < SAMPLE_GAP_NS)
+        return cost;
     atomic_store_explicit(&e->last_sample_ns, now, RELAXED);
     *sample_slot = i;
     return cost;
@@ -240,9 +242,11 @@ static void learn(int slot, uint64_t ns)
         if (e->ring[k] < lo) lo = e->ring[k];
     atomic_store_explicit(&e->ema_ns, lo ? lo : 1, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
-    VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot, (unsigned long long)ns, lo ? lo : 1);
+    VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot,
+               (unsigned long long)ns, lo ? lo : 1);
     uint32_t d = atomic_load_explicit(&default_ns, RELAXED);
-    atomic_store_explicit(&default_ns, (uint32_t)((int64_t)d + ((int64_t)v - (int64_t)d) / 16), RELAXED);
+    atomic_store_explicit(&default_ns, (uint32_t)((int64_t)d + ((int64_t)v - (int64_t)d) / 16),
+                          RELAXED);
 }
 
 void vgpu_samples_poll(void)

@@ -17,9 +17,18 @@ static struct vgpu_binding failed_binding = {.state = VGPU_BIND_FAILED, .ledger 
 static struct vgpu_binding pass_binding = {.state = VGPU_BIND_PASS, .ledger = -1};
 static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void vgpu_devices_lock(void) { pthread_mutex_lock(&bind_lock); }
-void vgpu_devices_unlock(void) { pthread_mutex_unlock(&bind_lock); }
-void vgpu_devices_reset_in_child(void) { pthread_mutex_init(&bind_lock, NULL); }
+void vgpu_devices_lock(void)
+{
+    pthread_mutex_lock(&bind_lock);
+}
+void vgpu_devices_unlock(void)
+{
+    pthread_mutex_unlock(&bind_lock);
+}
+void vgpu_devices_reset_in_child(void)
+{
+    pthread_mutex_init(&bind_lock, NULL);
+}
 
 CUresult vgpu_current_device(CUdevice *dev)
 {
@@ -32,7 +41,8 @@ void vgpu_format_uuid(const CUuuid *u, char *out, unsigned outlen)
     const unsigned char *b = (const unsigned char *)u->bytes;
     snprintf(out, outlen,
              "gpu-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
 }
 
 static int bind_device(struct vgpu_binding *b, CUdevice dev)
@@ -86,27 +96,30 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
     struct vgpu_shm_dev *v = &s->dev[idx];
     char a[32], c[32];
     uint64_t pod_limit = atomic_load(&v->mem_limit);
-    if (!created && !cfg->hv_on && (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
-                     atomic_load(&v->core_soft) != init.core_soft))
-        VLOG_WARN("GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
-                  "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
-                  dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)), atomic_load(&v->core_limit) / 100.0,
-                  atomic_load(&v->core_soft) / 100.0, vgpu_format_size(limit, c, sizeof(c)),
-                  init.core_limit / 100.0, init.core_soft / 100.0);
+    if (!created && !cfg->hv_on &&
+        (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
+         atomic_load(&v->core_soft) != init.core_soft))
+        VLOG_WARN(
+            "GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
+            "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
+            dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)),
+            atomic_load(&v->core_limit) / 100.0, atomic_load(&v->core_soft) / 100.0,
+            vgpu_format_size(limit, c, sizeof(c)), init.core_limit / 100.0, init.core_soft / 100.0);
     b->ledger = idx;
     if (vgpu_slot() < 0) return VGPU_BIND_FAILED;
-    VLOG_INFO("GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %.2f%% (soft %.2f%%)",
-              dev, b->uuid, pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
-              why ? why : "-",
-              b->oversold ? "on" : "off", atomic_load(&v->core_limit) / 100.0, atomic_load(&v->core_soft) / 100.0);
+    VLOG_INFO(
+        "GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %.2f%% (soft %.2f%%)",
+        dev, b->uuid,
+        pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
+        why ? why : "-", b->oversold ? "on" : "off", atomic_load(&v->core_limit) / 100.0,
+        atomic_load(&v->core_soft) / 100.0);
     return VGPU_BIND_LEDGER;
 }
 
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
 {
     if (dev < 0 || dev >= VGPU_MAX_DEVICES)
-        return vgpu_g.cfg.ledger_on ? &failed_binding
-                   : &pass_binding;
+        return vgpu_g.cfg.ledger_on ? &failed_binding : &pass_binding;
     struct vgpu_binding *b = &vgpu_bindings[dev];
     int st = 0;
     pthread_mutex_lock(&bind_lock);

@@ -39,7 +39,8 @@ static inline const struct vgpu_binding *vgpu_bind(CUdevice dev)
 {
     if (__builtin_expect(dev >= 0 && dev < VGPU_MAX_DEVICES, 1)) {
         const struct vgpu_binding *b = &vgpu_bindings[dev];
-        if (__builtin_expect(atomic_load_explicit(&b->state, memory_order_acquire) != 0, 1)) return b;
+        if (__builtin_expect(atomic_load_explicit(&b->state, memory_order_acquire) != 0, 1))
+            return b;
     }
     return vgpu_bind_slow(dev);
 }

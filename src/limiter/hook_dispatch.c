@@ -49,8 +49,8 @@ struct hook_info {
     int per_thread;
 };
 #define HOOK_INFO(sym, impl, params, args, since, flags) {#sym, (void *)sym, since, "", 0},
-static struct hook_info hooks[VGPU_SYM_COUNT] = {
-    VGPU_CUDA_HOOKS(HOOK_INFO){NULL, NULL, 0, "", 0}, VGPU_NVML_HOOKS(HOOK_INFO)};
+static struct hook_info hooks[VGPU_SYM_COUNT] = {VGPU_CUDA_HOOKS(HOOK_INFO){NULL, NULL, 0, "", 0},
+                                                 VGPU_NVML_HOOKS(HOOK_INFO)};
 #define HELPER_NAME(sym, ret, params) #sym,
 static const char *helper_names[VGPU_HELPER_COUNT] = {VGPU_CUDA_HELPERS(HELPER_NAME) NULL,
                                                       VGPU_NVML_HELPERS(HELPER_NAME)};
@@ -63,7 +63,8 @@ static void init_table(void)
         if (!h->name) continue;
         snprintf(h->base, sizeof(h->base), "%s", h->name);
         size_t n = strlen(h->base);
-        if (n > 5 && (strcmp(h->base + n - 5, "_ptsz") == 0 || strcmp(h->base + n - 5, "_ptds") == 0)) {
+        if (n > 5 &&
+            (strcmp(h->base + n - 5, "_ptsz") == 0 || strcmp(h->base + n - 5, "_ptds") == 0)) {
             h->per_thread = 1;
             h->base[n - 5] = 0;
             n -= 5;
@@ -77,7 +78,7 @@ static void init_table(void)
 /* Used by dlsym_trampoline.S, which may run before sanitizer runtimes are initialised: these
  * two functions are not instrumented. */
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
-void *(*vgpu_real_dlsym_fn)(void *, const char *) __attribute__((visibility("hidden")));
+void *(*vgpu_real_dlsym_fn)(void *, const char *)__attribute__((visibility("hidden")));
 
 NO_SANITIZE __attribute__((visibility("hidden"))) void vgpu_init_real_dlsym(void)
 {
@@ -150,7 +151,8 @@ void *vgpu_helper(int helper)
 /* plain loops: this runs inside dlsym, also before sanitizer runtimes have initialised */
 NO_SANITIZE static int same_name(const char *a, const char *b)
 {
-    while (*a && *a == *b) a++, b++;
+    while (*a && *a == *b)
+        a++, b++;
     return *a == *b;
 }
 
@@ -164,7 +166,8 @@ NO_SANITIZE static int find_hook(const char *symbol)
 /* glibc declares dlsym's arguments nonnull; applications still pass NULL names */
 #pragma GCC diagnostic ignored "-Wnonnull-compare"
 /* dlsym for every handle but RTLD_NEXT (dlsym_trampoline.S forwards that one untouched) */
-NO_SANITIZE __attribute__((visibility("hidden"))) void *vgpu_dlsym_impl(void *handle, const char *symbol)
+NO_SANITIZE __attribute__((visibility("hidden"))) void *vgpu_dlsym_impl(void *handle,
+                                                                        const char *symbol)
 {
     void *p = vgpu_real_dlsym(handle, symbol);
     if (!p || !symbol || (symbol[0] != 'c' && symbol[0] != 'n')) return p;
@@ -181,7 +184,8 @@ NO_SANITIZE __attribute__((visibility("hidden"))) void *vgpu_dlsym_impl(void *ha
 static pthread_once_t all_once = PTHREAD_ONCE_INIT;
 static void resolve_all_cuda(void)
 {
-    for (int s = 0; s < VGPU_SYM_CUDA_END; s++) vgpu_real(s);
+    for (int s = 0; s < VGPU_SYM_CUDA_END; s++)
+        vgpu_real(s);
 }
 
 void *vgpu_wrap_proc(const char *symbol, void *real, int cuda_version, cuuint64_t flags)

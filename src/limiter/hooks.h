@@ -30,7 +30,8 @@ CUresult hook_mem_free_v1(void *real, CUdeviceptr_v1 dptr);
 CUresult hook_array_create(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc);
 CUresult hook_array_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *desc);
 CUresult hook_array3d_create(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc);
-CUresult hook_array3d_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc);
+CUresult hook_array3d_create_v1(void *real, CUarray *pHandle,
+                                const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc);
 CUresult hook_array_destroy(void *real, CUarray hArray);
 CUresult hook_mipmapped_array_create(void *real, CUmipmappedArray *pHandle,
                                      const CUDA_ARRAY3D_DESCRIPTOR *desc, unsigned int levels);
@@ -67,9 +68,8 @@ CUresult hook_launch_kernel(void *real, CUfunction f, unsigned int gx, unsigned 
 CUresult hook_launch_kernel_ex(void *real, const CUlaunchConfig *config, CUfunction f,
                                void **params, void **extra);
 CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsigned int gy,
-                                 unsigned int gz, unsigned int bx, unsigned int by,
-                                 unsigned int bz, unsigned int shmem, CUstream hStream,
-                                 void **params);
+                                 unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
+                                 unsigned int shmem, CUstream hStream, void **params);
 CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream);
 CUresult hook_begin_capture_v1(void *real, CUstream hStream);
 CUresult hook_begin_capture(void *real, CUstream hStream, int mode);

@@ -28,16 +28,16 @@
 #define MS 1000000ull
 
 static struct {
-    pthread_mutex_t mu; /* worker_id; held across I/O only by the first registration */
-    _Atomic int started; /* this process ran its first registration */
+    pthread_mutex_t mu;   /* worker_id; held across I/O only by the first registration */
+    _Atomic int started;  /* this process ran its first registration */
     _Atomic int stopping; /* exit: the thread ends, no new requests */
     _Atomic int lp_fd;    /* the long-poll connection (closed in a forked child) */
     struct hv_endpoint ep;
-    char worker_id[64];   /* empty: not registered */
-    uint64_t seq;         /* highest command applied (thread, or the first registration) */
+    char worker_id[64]; /* empty: not registered */
+    uint64_t seq;       /* highest command applied (thread, or the first registration) */
     unsigned heartbeat_ms;
-    int ndev;             /* GPUs this process sees (bound at the first registration) */
-    int ever;             /* a registration succeeded once in this process */
+    int ndev; /* GPUs this process sees (bound at the first registration) */
+    int ever; /* a registration succeeded once in this process */
 } hv = {.mu = PTHREAD_MUTEX_INITIALIZER, .lp_fd = -1, .heartbeat_ms = 1000};
 /* held through the first registration: other threads' cuInit wait for its outcome */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -60,7 +60,8 @@ static void sleep_ms(unsigned ms)
 void vgpu_hv_wait_resumed(const struct vgpu_shm *s)
 {
     /* no lock is held here, so exit() from another thread (or a signal) is never blocked */
-    while (atomic_load_explicit(&s->suspended, memory_order_relaxed)) sleep_ms(1);
+    while (atomic_load_explicit(&s->suspended, memory_order_relaxed))
+        sleep_ms(1);
 }
 
 static void store_max(_Atomic uint64_t *p, uint64_t v)
@@ -112,7 +113,8 @@ int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size
         uint64_t mem = 0, weight = 0;
         uint32_t core = 0, soft = 0, eff = 0;
         int have_core, have_soft, have_eff, is_soft = 0;
-        const char *mv = hv_json_get(e, "mem_limit"), *wv = hv_json_get(e, "weight"), *sv = hv_json_get(e, "soft");
+        const char *mv = hv_json_get(e, "mem_limit"), *wv = hv_json_get(e, "weight"),
+                   *sv = hv_json_get(e, "soft");
         if ((mv && !hv_json_is_null(mv) && hv_json_u64(mv, &mem) != 0) ||
             pct_member(e, "core_limit", &have_core, &core) != 0 ||
             pct_member(e, "core_soft", &have_soft, &soft) != 0 ||
@@ -154,7 +156,8 @@ int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size
     return n;
 }
 
-static int append(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int append(char *out, size_t cap, size_t *len, const char *fmt, ...)
 {
     va_list ap;
@@ -175,7 +178,9 @@ static int build_register(char *out, size_t cap)
     const char *names[] = {"namespace", "pod", "pod_uid", "container"};
     const char *vals[] = {cfg->pod_namespace, cfg->pod_name, cfg->pod_uid, cfg->container};
     for (int i = 0; i < 4; i++)
-        if (vals[i][0]) bad |= append(out, cap, &n, ", \"%s\": ", names[i]) | hv_json_put_string(out, cap, &n, vals[i]);
+        if (vals[i][0])
+            bad |= append(out, cap, &n, ", \"%s\": ", names[i]) |
+                   hv_json_put_string(out, cap, &n, vals[i]);
     bad |= append(out, cap, &n, ", \"pid\": %d, \"gpus\": [", (int)getpid());
     int first = 1;
     for (int o = 0; o < hv.ndev; o++) {
@@ -184,7 +189,8 @@ static int build_register(char *out, size_t cap)
         uint64_t mem = vgpu_config_mem_limit(cfg, o, b->uuid, NULL);
         uint32_t hard, soft;
         vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
-        bad |= append(out, cap, &n, "%s{\"index\": %d, \"uuid\": \"%s\", \"env\": {", first ? "" : ", ", o, b->uuid);
+        bad |= append(out, cap, &n, "%s{\"index\": %d, \"uuid\": \"%s\", \"env\": {",
+                      first ? "" : ", ", o, b->uuid);
         const char *sep = "";
         /* past int64 is no cap in effect, and more than the daemon's JSON parser takes */
         if (mem != VGPU_UNLIMITED && mem <= (uint64_t)INT64_MAX) {
@@ -194,8 +200,8 @@ static int build_register(char *out, size_t cap)
         /* a soft limit is the share under contention: the daemon's soft core_limit */
         uint32_t core = soft ? soft : hard;
         if (core)
-            bad |= append(out, cap, &n, "%s\"core_limit\": %u.%02u, \"soft\": %s", sep, core / 100, core % 100,
-                          soft ? "true" : "false");
+            bad |= append(out, cap, &n, "%s\"core_limit\": %u.%02u, \"soft\": %s", sep, core / 100,
+                          core % 100, soft ? "true" : "false");
         bad |= append(out, cap, &n, "}}");
         first = 0;
     }
@@ -208,8 +214,8 @@ static int id_ok(const char *id)
 {
     if (!*id) return 0;
     for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-              *p == '_' || *p == '.' || *p == '~'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.' || *p == '~'))
             return 0;
     return 1;
 }
@@ -230,9 +236,12 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
         VLOG_ERROR("node daemon: registration body too large");
         return -1;
     }
-    if (hv_http_request(&hv.ep, "POST", "/v1/workers", body, deadline, buf, cap, &st, &rb, err, sizeof(err)) != 0) {
-        if (quiet) VLOG_DEBUG("node daemon: cannot register: %s", err);
-        else VLOG_WARN("node daemon: cannot register: %s", err);
+    if (hv_http_request(&hv.ep, "POST", "/v1/workers", body, deadline, buf, cap, &st, &rb, err,
+                        sizeof(err)) != 0) {
+        if (quiet)
+            VLOG_DEBUG("node daemon: cannot register: %s", err);
+        else
+            VLOG_WARN("node daemon: cannot register: %s", err);
         return -1;
     }
     char id[64] = "";
@@ -243,8 +252,8 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
         VLOG_WARN("node daemon: registration refused (HTTP %d): %.300s", st, rb);
         return -1;
     }
-    if (!hv_json_valid(rb) || hv_json_string(hv_json_get(rb, "worker_id"), id, sizeof(id)) != 0 || !id_ok(id) ||
-        ((v = hv_json_get(rb, "seq")) && hv_json_u64(v, &seq) != 0) ||
+    if (!hv_json_valid(rb) || hv_json_string(hv_json_get(rb, "worker_id"), id, sizeof(id)) != 0 ||
+        !id_ok(id) || ((v = hv_json_get(rb, "seq")) && hv_json_u64(v, &seq) != 0) ||
         ((v = hv_json_get(rb, "heartbeat_ms")) && hv_json_u64(v, &hb) != 0) ||
         ((v = hv_json_get(rb, "suspended")) && hv_json_bool(v, &susp) != 0)) {
         VLOG_WARN("node daemon: malformed registration reply: %.300s", rb);
@@ -254,7 +263,8 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
     if (s) {
         const char *limits = hv_json_get(rb, "limits");
-        if (limits && !hv_json_is_null(limits) && vgpu_hv_apply_limits(s, limits, err, sizeof(err)) < 0) {
+        if (limits && !hv_json_is_null(limits) &&
+            vgpu_hv_apply_limits(s, limits, err, sizeof(err)) < 0) {
             VLOG_WARN("node daemon: registration reply: %s", err);
             return -1;
         }
@@ -263,7 +273,8 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
         set_suspended(s, susp);
         store_max(&s->control_seq, seq);
         int slot = atomic_load(&vgpu_g.slot);
-        if (slot >= 0 && host_pid > 0 && host_pid < (1u << 31)) atomic_store(&s->proc[slot].host_pid, (int32_t)host_pid);
+        if (slot >= 0 && host_pid > 0 && host_pid < (1u << 31))
+            atomic_store(&s->proc[slot].host_pid, (int32_t)host_pid);
     }
     pthread_mutex_lock(&hv.mu);
     snprintf(hv.worker_id, sizeof(hv.worker_id), "%s", id);
@@ -271,8 +282,8 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
     hv.seq = seq;
     hv.heartbeat_ms = hb < 100 ? 100 : hb > 60000 ? 60000 : (unsigned)hb;
     hv.ever = 1;
-    VLOG_INFO("node daemon: registered as worker %s (seq %llu, heartbeat %u ms)", id, (unsigned long long)seq,
-              hv.heartbeat_ms);
+    VLOG_INFO("node daemon: registered as worker %s (seq %llu, heartbeat %u ms)", id,
+              (unsigned long long)seq, hv.heartbeat_ms);
     return 0;
 }
 
@@ -304,8 +315,9 @@ static void apply_fallback(void)
     if (env)
         VLOG_WARN("node daemon unreachable: the environment's limits apply until it answers");
     else
-        VLOG_ERROR("node daemon unreachable and no limits in the environment: GPU memory is refused and "
-                   "GPU work waits until it answers");
+        VLOG_ERROR(
+            "node daemon unreachable and no limits in the environment: GPU memory is refused and "
+            "GPU work waits until it answers");
 }
 
 static void lost(const char *why)
@@ -325,13 +337,14 @@ static void current_id(char *id, size_t len)
 }
 
 /* a short request on the worker's own path; returns the HTTP status, -1 if the daemon is gone */
-static int worker_call(const char *method, const char *id, const char *what, const char *body, char *buf, size_t cap,
-                       char **rb)
+static int worker_call(const char *method, const char *id, const char *what, const char *body,
+                       char *buf, size_t cap, char **rb)
 {
     char path[160], err[200];
     int st;
     snprintf(path, sizeof(path), "/v1/workers/%s%s", id, what);
-    if (hv_http_request(&hv.ep, method, path, body, vgpu_now_ns() + 1000 * MS, buf, cap, &st, rb, err, sizeof(err)) != 0) {
+    if (hv_http_request(&hv.ep, method, path, body, vgpu_now_ns() + 1000 * MS, buf, cap, &st, rb,
+                        err, sizeof(err)) != 0) {
         VLOG_DEBUG("node daemon: %s %s: %s", method, path, err);
         return -1;
     }
@@ -366,7 +379,8 @@ static int run_commands(const char *body, char *buf, size_t cap, const char *id)
         } else if (strcmp(type, "limits") == 0) {
             const char *l = hv_json_get(c, "limits");
             r = vgpu_hv_apply_limits(s, l, err, sizeof(err)) < 0 ? -1 : 0;
-            if (r == 0) VLOG_INFO("node daemon: limits of command %llu applied", (unsigned long long)seq);
+            if (r == 0)
+                VLOG_INFO("node daemon: limits of command %llu applied", (unsigned long long)seq);
         } else {
             r = -1;
             snprintf(err, sizeof(err), "unknown command type '%.20s'", type);
@@ -381,7 +395,8 @@ static int run_commands(const char *body, char *buf, size_t cap, const char *id)
     if (!top) return 0;
     char ack[512];
     size_t n = 0;
-    append(ack, sizeof(ack), &n, "{\"seq\": %llu, \"ok\": %s", (unsigned long long)top, ok ? "true" : "false");
+    append(ack, sizeof(ack), &n, "{\"seq\": %llu, \"ok\": %s", (unsigned long long)top,
+           ok ? "true" : "false");
     if (!ok) {
         append(ack, sizeof(ack), &n, ", \"error\": ");
         hv_json_put_string(ack, sizeof(ack) - 2, &n, err);
@@ -398,8 +413,8 @@ static int poll_once(char *buf, size_t cap, uint64_t *next_hb)
     char id[64], path[200], err[200];
     current_id(id, sizeof(id));
     if (!id[0]) return -1;
-    snprintf(path, sizeof(path), "/v1/workers/%s/commands?after=%llu&timeout=%d", id, (unsigned long long)hv.seq,
-             LONGPOLL_S);
+    snprintf(path, sizeof(path), "/v1/workers/%s/commands?after=%llu&timeout=%d", id,
+             (unsigned long long)hv.seq, LONGPOLL_S);
     int fd = hv_http_send(&hv.ep, "GET", path, NULL, vgpu_now_ns() + 1000 * MS, err, sizeof(err));
     if (fd < 0) {
         lost(err);
@@ -425,14 +440,17 @@ static int poll_once(char *buf, size_t cap, uint64_t *next_hb)
             int hs = worker_call("POST", id, "/heartbeat", "{}", hbuf, sizeof(hbuf), &rb);
             *next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
             if (hs < 0 || hs == 403 || hs == 404) {
-                snprintf(err, sizeof(err), hs < 0 ? "heartbeat failed" : "heartbeat refused (HTTP %d)", hs);
+                snprintf(err, sizeof(err),
+                         hs < 0 ? "heartbeat failed" : "heartbeat refused (HTTP %d)", hs);
                 r = -1;
                 break;
             }
         }
         int w = hv_http_wait(fd, *next_hb < give_up ? *next_hb : give_up);
         if (w == 1) {
-            if (hv_http_recv(fd, vgpu_now_ns() + 2000 * MS, buf, cap, &st, &body, err, sizeof(err)) != 0) r = -1;
+            if (hv_http_recv(fd, vgpu_now_ns() + 2000 * MS, buf, cap, &st, &body, err,
+                             sizeof(err)) != 0)
+                r = -1;
             break;
         }
         if (w < 0) {
@@ -513,7 +531,8 @@ static void at_exit(void)
     char path[160], buf[1024], err[160], *rb;
     int st;
     snprintf(path, sizeof(path), "/v1/workers/%s", id);
-    hv_http_request(&hv.ep, "DELETE", path, NULL, vgpu_now_ns() + 100 * MS, buf, sizeof(buf), &st, &rb, err, sizeof(err));
+    hv_http_request(&hv.ep, "DELETE", path, NULL, vgpu_now_ns() + 100 * MS, buf, sizeof(buf), &st,
+                    &rb, err, sizeof(err));
 }
 
 void vgpu_hv_start(void)
@@ -534,7 +553,8 @@ void vgpu_hv_start(void)
     vgpu_helper_fn_cuDeviceGetCount get_count = VGPU_HELPER(cuDeviceGetCount);
     if (!get_count || get_count(&count) != CUDA_SUCCESS) count = 0;
     hv.ndev = count > VGPU_MAX_DEVICES ? VGPU_MAX_DEVICES : count;
-    for (int o = 0; o < hv.ndev; o++) vgpu_bind(o);
+    for (int o = 0; o < hv.ndev; o++)
+        vgpu_bind(o);
 
     char *buf = malloc(RESP_CAP);
     int ok = buf && register_once(vgpu_now_ns() + 1000 * MS, buf, RESP_CAP, 0) == 0;

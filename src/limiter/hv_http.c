@@ -96,7 +96,8 @@ static int connect_to(const struct hv_endpoint *ep, uint64_t deadline_ns, char *
         int r = wait_for(fd, POLLOUT, deadline_ns), soerr = 0;
         socklen_t sl = sizeof(soerr);
         if (r <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
-            snprintf(err, errlen, "connect: %s", r == 0 ? "timed out" : strerror(soerr ? soerr : errno));
+            snprintf(err, errlen, "connect: %s",
+                     r == 0 ? "timed out" : strerror(soerr ? soerr : errno));
             close(fd);
             return -1;
         }
@@ -111,11 +112,12 @@ int hv_http_send(const struct hv_endpoint *ep, const char *method, const char *p
     size_t blen = body ? strlen(body) : 0;
     int n;
     if (body)
-        n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.1\r\nHost: vgpu-hypervisor\r\nUser-Agent: vgpu-limiter\r\n"
-                     "Accept: application/json\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, blen, body);
+        n = snprintf(
+            req, sizeof(req),
+            "%s %s HTTP/1.1\r\nHost: vgpu-hypervisor\r\nUser-Agent: vgpu-limiter\r\n"
+            "Accept: application/json\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            "Content-Length: %zu\r\n\r\n%s",
+            method, path, blen, body);
     else
         n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: vgpu-hypervisor\r\nUser-Agent: vgpu-limiter\r\n"
@@ -135,7 +137,9 @@ int hv_http_send(const struct hv_endpoint *ep, const char *method, const char *p
             continue;
         }
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_for(fd, POLLOUT, deadline_ns) == 1) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            wait_for(fd, POLLOUT, deadline_ns) == 1)
+            continue;
         snprintf(err, errlen, "send: %s", w < 0 ? strerror(errno) : "nothing sent");
         close(fd);
         return -1;
@@ -143,7 +147,10 @@ int hv_http_send(const struct hv_endpoint *ep, const char *method, const char *p
     return fd;
 }
 
-int hv_http_wait(int fd, uint64_t deadline_ns) { return wait_for(fd, POLLIN, deadline_ns); }
+int hv_http_wait(int fd, uint64_t deadline_ns)
+{
+    return wait_for(fd, POLLIN, deadline_ns);
+}
 
 /* Chunked body at b[0..n): 1 complete (*out_len: de-chunked size; moved in place when write),
  * 0 incomplete, -1 malformed. */
@@ -193,9 +200,9 @@ int hv_http_parse(char *buf, size_t len, int eof, int *status, char **body, size
 {
     char *end = memmem(buf, len, "\r\n\r\n", 4);
     if (!end) return eof || len > MAX_HEADER ? -1 : 0;
-    if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' || !isdigit((unsigned char)buf[9]) ||
-        !isdigit((unsigned char)buf[10]) || !isdigit((unsigned char)buf[11]) ||
-        (buf[12] != ' ' && buf[12] != '\r'))
+    if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' ||
+        !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10]) ||
+        !isdigit((unsigned char)buf[11]) || (buf[12] != ' ' && buf[12] != '\r'))
         return -1;
     int st = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
     if (st < 200) return -1; /* no interim replies: we never send Expect */
@@ -209,7 +216,8 @@ int hv_http_parse(char *buf, size_t len, int eof, int *status, char **body, size
         if (colon) {
             size_t nlen = (size_t)(colon - line);
             char *v = colon + 1;
-            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
             if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
                 int64_t x = 0;
                 if (v == eol) return -1;
@@ -259,7 +267,8 @@ int hv_http_recv(int fd, uint64_t deadline_ns, char *buf, size_t cap, int *statu
             int r = hv_http_parse(buf, len, eof, status, body, NULL);
             if (r == 1) return 0;
             if (r < 0) {
-                snprintf(err, errlen, "%s", eof && len == 0 ? "connection closed without a reply" : "malformed reply");
+                snprintf(err, errlen, "%s",
+                         eof && len == 0 ? "connection closed without a reply" : "malformed reply");
                 return -1;
             }
         }

@@ -7,7 +7,8 @@
 
 static const char *ws(const char *p)
 {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
     return p;
 }
 
@@ -50,21 +51,38 @@ static const char *string_at(const char *p, char *out, size_t outlen, int *too_l
         } else {
             p++;
             switch (*p) {
-            case '"': enc[k++] = '"'; break;
-            case '\\': enc[k++] = '\\'; break;
-            case '/': enc[k++] = '/'; break;
-            case 'b': enc[k++] = '\b'; break;
-            case 'f': enc[k++] = '\f'; break;
-            case 'n': enc[k++] = '\n'; break;
-            case 'r': enc[k++] = '\r'; break;
-            case 't': enc[k++] = '\t'; break;
+            case '"':
+                enc[k++] = '"';
+                break;
+            case '\\':
+                enc[k++] = '\\';
+                break;
+            case '/':
+                enc[k++] = '/';
+                break;
+            case 'b':
+                enc[k++] = '\b';
+                break;
+            case 'f':
+                enc[k++] = '\f';
+                break;
+            case 'n':
+                enc[k++] = '\n';
+                break;
+            case 'r':
+                enc[k++] = '\r';
+                break;
+            case 't':
+                enc[k++] = '\t';
+                break;
             case 'u': {
                 unsigned cp;
                 if (hex4(p + 1, &cp) != 0) return NULL;
                 p += 4;
                 if (cp >= 0xd800 && cp <= 0xdbff) { /* a surrogate pair */
                     unsigned lo;
-                    if (p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
+                    if (p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) != 0 || lo < 0xdc00 ||
+                        lo > 0xdfff)
                         return NULL;
                     p += 6;
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -89,7 +107,8 @@ static const char *string_at(const char *p, char *out, size_t outlen, int *too_l
                 }
                 break;
             }
-            default: return NULL;
+            default:
+                return NULL;
             }
             p++;
         }
@@ -111,17 +130,20 @@ static const char *number_at(const char *p)
     if (*p == '-') p++;
     if (*p < '0' || *p > '9') return NULL;
     if (*p == '0' && p[1] >= '0' && p[1] <= '9') return NULL;
-    while (*p >= '0' && *p <= '9') p++;
+    while (*p >= '0' && *p <= '9')
+        p++;
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9') return NULL;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
     }
     if (*p == 'e' || *p == 'E') {
         p++;
         if (*p == '+' || *p == '-') p++;
         if (*p < '0' || *p > '9') return NULL;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
     }
     return p;
 }
@@ -158,11 +180,16 @@ static const char *skip_value(const char *p, int depth)
             if (*p != ',') return NULL;
             p++;
         }
-    case '"': return string_at(p, NULL, 0, NULL);
-    case 't': return strncmp(p, "true", 4) == 0 ? p + 4 : NULL;
-    case 'f': return strncmp(p, "false", 5) == 0 ? p + 5 : NULL;
-    case 'n': return strncmp(p, "null", 4) == 0 ? p + 4 : NULL;
-    default: return number_at(p);
+    case '"':
+        return string_at(p, NULL, 0, NULL);
+    case 't':
+        return strncmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return strncmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return strncmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return number_at(p);
     }
 }
 
@@ -218,15 +245,21 @@ const char *hv_json_next(const char **it)
     return NULL; /* ']' or not an array */
 }
 
-int hv_json_is_null(const char *v) { return v && strncmp(ws(v), "null", 4) == 0; }
+int hv_json_is_null(const char *v)
+{
+    return v && strncmp(ws(v), "null", 4) == 0;
+}
 
 int hv_json_bool(const char *v, int *out)
 {
     if (!v) return -1;
     v = ws(v);
-    if (strncmp(v, "true", 4) == 0) *out = 1;
-    else if (strncmp(v, "false", 5) == 0) *out = 0;
-    else return -1;
+    if (strncmp(v, "true", 4) == 0)
+        *out = 1;
+    else if (strncmp(v, "false", 5) == 0)
+        *out = 0;
+    else
+        return -1;
     return 0;
 }
 
@@ -246,10 +279,12 @@ int hv_json_double(const char *v, double *out)
     int neg = *p == '-';
     if (neg) p++;
     double x = 0;
-    while (*p >= '0' && *p <= '9') x = x * 10 + (*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+        x = x * 10 + (*p++ - '0');
     if (*p == '.') {
         double scale = 0.1;
-        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) x += (*p - '0') * scale;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            x += (*p - '0') * scale;
     }
     if (*p == 'e' || *p == 'E') {
         p++;
@@ -260,7 +295,8 @@ int hv_json_double(const char *v, double *out)
             if (e < 400) e = e * 10 + (*p - '0');
             p++;
         }
-        for (int i = 0; i < e && x != 0; i++) x = eneg ? x / 10 : x * 10;
+        for (int i = 0; i < e && x != 0; i++)
+            x = eneg ? x / 10 : x * 10;
     }
     *out = neg ? -x : x;
     return 0;
@@ -281,7 +317,8 @@ int hv_json_u64(const char *v, uint64_t *out)
     if (q != end) {
         /* a fraction or an exponent: accept only an exact integer that fits */
         double dv;
-        if (hv_json_double(p, &dv) != 0 || dv < 0 || dv >= 18446744073709551616.0 || dv != (double)(uint64_t)dv)
+        if (hv_json_double(p, &dv) != 0 || dv < 0 || dv >= 18446744073709551616.0 ||
+            dv != (double)(uint64_t)dv)
             return -1;
         x = (uint64_t)dv;
     }
@@ -295,8 +332,10 @@ int hv_json_put_string(char *out, size_t cap, size_t *len, const char *in)
     int ok = 1;
 #define PUT(c)                                                                                     \
     do {                                                                                           \
-        if (n + 1 < cap) out[n++] = (c);                                                           \
-        else ok = 0;                                                                               \
+        if (n + 1 < cap)                                                                           \
+            out[n++] = (c);                                                                        \
+        else                                                                                       \
+            ok = 0;                                                                                \
     } while (0)
     PUT('"');
     for (const unsigned char *p = (const unsigned char *)in; *p && ok; p++) {
@@ -306,7 +345,8 @@ int hv_json_put_string(char *out, size_t cap, size_t *len, const char *in)
         } else if (*p < 0x20) {
             char esc[8];
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            for (char *e = esc; *e; e++) PUT(*e);
+            for (char *e = esc; *e; e++)
+                PUT(*e);
         } else {
             PUT((char)*p);
         }

@@ -26,8 +26,8 @@ const char *hv_json_get(const char *obj, const char *key);
 const char *hv_json_next(const char **it);
 
 /* Typed reads of the value at `v` (NULL allowed): 0 on success, -1 on a wrong type or range. */
-int hv_json_u64(const char *v, uint64_t *out);   /* non-negative integer, no fraction */
-int hv_json_double(const char *v, double *out);  /* any number */
+int hv_json_u64(const char *v, uint64_t *out);  /* non-negative integer, no fraction */
+int hv_json_double(const char *v, double *out); /* any number */
 int hv_json_bool(const char *v, int *out);
 int hv_json_string(const char *v, char *out, size_t outlen); /* unescaped; -1 if too long */
 int hv_json_is_null(const char *v);

@@ -47,7 +47,8 @@ CUresult hook_launch_kernel(void *real, CUfunction f, unsigned int gx, unsigned 
     struct vgpu_sample smp;
     int pt = per_thread(real, VGPU_SYM_cuLaunchKernel_ptsz);
     gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
-    CUresult r = ((vgpu_fn_cuLaunchKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params, extra);
+    CUresult r =
+        ((vgpu_fn_cuLaunchKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params, extra);
     return done(r, &smp, hStream, pt);
 }
 
@@ -59,21 +60,23 @@ CUresult hook_launch_kernel_ex(void *real, const CUlaunchConfig *config, CUfunct
     int pt = per_thread(real, VGPU_SYM_cuLaunchKernelEx_ptsz);
     CUstream s = config ? config->hStream : NULL;
     if (config)
-        gate(vgpu_cost_key_kernel(f, (uint64_t)config->gridDimX * config->gridDimY * config->gridDimZ), s, pt, &smp);
+        gate(vgpu_cost_key_kernel(f,
+                                  (uint64_t)config->gridDimX * config->gridDimY * config->gridDimZ),
+             s, pt, &smp);
     CUresult r = ((vgpu_fn_cuLaunchKernelEx)real)(config, f, params, extra);
     return done(r, &smp, s, pt);
 }
 
 CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsigned int gy,
-                                 unsigned int gz, unsigned int bx, unsigned int by,
-                                 unsigned int bz, unsigned int shmem, CUstream hStream,
-                                 void **params)
+                                 unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
+                                 unsigned int shmem, CUstream hStream, void **params)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp;
     int pt = per_thread(real, VGPU_SYM_cuLaunchCooperativeKernel_ptsz);
     gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
-    CUresult r = ((vgpu_fn_cuLaunchCooperativeKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params);
+    CUresult r = ((vgpu_fn_cuLaunchCooperativeKernel)real)(f, gx, gy, gz, bx, by, bz, shmem,
+                                                           hStream, params);
     return done(r, &smp, hStream, pt);
 }
 
@@ -107,8 +110,8 @@ CUresult hook_begin_capture_to_graph(void *real, CUstream hStream, CUgraph hGrap
                                      const void *dependencies, const void *dependencyData,
                                      size_t numDependencies, int mode)
 {
-    return began(((vgpu_fn_cuStreamBeginCaptureToGraph)real)(hStream, hGraph, dependencies, dependencyData,
-                                                            numDependencies, mode));
+    return began(((vgpu_fn_cuStreamBeginCaptureToGraph)real)(
+        hStream, hGraph, dependencies, dependencyData, numDependencies, mode));
 }
 
 CUresult hook_end_capture(void *real, CUstream hStream, CUgraph *phGraph)
@@ -116,6 +119,7 @@ CUresult hook_end_capture(void *real, CUstream hStream, CUgraph *phGraph)
     CUresult r = ((vgpu_fn_cuStreamEndCapture)real)(hStream, phGraph);
     /* the capture is over whether it produced a graph or was invalidated; it goes on only if
      * the stream was not capturing at all or this is not the capturing thread */
-    if (r != CUDA_ERROR_INVALID_VALUE && r != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD) vgpu_capture_end();
+    if (r != CUDA_ERROR_INVALID_VALUE && r != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD)
+        vgpu_capture_end();
     return r;
 }

@@ -67,7 +67,8 @@ __attribute__((destructor)) static void limiter_unload(void)
     atomic_store(&vgpu_g.exiting, 1);
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
     int slot = atomic_load(&vgpu_g.slot);
-    if (s && slot >= 0 && vgpu_g.self.pid == getpid()) vgpu_ledger_proc_release(s, slot, vgpu_g.self.pid);
+    if (s && slot >= 0 && vgpu_g.self.pid == getpid())
+        vgpu_ledger_proc_release(s, slot, vgpu_g.self.pid);
 }
 
 int vgpu_check_config(void)

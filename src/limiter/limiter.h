@@ -17,13 +17,13 @@
 
 struct vgpu_limiter {
     struct vgpu_config cfg;
-    _Atomic int fail_closed;   /* configuration unreadable: refuse CUDA work */
-    _Atomic int exiting;       /* past exit(): hooks pass through */
+    _Atomic int fail_closed;        /* configuration unreadable: refuse CUDA work */
+    _Atomic int exiting;            /* past exit(): hooks pass through */
     _Atomic(struct vgpu_shm *) shm; /* the pod's region, once attached */
-    _Atomic int slot;          /* this process's record in shm->proc, -1 until claimed */
+    _Atomic int slot;               /* this process's record in shm->proc, -1 until claimed */
     struct vgpu_proc_id self;
-    pthread_mutex_t lock;      /* slow paths: attach, claim, device binding */
-    _Atomic int reported;      /* configuration problems logged */
+    pthread_mutex_t lock; /* slow paths: attach, claim, device binding */
+    _Atomic int reported; /* configuration problems logged */
 };
 
 extern struct vgpu_limiter vgpu_g;

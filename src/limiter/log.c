@@ -16,7 +16,9 @@ void vgpu_log_write(int level, const char *fmt, ...)
     static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
     char buf[1024];
     int n = snprintf(buf, sizeof(buf), "[vgpu-limiter pid %d] %s: ", (int)getpid(),
-                     names[level < 0 ? 0 : level > 4 ? 4 : level]);
+                     names[level < 0   ? 0
+                           : level > 4 ? 4
+                                       : level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
@@ -33,9 +35,9 @@ int vgpu_log_level_from_name(const char *text)
     static const struct {
         const char *name;
         int level;
-    } names[] = {{"error", VGPU_LOG_ERROR}, {"fatal", VGPU_LOG_ERROR}, {"warn", VGPU_LOG_WARN},
-                 {"warning", VGPU_LOG_WARN}, {"info", VGPU_LOG_INFO}, {"debug", VGPU_LOG_DEBUG},
-                 {"trace", VGPU_LOG_TRACE}, {"verbose", VGPU_LOG_TRACE}};
+    } names[] = {{"error", VGPU_LOG_ERROR},  {"fatal", VGPU_LOG_ERROR},  {"warn", VGPU_LOG_WARN},
+                 {"warning", VGPU_LOG_WARN}, {"info", VGPU_LOG_INFO},    {"debug", VGPU_LOG_DEBUG},
+                 {"trace", VGPU_LOG_TRACE},  {"verbose", VGPU_LOG_TRACE}};
     if (!text || !*text) return -1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcasecmp(text, names[i].name) == 0) return names[i].level;

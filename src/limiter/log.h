@@ -7,7 +7,13 @@
 #ifndef VGPU_LIMITER_LOG_H
 #define VGPU_LIMITER_LOG_H
 
-enum { VGPU_LOG_ERROR = 0, VGPU_LOG_WARN = 1, VGPU_LOG_INFO = 2, VGPU_LOG_DEBUG = 3, VGPU_LOG_TRACE = 4 };
+enum {
+    VGPU_LOG_ERROR = 0,
+    VGPU_LOG_WARN = 1,
+    VGPU_LOG_INFO = 2,
+    VGPU_LOG_DEBUG = 3,
+    VGPU_LOG_TRACE = 4
+};
 
 extern int vgpu_log_level;
 

@@ -37,12 +37,14 @@ static nvmlDevice_t nvml_device(const char *uuid)
     if (nvml_state == 0) {
         vgpu_fn_nvmlInit_v2 init = VGPU_REAL(nvmlInit_v2);
         nvml_state = init && init() == NVML_SUCCESS ? 1 : -1;
-        if (nvml_state < 0) VLOG_INFO("NVML unavailable: driver overhead and other pods' use are not measured");
+        if (nvml_state < 0)
+            VLOG_INFO("NVML unavailable: driver overhead and other pods' use are not measured");
     }
     if (nvml_state < 0) return NULL;
     char nv[VGPU_UUID_LEN];
     snprintf(nv, sizeof(nv), "%s", uuid);
-    for (int i = 0; i < 3; i++) nv[i] = (char)(nv[i] - 'a' + 'A'); /* "gpu-" -> "GPU-" */
+    for (int i = 0; i < 3; i++)
+        nv[i] = (char)(nv[i] - 'a' + 'A'); /* "gpu-" -> "GPU-" */
     nvmlDevice_t dev = NULL;
     vgpu_helper_fn_nvmlDeviceGetHandleByUUID by_uuid = VGPU_HELPER(nvmlDeviceGetHandleByUUID);
     if (!by_uuid || by_uuid(nv, &dev) != NVML_SUCCESS) return NULL;
@@ -53,7 +55,8 @@ static nvmlDevice_t nvml_device(const char *uuid)
 static long long driver_bytes(const char *uuid)
 {
     nvmlDevice_t dev = nvml_device(uuid);
-    vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list = VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
+    vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list =
+        VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
     if (!dev || !list) return -1;
     nvmlProcessInfo_t infos[128];
     unsigned n = 128;
@@ -95,7 +98,8 @@ static void true_up_overhead(struct vgpu_shm *s, int slot)
         } else {
             continue;
         }
-        if (ovh != atomic_load(&s->proc[slot].ovh[b->ledger])) vgpu_ledger_set_overhead(s, slot, b->ledger, ovh);
+        if (ovh != atomic_load(&s->proc[slot].ovh[b->ledger]))
+            vgpu_ledger_set_overhead(s, slot, b->ledger, ovh);
     }
 }
 
@@ -118,12 +122,16 @@ static void node_refresh(void)
     node_fresh = vgpu_node_read(node, &node_view, now) == 0;
     if (node_fresh && !node_said) {
         node_said = 1;
-        VLOG_INFO("GPU utilisation from the node daemon's NVML samples (%s/%s)", vgpu_g.cfg.shm_dir, VGPU_NODE_FILE);
+        VLOG_INFO("GPU utilisation from the node daemon's NVML samples (%s/%s)", vgpu_g.cfg.shm_dir,
+                  VGPU_NODE_FILE);
     }
 }
 
 /* The GPU's index in the node view, or -1 (then NVML is asked directly) */
-static int node_gpu(const char *uuid) { return node_fresh ? vgpu_node_gpu_find(&node_view, uuid) : -1; }
+static int node_gpu(const char *uuid)
+{
+    return node_fresh ? vgpu_node_gpu_find(&node_view, uuid) : -1;
+}
 
 /* Has a process outside the pod used this GPU in the last second? (1 when NVML cannot tell) */
 static int others_busy(struct vgpu_shm *s, const char *uuid)
@@ -137,18 +145,21 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
         return 0;
     }
     nvmlDevice_t dev = nvml_device(uuid);
-    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util = VGPU_HELPER(nvmlDeviceGetProcessUtilization);
+    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util =
+        VGPU_HELPER(nvmlDeviceGetProcessUtilization);
     if (!dev || !util) return 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
+                               (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
     nvmlProcessUtilizationSample_t samples[64];
     unsigned n = 64;
     nvmlReturn_t r = util(dev, samples, &n, since);
     if (r == NVML_ERROR_NOT_FOUND) return 0; /* no samples: nobody ran anything */
     if (r != NVML_SUCCESS) return 1;
     for (unsigned i = 0; i < n; i++)
-        if (samples[i].smUtil > 0 && !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, samples[i].pid)) return 1;
+        if (samples[i].smUtil > 0 && !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, samples[i].pid))
+            return 1;
     return 0;
 }
 
@@ -167,7 +178,8 @@ static double pod_busy(void *vctx)
         if (!others_busy(c->s, c->uuid)) return node_view.gpu[g].util / 10000.0;
         double total = 0;
         for (unsigned i = 0; i < node_view.nproc; i++)
-            if (node_view.proc[i].gpu == (unsigned)g && vgpu_ledger_has_pid(c->s, node_view.pidns, node_view.proc[i].host_pid))
+            if (node_view.proc[i].gpu == (unsigned)g &&
+                vgpu_ledger_has_pid(c->s, node_view.pidns, node_view.proc[i].host_pid))
                 total += node_view.proc[i].sm_util / 10000.0;
         return total > 1 ? 1 : total;
     }
@@ -175,13 +187,16 @@ static double pod_busy(void *vctx)
     if (!dev) return -1;
     if (!others_busy(c->s, c->uuid)) {
         nvmlUtilization_t u;
-        vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates = VGPU_HELPER(nvmlDeviceGetUtilizationRates);
+        vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates =
+            VGPU_HELPER(nvmlDeviceGetUtilizationRates);
         return rates && rates(dev, &u) == NVML_SUCCESS ? u.gpu / 100.0 : -1;
     }
-    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util = VGPU_HELPER(nvmlDeviceGetProcessUtilization);
+    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util =
+        VGPU_HELPER(nvmlDeviceGetProcessUtilization);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
+                               (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
     nvmlProcessUtilizationSample_t samples[64];
     unsigned n = 64;
     if (!util || util(dev, samples, &n, since) != NVML_SUCCESS) return -1;
@@ -190,7 +205,8 @@ static double pod_busy(void *vctx)
     for (unsigned i = 0; i < n; i++) {
         if (!vgpu_ledger_has_pid(c->s, vgpu_g.self.pidns, samples[i].pid)) continue;
         unsigned k = 0;
-        while (k < np && pids[k] != samples[i].pid) k++;
+        while (k < np && pids[k] != samples[i].pid)
+            k++;
         if (k == np) {
             pids[np] = samples[i].pid;
             count[np] = sum[np] = 0;
@@ -200,7 +216,8 @@ static double pod_busy(void *vctx)
         sum[k] += samples[i].smUtil;
     }
     double total = 0;
-    for (unsigned k = 0; k < np; k++) total += (double)sum[k] / count[k] / 100.0;
+    for (unsigned k = 0; k < np; k++)
+        total += (double)sum[k] / count[k] / 100.0;
     return total > 1 ? 1 : total;
 }
 
@@ -217,7 +234,8 @@ static void apply_compute_policy(struct vgpu_shm *s)
         struct vgpu_shm_dev *v = &s->dev[b->ledger];
         uint32_t ceiling = atomic_load(&v->core_limit), floor = atomic_load(&v->core_soft);
         uint32_t target = ceiling;
-        if (!managed && floor && floor < (ceiling ? ceiling : 10000)) target = others_busy(s, b->uuid) ? floor : ceiling;
+        if (!managed && floor && floor < (ceiling ? ceiling : 10000))
+            target = others_busy(s, b->uuid) ? floor : ceiling;
         if (!managed && target != atomic_load(&v->core_effective)) {
             VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
             vgpu_gate_set_effective(v, target);
@@ -255,7 +273,10 @@ void vgpu_maintenance_true_up_now(void)
 /* Registered when the thread starts, i.e. after main() began: such handlers run before library
  * destructors (a handler registered from our constructor would run after them), so the thread
  * is quiet before libcuda and NVML are torn down. */
-static void stop_at_exit(void) { vgpu_maintenance_stop(); }
+static void stop_at_exit(void)
+{
+    vgpu_maintenance_stop();
+}
 
 static void *loop(void *arg)
 {

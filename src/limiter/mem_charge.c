@@ -84,7 +84,8 @@ int vgpu_charge_begin_current(struct vgpu_charge *c, CUresult *err, CUdevice *de
 int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
 {
     struct vgpu_binding *b = (struct vgpu_binding *)c->b;
-    if (!atomic_load_explicit(&b->ovh_found, memory_order_relaxed) && !atomic_exchange(&b->ovh_tried, 1)) {
+    if (!atomic_load_explicit(&b->ovh_found, memory_order_relaxed) &&
+        !atomic_exchange(&b->ovh_tried, 1)) {
         /* first allocation here: the context exists now, count what the driver took for it
          * before weighing this allocation against the cap */
         vgpu_maintenance_true_up_now();

@@ -20,13 +20,15 @@
 #define ARRAY3D_DEFERRED_MAPPING 0x80
 
 /* After the real call: keep the reservation under (cls, key) or give it back. */
-static CUresult finish(const struct vgpu_charge *c, CUresult r, uint64_t bytes, int cls, uint64_t key)
+static CUresult finish(const struct vgpu_charge *c, CUresult r, uint64_t bytes, int cls,
+                       uint64_t key)
 {
     if (r != CUDA_SUCCESS) {
         vgpu_charge_release(c, bytes);
         return r;
     }
-    struct vgpu_alloc a = {.bytes = bytes, .ledger = (int16_t)c->b->ledger, .kind = VGPU_ALLOC_DEVICE};
+    struct vgpu_alloc a = {
+        .bytes = bytes, .ledger = (int16_t)c->b->ledger, .kind = VGPU_ALLOC_DEVICE};
     vgpu_alloc_map_put(cls, key, a);
     return r;
 }
@@ -48,7 +50,8 @@ static void advise_host(CUdeviceptr p, size_t size, CUdevice dev)
 {
     vgpu_helper_fn_cuMemAdvise_v2 adv2 = VGPU_HELPER(cuMemAdvise_v2);
     if (adv2) {
-        CUmemLocation host = {CU_MEM_LOCATION_TYPE_HOST, 0}, gpu = {CU_MEM_LOCATION_TYPE_DEVICE, dev};
+        CUmemLocation host = {CU_MEM_LOCATION_TYPE_HOST, 0},
+                      gpu = {CU_MEM_LOCATION_TYPE_DEVICE, dev};
         adv2(p, size, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host);
         adv2(p, size, CU_MEM_ADVISE_SET_ACCESSED_BY, gpu);
         return;
@@ -76,7 +79,8 @@ static CUresult alloc_oversold(const struct vgpu_charge *c, CUdeviceptr *dptr, s
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     advise_host(*dptr, size, c->b->ordinal);
-    struct vgpu_alloc a = {.bytes = fp, .ledger = (int16_t)c->b->ledger, .kind = VGPU_ALLOC_OVERSOLD};
+    struct vgpu_alloc a = {
+        .bytes = fp, .ledger = (int16_t)c->b->ledger, .kind = VGPU_ALLOC_OVERSOLD};
     vgpu_alloc_map_put(VGPU_KEY_PTR, *dptr, a);
     VLOG_DEBUG("GPU %d: %zu bytes past the cap served from host memory", c->b->ordinal, size);
     return CUDA_SUCCESS;
@@ -101,8 +105,10 @@ static CUresult plain_alloc(void *real, int v1, void *dptr, size_t bytesize)
     uint64_t fp = vgpu_footprint(bytesize);
     if (!dptr || !bytesize) return call_alloc(real, v1, dptr, bytesize);
     switch (vgpu_charge_current(&c, fp, bytesize, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return call_alloc(real, v1, dptr, bytesize);
-    case VGPU_CHARGE_REFUSE: return r;
+    case VGPU_CHARGE_PASS:
+        return call_alloc(real, v1, dptr, bytesize);
+    case VGPU_CHARGE_REFUSE:
+        return r;
     case VGPU_CHARGE_OVER:
         if (!v1) return alloc_oversold(&c, dptr, bytesize, CU_MEM_ATTACH_GLOBAL);
         vgpu_charge_log_refusal(&c, bytesize, 0); /* no 32-bit managed addresses */
@@ -135,22 +141,28 @@ static CUresult settle(const struct vgpu_charge *c, uint64_t reserved, uint64_t 
     return CUDA_SUCCESS;
 }
 
-static CUresult call_pitch(void *real, int v1, void *dptr, void *pitch, size_t w, size_t h, unsigned e)
+static CUresult call_pitch(void *real, int v1, void *dptr, void *pitch, size_t w, size_t h,
+                           unsigned e)
 {
     if (v1) return ((vgpu_fn_cuMemAllocPitch)real)(dptr, pitch, (unsigned)w, (unsigned)h, e);
     return ((vgpu_fn_cuMemAllocPitch_v2)real)(dptr, pitch, w, h, e);
 }
 
-static CUresult pitch_alloc(void *real, int v1, void *dptr, void *pPitch, size_t w, size_t h, unsigned e)
+static CUresult pitch_alloc(void *real, int v1, void *dptr, void *pPitch, size_t w, size_t h,
+                            unsigned e)
 {
     struct vgpu_charge c;
     CUresult r = CUDA_SUCCESS;
     uint64_t est = pitch_estimate(w, h);
     if (!dptr || !pPitch || !w || !h) return call_pitch(real, v1, dptr, pPitch, w, h, e);
     switch (vgpu_charge_current(&c, est, est, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return call_pitch(real, v1, dptr, pPitch, w, h, e);
-    case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: vgpu_charge_log_refusal(&c, est, 0); return CUDA_ERROR_OUT_OF_MEMORY;
+    case VGPU_CHARGE_PASS:
+        return call_pitch(real, v1, dptr, pPitch, w, h, e);
+    case VGPU_CHARGE_REFUSE:
+        return r;
+    case VGPU_CHARGE_OVER:
+        vgpu_charge_log_refusal(&c, est, 0);
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
     r = call_pitch(real, v1, dptr, pPitch, w, h, e);
     if (r != CUDA_SUCCESS) return finish(&c, r, est, VGPU_KEY_PTR, 0);
@@ -188,9 +200,12 @@ CUresult hook_mem_alloc_managed(void *real, CUdeviceptr *dptr, size_t bytesize, 
     uint64_t fp = vgpu_footprint(bytesize);
     if (!dptr || !bytesize) return fn(dptr, bytesize, flags);
     switch (vgpu_charge_current(&c, fp, bytesize, &r, NULL)) {
-    case VGPU_CHARGE_PASS: return fn(dptr, bytesize, flags);
-    case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: return alloc_oversold(&c, dptr, bytesize, flags);
+    case VGPU_CHARGE_PASS:
+        return fn(dptr, bytesize, flags);
+    case VGPU_CHARGE_REFUSE:
+        return r;
+    case VGPU_CHARGE_OVER:
+        return alloc_oversold(&c, dptr, bytesize, flags);
     }
     r = fn(dptr, bytesize, flags);
     return finish(&c, r, fp, VGPU_KEY_PTR, r == CUDA_SUCCESS ? *dptr : 0);
@@ -210,17 +225,21 @@ CUresult hook_mem_free_v1(void *real, CUdeviceptr_v1 dptr)
     return finish_free(((vgpu_fn_cuMemFree)real)(dptr), had, VGPU_KEY_PTR, dptr, &a);
 }
 
-/* ---- arrays ----------------------------------------------------------------------------------- */
+/* ---- arrays -----------------------------------------------------------------------------------
+ */
 
 static unsigned format_bytes(CUarray_format f)
 {
     switch (f) {
     case CU_AD_FORMAT_UNSIGNED_INT8:
-    case CU_AD_FORMAT_SIGNED_INT8: return 1;
+    case CU_AD_FORMAT_SIGNED_INT8:
+        return 1;
     case CU_AD_FORMAT_UNSIGNED_INT16:
     case CU_AD_FORMAT_SIGNED_INT16:
-    case CU_AD_FORMAT_HALF: return 2;
-    default: return 4; /* 32-bit formats; packed and block formats are at most this per texel */
+    case CU_AD_FORMAT_HALF:
+        return 2;
+    default:
+        return 4; /* 32-bit formats; packed and block formats are at most this per texel */
     }
 }
 
@@ -244,7 +263,8 @@ static uint64_t probe_array(const CUDA_ARRAY3D_DESCRIPTOR *d, unsigned levels, C
     memset(&req, 0, sizeof(req));
     if (!levels) {
         vgpu_fn_cuArray3DCreate_v2 create = VGPU_REAL(cuArray3DCreate_v2);
-        vgpu_helper_fn_cuArrayGetMemoryRequirements query = VGPU_HELPER(cuArrayGetMemoryRequirements);
+        vgpu_helper_fn_cuArrayGetMemoryRequirements query =
+            VGPU_HELPER(cuArrayGetMemoryRequirements);
         CUarray tmp = NULL;
         if (!create || !query || create(&tmp, &twin) != CUDA_SUCCESS) return 0;
         if (query(&req, tmp, dev) != CUDA_SUCCESS) req.size = 0;
@@ -266,20 +286,27 @@ static uint64_t array_footprint(const CUDA_ARRAY3D_DESCRIPTOR *d, unsigned level
     uint64_t probed = probe_array(d, levels, dev);
     if (probed) return vgpu_footprint(probed);
     uint64_t bytes = 0;
-    for (unsigned l = 0; l < (levels ? levels : 1); l++) bytes += level_bytes(d, l);
+    for (unsigned l = 0; l < (levels ? levels : 1); l++)
+        bytes += level_bytes(d, l);
     return vgpu_footprint(bytes);
 }
 
 enum { ARRAY_2D, ARRAY_2D_V1, ARRAY_3D, ARRAY_3D_V1, ARRAY_MIPMAP };
 
-static CUresult call_array_create(void *real, int variant, void *out, const void *desc, unsigned levels)
+static CUresult call_array_create(void *real, int variant, void *out, const void *desc,
+                                  unsigned levels)
 {
     switch (variant) {
-    case ARRAY_2D: return ((vgpu_fn_cuArrayCreate_v2)real)(out, desc);
-    case ARRAY_2D_V1: return ((vgpu_fn_cuArrayCreate)real)(out, desc);
-    case ARRAY_3D: return ((vgpu_fn_cuArray3DCreate_v2)real)(out, desc);
-    case ARRAY_3D_V1: return ((vgpu_fn_cuArray3DCreate)real)(out, desc);
-    default: return ((vgpu_fn_cuMipmappedArrayCreate)real)(out, desc, levels);
+    case ARRAY_2D:
+        return ((vgpu_fn_cuArrayCreate_v2)real)(out, desc);
+    case ARRAY_2D_V1:
+        return ((vgpu_fn_cuArrayCreate)real)(out, desc);
+    case ARRAY_3D:
+        return ((vgpu_fn_cuArray3DCreate_v2)real)(out, desc);
+    case ARRAY_3D_V1:
+        return ((vgpu_fn_cuArray3DCreate)real)(out, desc);
+    default:
+        return ((vgpu_fn_cuMipmappedArrayCreate)real)(out, desc, levels);
     }
 }
 
@@ -333,7 +360,8 @@ CUresult hook_array3d_create(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DE
     return array_create(real, ARRAY_3D, pHandle, desc, &d3, 0);
 }
 
-CUresult hook_array3d_create_v1(void *real, CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc)
+CUresult hook_array3d_create_v1(void *real, CUarray *pHandle,
+                                const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc)
 {
     CUDA_ARRAY3D_DESCRIPTOR d3 = {0};
     COPY_SHAPE(d3, desc);
@@ -440,9 +468,13 @@ CUresult hook_mem_create(void *real, CUmemGenericAllocationHandle *handle, size_
     CUresult r = CUDA_SUCCESS;
     uint64_t fp = vgpu_footprint(size);
     switch (vgpu_charge_device(prop->location.id, &c, fp, size, &r)) {
-    case VGPU_CHARGE_PASS: return fn(handle, size, prop, flags);
-    case VGPU_CHARGE_REFUSE: return r;
-    case VGPU_CHARGE_OVER: vgpu_charge_log_refusal(&c, size, 0); return CUDA_ERROR_OUT_OF_MEMORY;
+    case VGPU_CHARGE_PASS:
+        return fn(handle, size, prop, flags);
+    case VGPU_CHARGE_REFUSE:
+        return r;
+    case VGPU_CHARGE_OVER:
+        vgpu_charge_log_refusal(&c, size, 0);
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
     r = fn(handle, size, prop, flags);
     return finish(&c, r, fp, VGPU_KEY_VMM, r == CUDA_SUCCESS ? *handle : 0);

@@ -23,8 +23,14 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool pools[MAX_POOLS];
 static int npools;
 
-void vgpu_pools_lock(void) { pthread_mutex_lock(&pools_lock); }
-void vgpu_pools_unlock(void) { pthread_mutex_unlock(&pools_lock); }
+void vgpu_pools_lock(void)
+{
+    pthread_mutex_lock(&pools_lock);
+}
+void vgpu_pools_unlock(void)
+{
+    pthread_mutex_unlock(&pools_lock);
+}
 void vgpu_pools_reset_in_child(void)
 {
     pthread_mutex_init(&pools_lock, NULL);
@@ -120,7 +126,8 @@ int64_t vgpu_pools_true_up_all(void)
 {
     int64_t total = 0;
     pthread_mutex_lock(&pools_lock);
-    for (int i = 0; i < npools; i++) total += true_up_locked(&pools[i]);
+    for (int i = 0; i < npools; i++)
+        total += true_up_locked(&pools[i]);
     pthread_mutex_unlock(&pools_lock);
     return total;
 }

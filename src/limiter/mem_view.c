@@ -182,8 +182,8 @@ nvmlReturn_t hook_nvml_memory_info_v2(void *real, nvmlDevice_t device, nvmlMemor
 
 /* Process lists: keep the pod's processes only. Both record layouts start with the pid. */
 typedef nvmlReturn_t (*list_fn)(nvmlDevice_t, unsigned int *, void *);
-static nvmlReturn_t filtered_list(list_fn fn, size_t elem, nvmlDevice_t device,
-                                  unsigned int *count, void *infos)
+static nvmlReturn_t filtered_list(list_fn fn, size_t elem, nvmlDevice_t device, unsigned int *count,
+                                  void *infos)
 {
     uint64_t cap, used;
     if (!count || !nvml_capped(device, &cap, &used)) return fn(device, count, infos);
@@ -212,7 +212,8 @@ static nvmlReturn_t filtered_list(list_fn fn, size_t elem, nvmlDevice_t device,
     for (unsigned i = 0; i < n; i++) {
         unsigned pid;
         memcpy(&pid, buf + i * elem, sizeof(pid));
-        if (s && vgpu_ledger_has_pid(s, vgpu_g.self.pidns, pid)) memmove(buf + kept++ * elem, buf + i * elem, elem);
+        if (s && vgpu_ledger_has_pid(s, vgpu_g.self.pidns, pid))
+            memmove(buf + kept++ * elem, buf + i * elem, elem);
     }
     unsigned room = *count;
     *count = kept;

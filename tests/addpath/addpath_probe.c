@@ -20,9 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *const tf_vars[] = {"TF_PATH", "TF_LD_PRELOAD", "TF_LD_LIBRARY_PATH",
-                                      "TF_PREPEND_PATH", "TF_PREPEND_LD_PRELOAD",
-                                      "TF_PREPEND_LD_LIBRARY_PATH"};
+static const char *const tf_vars[] = {
+    "TF_PATH",         "TF_LD_PRELOAD",         "TF_LD_LIBRARY_PATH",
+    "TF_PREPEND_PATH", "TF_PREPEND_LD_PRELOAD", "TF_PREPEND_LD_LIBRARY_PATH"};
 
 int main(int argc, char **argv)
 {
@@ -31,13 +31,11 @@ int main(int argc, char **argv)
         static const char *const names[] = {"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH"};
         for (int i = 0; i < 3; i++) {
             const char *v = getenv(names[i]);
-            if (v)
-                printf("%s=%s\n", names[i], v);
+            if (v) printf("%s=%s\n", names[i], v);
         }
         for (size_t i = 0; i < sizeof tf_vars / sizeof tf_vars[0]; i++) {
             const char *v = getenv(tf_vars[i]);
-            if (v)
-                printf("%s=%s\n", tf_vars[i], v);
+            if (v) printf("%s=%s\n", tf_vars[i], v);
         }
         return fflush(stdout) == 0 ? 0 : 1;
     }
@@ -62,7 +60,6 @@ int main(int argc, char **argv)
         _exit(127);
     }
     int status;
-    if (waitpid(pid, &status, 0) != pid)
-        return 2;
+    if (waitpid(pid, &status, 0) != pid) return 2;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 2;
 }

@@ -27,7 +27,8 @@ int main(int argc, char **argv)
     }
     char err[256];
     int create = !strcmp(argv[1], "create");
-    struct vgpu_shm *s = vgpu_shm_open(argv[2], argv[3], create ? VGPU_SHM_CREATE : 0, err, sizeof(err));
+    struct vgpu_shm *s =
+        vgpu_shm_open(argv[2], argv[3], create ? VGPU_SHM_CREATE : 0, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "hv_shm_tool: %s\n", err);
         return 1;
@@ -39,7 +40,8 @@ int main(int argc, char **argv)
             if (vgpu_ledger_dev_attach(s, argv[i], &init, &created) < 0) return 1;
         }
     } else if (!strcmp(argv[1], "show")) {
-        printf("{\"suspended\": %u, \"managed\": %u, \"managed_ns\": %llu, \"control_seq\": %llu, \"devs\": {",
+        printf("{\"suspended\": %u, \"managed\": %u, \"managed_ns\": %llu, \"control_seq\": %llu, "
+               "\"devs\": {",
                atomic_load(&s->suspended), atomic_load(&s->managed),
                (unsigned long long)atomic_load(&s->managed_ns),
                (unsigned long long)atomic_load(&s->control_seq));

@@ -56,41 +56,50 @@
 extern char **environ;
 
 /* P(symbol linked, base name for cuGetProcAddress, parameters) */
-#define PROBE_FUNCS(P) \
-    P(cuInit, "cuInit", (unsigned int)) \
-    P(cuDeviceGet, "cuDeviceGet", (CUdevice *, int)) \
-    P(cuDeviceGetUuid, "cuDeviceGetUuid", (CUuuid *, CUdevice)) \
-    P(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", (CUcontext *, CUdevice)) \
-    P(cuCtxSetCurrent, "cuCtxSetCurrent", (CUcontext)) \
-    P(cuMemGetInfo_v2, "cuMemGetInfo", (size_t *, size_t *)) \
-    P(cuDeviceTotalMem_v2, "cuDeviceTotalMem", (size_t *, CUdevice)) \
-    P(cuMemAlloc_v2, "cuMemAlloc", (CUdeviceptr *, size_t)) \
-    P(cuMemFree_v2, "cuMemFree", (CUdeviceptr)) \
-    P(cuMemAllocPitch_v2, "cuMemAllocPitch", (CUdeviceptr *, size_t *, size_t, size_t, unsigned int)) \
-    P(cuMemAllocManaged, "cuMemAllocManaged", (CUdeviceptr *, size_t, unsigned int)) \
-    P(cuArrayCreate_v2, "cuArrayCreate", (CUarray *, const CUDA_ARRAY_DESCRIPTOR *)) \
-    P(cuArray3DCreate_v2, "cuArray3DCreate", (CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *)) \
-    P(cuArrayDestroy, "cuArrayDestroy", (CUarray)) \
-    P(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", (CUmipmappedArray *, const CUDA_ARRAY3D_DESCRIPTOR *, unsigned int)) \
-    P(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", (CUmipmappedArray)) \
-    P(cuStreamCreate, "cuStreamCreate", (CUstream *, unsigned int)) \
-    P(cuStreamSynchronize, "cuStreamSynchronize", (CUstream)) \
-    P(cuMemAllocAsync, "cuMemAllocAsync", (CUdeviceptr *, size_t, CUstream)) \
-    P(cuMemFreeAsync, "cuMemFreeAsync", (CUdeviceptr, CUstream)) \
-    P(cuDeviceGetMemPool, "cuDeviceGetMemPool", (CUmemoryPool *, CUdevice)) \
-    P(cuMemPoolTrimTo, "cuMemPoolTrimTo", (CUmemoryPool, size_t)) \
-    P(cuMemPoolCreate, "cuMemPoolCreate", (CUmemoryPool *, const CUmemPoolProps *)) \
-    P(cuMemPoolDestroy, "cuMemPoolDestroy", (CUmemoryPool)) \
-    P(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", (CUdeviceptr *, size_t, CUmemoryPool, CUstream)) \
-    P(cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity", (size_t *, const CUmemAllocationProp *, CUmemAllocationGranularity_flags)) \
-    P(cuMemCreate, "cuMemCreate", (CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long)) \
-    P(cuMemRelease, "cuMemRelease", (CUmemGenericAllocationHandle)) \
-    P(cuModuleLoadData, "cuModuleLoadData", (CUmodule *, const void *)) \
-    P(cuModuleGetFunction, "cuModuleGetFunction", (CUfunction *, CUmodule, const char *)) \
-    P(cuLaunchKernel, "cuLaunchKernel", (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)) \
-    P(cuGraphCreate, "cuGraphCreate", (CUgraph *, unsigned int)) \
-    P(cuGraphAddKernelNode_v2, "cuGraphAddKernelNode", (void **, CUgraph, const void *, size_t, const void *)) \
-    P(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags", (CUgraphExec *, CUgraph, unsigned long long)) \
+#define PROBE_FUNCS(P)                                                                             \
+    P(cuInit, "cuInit", (unsigned int))                                                            \
+    P(cuDeviceGet, "cuDeviceGet", (CUdevice *, int))                                               \
+    P(cuDeviceGetUuid, "cuDeviceGetUuid", (CUuuid *, CUdevice))                                    \
+    P(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", (CUcontext *, CUdevice))               \
+    P(cuCtxSetCurrent, "cuCtxSetCurrent", (CUcontext))                                             \
+    P(cuMemGetInfo_v2, "cuMemGetInfo", (size_t *, size_t *))                                       \
+    P(cuDeviceTotalMem_v2, "cuDeviceTotalMem", (size_t *, CUdevice))                               \
+    P(cuMemAlloc_v2, "cuMemAlloc", (CUdeviceptr *, size_t))                                        \
+    P(cuMemFree_v2, "cuMemFree", (CUdeviceptr))                                                    \
+    P(cuMemAllocPitch_v2, "cuMemAllocPitch",                                                       \
+      (CUdeviceptr *, size_t *, size_t, size_t, unsigned int))                                     \
+    P(cuMemAllocManaged, "cuMemAllocManaged", (CUdeviceptr *, size_t, unsigned int))               \
+    P(cuArrayCreate_v2, "cuArrayCreate", (CUarray *, const CUDA_ARRAY_DESCRIPTOR *))               \
+    P(cuArray3DCreate_v2, "cuArray3DCreate", (CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *))         \
+    P(cuArrayDestroy, "cuArrayDestroy", (CUarray))                                                 \
+    P(cuMipmappedArrayCreate, "cuMipmappedArrayCreate",                                            \
+      (CUmipmappedArray *, const CUDA_ARRAY3D_DESCRIPTOR *, unsigned int))                         \
+    P(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", (CUmipmappedArray))                      \
+    P(cuStreamCreate, "cuStreamCreate", (CUstream *, unsigned int))                                \
+    P(cuStreamSynchronize, "cuStreamSynchronize", (CUstream))                                      \
+    P(cuMemAllocAsync, "cuMemAllocAsync", (CUdeviceptr *, size_t, CUstream))                       \
+    P(cuMemFreeAsync, "cuMemFreeAsync", (CUdeviceptr, CUstream))                                   \
+    P(cuDeviceGetMemPool, "cuDeviceGetMemPool", (CUmemoryPool *, CUdevice))                        \
+    P(cuMemPoolTrimTo, "cuMemPoolTrimTo", (CUmemoryPool, size_t))                                  \
+    P(cuMemPoolCreate, "cuMemPoolCreate", (CUmemoryPool *, const CUmemPoolProps *))                \
+    P(cuMemPoolDestroy, "cuMemPoolDestroy", (CUmemoryPool))                                        \
+    P(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync",                                          \
+      (CUdeviceptr *, size_t, CUmemoryPool, CUstream))                                             \
+    P(cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity",                              \
+      (size_t *, const CUmemAllocationProp *, CUmemAllocationGranularity_flags))                   \
+    P(cuMemCreate, "cuMemCreate",                                                                  \
+      (CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long))   \
+    P(cuMemRelease, "cuMemRelease", (CUmemGenericAllocationHandle))                                \
+    P(cuModuleLoadData, "cuModuleLoadData", (CUmodule *, const void *))                            \
+    P(cuModuleGetFunction, "cuModuleGetFunction", (CUfunction *, CUmodule, const char *))          \
+    P(cuLaunchKernel, "cuLaunchKernel",                                                            \
+      (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, \
+       void **, void **))                                                                          \
+    P(cuGraphCreate, "cuGraphCreate", (CUgraph *, unsigned int))                                   \
+    P(cuGraphAddKernelNode_v2, "cuGraphAddKernelNode",                                             \
+      (void **, CUgraph, const void *, size_t, const void *))                                      \
+    P(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags",                                  \
+      (CUgraphExec *, CUgraph, unsigned long long))                                                \
     P(cuGraphLaunch, "cuGraphLaunch", (CUgraphExec, CUstream))
 
 #define DECLARE(sym, base, params) extern CUresult sym params;
@@ -100,7 +109,8 @@ static struct {
     PROBE_FUNCS(FIELD)
 } cu;
 
-typedef CUresult (*gpa_v2_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+typedef CUresult (*gpa_v2_fn)(const char *, void **, int, cuuint64_t,
+                              CUdriverProcAddressQueryResult *);
 typedef CUresult (*gpa_v1_fn)(const char *, void **, int, cuuint64_t);
 
 static int load_door(const char *door)
@@ -134,11 +144,12 @@ static int load_door(const char *door)
         gpa2 = (gpa_v2_fn)self;
     }
     int failed = 0;
-#define BY_GPA(sym, base, params)                                                                    \
+#define BY_GPA(sym, base, params)                                                                  \
     {                                                                                              \
         void *p = NULL;                                                                            \
-        CUresult r = v11 ? gpa1(base, &p, 11030, 0)                                                \
-                         : gpa2(base, &p, 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, NULL); \
+        CUresult r =                                                                               \
+            v11 ? gpa1(base, &p, 11030, 0)                                                         \
+                : gpa2(base, &p, 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, NULL);      \
         if (v11 && r != CUDA_SUCCESS) r = gpa1(base, &p, 12000, 0); /* newer than CUDA 11.3 */     \
         if (r != CUDA_SUCCESS || !p) {                                                             \
             fprintf(stderr, "cuGetProcAddress(%s) failed: %d\n", base, r);                         \
@@ -194,8 +205,10 @@ static void find_ledger(void)
     cu.cuDeviceGetUuid(&u, dev);
     const unsigned char *b = (const unsigned char *)u.bytes;
     char uuid[64];
-    snprintf(uuid, sizeof(uuid), "gpu-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(uuid, sizeof(uuid),
+             "gpu-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
     ledger = vgpu_ledger_dev_find(shm, uuid);
     for (int i = 0; i < VGPU_MAX_PROCS; i++)
         if (atomic_load(&shm->proc[i].pid) == getpid()) slot = i;
@@ -209,9 +222,15 @@ static uint64_t mine(void)
     return (shm && slot >= 0 && ledger >= 0) ? atomic_load(&shm->proc[slot].mem[ledger]) : 0;
 }
 
-static uint64_t round2m(uint64_t n) { return (n + 2 * MIB - 1) & ~(2 * MIB - 1); }
+static uint64_t round2m(uint64_t n)
+{
+    return (n + 2 * MIB - 1) & ~(2 * MIB - 1);
+}
 /* the limiter's documented rule (docs/accounting.md): 512-byte steps up to 1 MiB, else 2 MiB */
-static uint64_t charge_of(uint64_t n) { return n <= MIB ? (n + 511) & ~511ull : round2m(n); }
+static uint64_t charge_of(uint64_t n)
+{
+    return n <= MIB ? (n + 511) & ~511ull : round2m(n);
+}
 
 static void expect_delta(const char *what, uint64_t before, uint64_t lo, uint64_t hi)
 {
@@ -219,8 +238,8 @@ static void expect_delta(const char *what, uint64_t before, uint64_t lo, uint64_
     uint64_t d = now - before;
     printf("  %-28s charged %8.2f MiB\n", what, (double)d / MIB);
     if (d < lo || d > hi) {
-        fprintf(stderr, "%s: charged %llu bytes, expected %llu..%llu\n", what, (unsigned long long)d,
-                (unsigned long long)lo, (unsigned long long)hi);
+        fprintf(stderr, "%s: charged %llu bytes, expected %llu..%llu\n", what,
+                (unsigned long long)d, (unsigned long long)lo, (unsigned long long)hi);
         vgpu_test_failures++;
     }
 }
@@ -238,7 +257,8 @@ static void expect_back(const char *what, uint64_t before)
 static void expect_oom(const char *what, CUresult r)
 {
     if (r != CUDA_ERROR_OUT_OF_MEMORY) {
-        fprintf(stderr, "%s past the cap returned %d, expected CUDA_ERROR_OUT_OF_MEMORY\n", what, r);
+        fprintf(stderr, "%s past the cap returned %d, expected CUDA_ERROR_OUT_OF_MEMORY\n", what,
+                r);
         vgpu_test_failures++;
     }
 }
@@ -262,9 +282,11 @@ static int families(void)
     b = mine();
 
     CUdeviceptr small[16];
-    for (int i = 0; i < 16; i++) CU_OK(cu.cuMemAlloc_v2(&small[i], 4000));
+    for (int i = 0; i < 16; i++)
+        CU_OK(cu.cuMemAlloc_v2(&small[i], 4000));
     expect_delta("cuMemAlloc 16 x 4000 bytes", b, 16 * 4096, 16 * 4096);
-    for (int i = 0; i < 16; i++) CU_OK(cu.cuMemFree_v2(small[i]));
+    for (int i = 0; i < 16; i++)
+        CU_OK(cu.cuMemFree_v2(small[i]));
     expect_back("cuMemFree (small)", b);
 
     CU_OK(cu.cuMemAllocPitch_v2(&p, &pitch, 1000, 1000, 4));
@@ -352,7 +374,8 @@ static int families(void)
     expect_oom("cuMemAllocPitch", cu.cuMemAllocPitch_v2(&p, &pitch, over / 4, 4, 4));
     expect_oom("cuMemAllocManaged", cu.cuMemAllocManaged(&p, over, CU_MEM_ATTACH_GLOBAL));
     size_t side = 16384; /* side^2 * 16 bytes = 4 GiB */
-    while ((uint64_t)side * side * 16 < over) side *= 2;
+    while ((uint64_t)side * side * 16 < over)
+        side *= 2;
     CUDA_ARRAY_DESCRIPTOR big = {side, side, CU_AD_FORMAT_FLOAT, 4};
     expect_oom("cuArrayCreate", cu.cuArrayCreate_v2(&arr, &big));
     CUDA_ARRAY3D_DESCRIPTOR big3 = {side, side, 2, CU_AD_FORMAT_FLOAT, 4, 0};
@@ -371,11 +394,14 @@ static int fill(void)
     CUdeviceptr ptrs[4096];
     int n = 0;
     CUresult r = CUDA_SUCCESS;
-    while (n < 4096 && (r = cu.cuMemAlloc_v2(&ptrs[n], 64 * MIB)) == CUDA_SUCCESS) n++;
+    while (n < 4096 && (r = cu.cuMemAlloc_v2(&ptrs[n], 64 * MIB)) == CUDA_SUCCESS)
+        n++;
     size_t free_b = 0, total = 0;
     cu.cuMemGetInfo_v2(&free_b, &total);
-    printf("fitted=%llu total=%zu free=%zu last=%d\n", (unsigned long long)n * 64 * MIB, total, free_b, r);
-    while (n > 0) cu.cuMemFree_v2(ptrs[--n]);
+    printf("fitted=%llu total=%zu free=%zu last=%d\n", (unsigned long long)n * 64 * MIB, total,
+           free_b, r);
+    while (n > 0)
+        cu.cuMemFree_v2(ptrs[--n]);
     return r == CUDA_ERROR_OUT_OF_MEMORY ? 0 : 1;
 }
 
@@ -394,10 +420,15 @@ static int nvml(void)
     void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
     if (!h) return 1;
     nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(h, "nvmlInit_v2");
-    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) = (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    nvmlReturn_t (*meminfo)(nvmlDevice_t, nvmlMemory_t *) = (nvmlReturn_t(*)(nvmlDevice_t, nvmlMemory_t *))dlsym(h, "nvmlDeviceGetMemoryInfo");
-    nvmlReturn_t (*meminfo2)(nvmlDevice_t, nvmlMemory_v2_t *) = (nvmlReturn_t(*)(nvmlDevice_t, nvmlMemory_v2_t *))dlsym(h, "nvmlDeviceGetMemoryInfo_v2");
-    nvmlReturn_t (*procs)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *) = (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
+    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
+        (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    nvmlReturn_t (*meminfo)(nvmlDevice_t, nvmlMemory_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, nvmlMemory_t *))dlsym(h, "nvmlDeviceGetMemoryInfo");
+    nvmlReturn_t (*meminfo2)(nvmlDevice_t, nvmlMemory_v2_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, nvmlMemory_v2_t *))dlsym(h, "nvmlDeviceGetMemoryInfo_v2");
+    nvmlReturn_t (*procs)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(
+            h, "nvmlDeviceGetComputeRunningProcesses_v3");
     if (!init || !by_index || !meminfo || !meminfo2 || !procs) return 1;
     nvmlReturn_t r = init();
     if (r != NVML_SUCCESS) {
@@ -411,12 +442,14 @@ static int nvml(void)
     memset(&m2, 0, sizeof(m2));
     m2.version = nvmlMemory_v2;
     if (meminfo(d, &m) != NVML_SUCCESS || meminfo2(d, &m2) != NVML_SUCCESS) return 1;
-    printf("total=%llu used=%llu free=%llu total2=%llu used2=%llu", m.total, m.used, m.free, m2.total, m2.used);
+    printf("total=%llu used=%llu free=%llu total2=%llu used2=%llu", m.total, m.used, m.free,
+           m2.total, m2.used);
     nvmlProcessInfo_t infos[64];
     unsigned n = 64;
     if (procs(d, &n, infos) != NVML_SUCCESS) return 1;
     printf(" procs=");
-    for (unsigned i = 0; i < n; i++) printf("%s%u", i ? "," : "", infos[i].pid);
+    for (unsigned i = 0; i < n; i++)
+        printf("%s%u", i ? "," : "", infos[i].pid);
     printf("\n");
     return 0;
 }
@@ -430,9 +463,13 @@ static long long nvml_self_used(void)
         void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
         if (!h) return -1;
         nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(h, "nvmlInit_v2");
-        nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) = (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-        procs = (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
-        if (!init || !by_index || !procs || init() != NVML_SUCCESS || by_index(0, &d) != NVML_SUCCESS) return -1;
+        nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
+            (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+        procs = (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(
+            h, "nvmlDeviceGetComputeRunningProcesses_v3");
+        if (!init || !by_index || !procs || init() != NVML_SUCCESS ||
+            by_index(0, &d) != NVML_SUCCESS)
+            return -1;
     }
     nvmlProcessInfo_t infos[128];
     unsigned n = 128;
@@ -449,20 +486,24 @@ static int calibrate(void)
     CUdeviceptr p[16];
     long long base = nvml_self_used();
     printf("calib context nvml=%lld\n", base);
-    static const uint64_t sizes[] = {1, 4096, 65536, 512 * 1024, MIB + 1, 2 * MIB, 3 * MIB, 64 * MIB + 1};
+    static const uint64_t sizes[] = {1,       4096,    65536,   512 * 1024,
+                                     MIB + 1, 2 * MIB, 3 * MIB, 64 * MIB + 1};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         long long before = nvml_self_used();
-        for (int i = 0; i < 16; i++) CU_OK(cu.cuMemAlloc_v2(&p[i], sizes[k]));
+        for (int i = 0; i < 16; i++)
+            CU_OK(cu.cuMemAlloc_v2(&p[i], sizes[k]));
         long long after = nvml_self_used();
-        for (int i = 0; i < 16; i++) CU_OK(cu.cuMemFree_v2(p[i]));
-        printf("calib cuMemAlloc request=%llu nvml=%lld charge=%llu\n", (unsigned long long)sizes[k],
-               (after - before) / 16, (unsigned long long)charge_of(sizes[k]));
+        for (int i = 0; i < 16; i++)
+            CU_OK(cu.cuMemFree_v2(p[i]));
+        printf("calib cuMemAlloc request=%llu nvml=%lld charge=%llu\n",
+               (unsigned long long)sizes[k], (after - before) / 16,
+               (unsigned long long)charge_of(sizes[k]));
     }
     size_t pitch;
     long long before = nvml_self_used();
     CU_OK(cu.cuMemAllocPitch_v2(&p[0], &pitch, 1000, 1000, 4));
-    printf("calib cuMemAllocPitch request=%llu nvml=%lld charge=%llu\n", 1000ull * 1000, nvml_self_used() - before,
-           (unsigned long long)charge_of(pitch * 1000));
+    printf("calib cuMemAllocPitch request=%llu nvml=%lld charge=%llu\n", 1000ull * 1000,
+           nvml_self_used() - before, (unsigned long long)charge_of(pitch * 1000));
     CU_OK(cu.cuMemFree_v2(p[0]));
     CUarray arr;
     CUDA_ARRAY_DESCRIPTOR d2 = {1024, 1024, CU_AD_FORMAT_FLOAT, 4};
@@ -481,10 +522,12 @@ static int calibrate(void)
         CU_OK(cu.cuStreamSynchronize(st));
         cuuint64_t reserved = 0;
         void *h = dlopen("libcuda.so.1", RTLD_NOW);
-        CUresult (*attr)(CUmemoryPool, int, void *) = (CUresult(*)(CUmemoryPool, int, void *))dlsym(h, "cuMemPoolGetAttribute");
+        CUresult (*attr)(CUmemoryPool, int, void *) =
+            (CUresult(*)(CUmemoryPool, int, void *))dlsym(h, "cuMemPoolGetAttribute");
         if (attr) attr(def, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved);
-        printf("calib cuMemAllocAsync request=%llu nvml=%lld pool_reserved=%llu\n", (unsigned long long)async_sizes[k],
-               nvml_self_used() - before, (unsigned long long)reserved);
+        printf("calib cuMemAllocAsync request=%llu nvml=%lld pool_reserved=%llu\n",
+               (unsigned long long)async_sizes[k], nvml_self_used() - before,
+               (unsigned long long)reserved);
         CU_OK(cu.cuMemFreeAsync(p[0], st));
         CU_OK(cu.cuStreamSynchronize(st));
         CU_OK(cu.cuMemPoolTrimTo(def, 0));
@@ -499,7 +542,8 @@ static int calibrate(void)
     CUmemGenericAllocationHandle hd;
     before = nvml_self_used();
     CU_OK(cu.cuMemCreate(&hd, 8 * gran, &prop, 0));
-    printf("calib cuMemCreate request=%llu nvml=%lld granularity=%zu\n", 8ull * gran, nvml_self_used() - before, gran);
+    printf("calib cuMemCreate request=%llu nvml=%lld granularity=%zu\n", 8ull * gran,
+           nvml_self_used() - before, gran);
     CU_OK(cu.cuMemRelease(hd));
     TEST_MAIN_END();
 }
@@ -518,14 +562,18 @@ static int dump_ledger(void)
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         printf("dev %d %s limit=%llu used=%llu oversold=%llu\n", d, s->dev[d].uuid,
-               (unsigned long long)atomic_load(&s->dev[d].mem_limit), (unsigned long long)atomic_load(&s->dev[d].mem_used),
+               (unsigned long long)atomic_load(&s->dev[d].mem_limit),
+               (unsigned long long)atomic_load(&s->dev[d].mem_used),
                (unsigned long long)atomic_load(&s->dev[d].oversold_used));
         for (int i = 0; i < VGPU_MAX_PROCS; i++) {
             int pid = atomic_load(&s->proc[i].pid);
-            if (pid <= 0 && !atomic_load(&s->proc[i].mem[d]) && !atomic_load(&s->proc[i].ovh[d])) continue;
+            if (pid <= 0 && !atomic_load(&s->proc[i].mem[d]) && !atomic_load(&s->proc[i].ovh[d]))
+                continue;
             printf("  proc %d pid=%d mem=%llu ovh=%llu oversold=%llu alive=%d\n", i, pid,
-                   (unsigned long long)atomic_load(&s->proc[i].mem[d]), (unsigned long long)atomic_load(&s->proc[i].ovh[d]),
-                   (unsigned long long)atomic_load(&s->proc[i].oversold[d]), vgpu_proc_alive(pid, s->proc[i].start_time));
+                   (unsigned long long)atomic_load(&s->proc[i].mem[d]),
+                   (unsigned long long)atomic_load(&s->proc[i].ovh[d]),
+                   (unsigned long long)atomic_load(&s->proc[i].oversold[d]),
+                   vgpu_proc_alive(pid, s->proc[i].start_time));
         }
     }
     return 0;
@@ -547,7 +595,8 @@ static CUfunction spin_kernel(unsigned us)
              name);
     CUmodule mod;
     CUfunction f = NULL;
-    if (cu.cuModuleLoadData(&mod, ptx) != CUDA_SUCCESS || cu.cuModuleGetFunction(&f, mod, name) != CUDA_SUCCESS)
+    if (cu.cuModuleLoadData(&mod, ptx) != CUDA_SUCCESS ||
+        cu.cuModuleGetFunction(&f, mod, name) != CUDA_SUCCESS)
         return NULL;
     return f;
 }
@@ -602,7 +651,8 @@ static void *spin_thread(void *arg)
     for (;;) {
         double t = now_s() - sp->t0;
         if (t >= sp->seconds) break;
-        CUresult r = exec ? cu.cuGraphLaunch(exec, st) : cu.cuLaunchKernel(sp->f, 1, 1, 1, 1, 1, 1, 0, st, params, NULL);
+        CUresult r = exec ? cu.cuGraphLaunch(exec, st)
+                          : cu.cuLaunchKernel(sp->f, 1, 1, 1, 1, 1, 1, 0, st, params, NULL);
         if (r != CUDA_SUCCESS) {
             fprintf(stderr, "launch failed: %d\n", r);
             vgpu_test_failures++;
@@ -615,7 +665,10 @@ static void *spin_thread(void *arg)
     return NULL;
 }
 
-static void on_alarm(int sig) { (void)sig; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 /* GPU busy percent over the last second, as NVML reports it (-1 if unavailable) */
 static int nvml_util(void)
@@ -623,8 +676,11 @@ static int nvml_util(void)
     void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
     if (!h) return -1;
     nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(h, "nvmlInit_v2");
-    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) = (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    nvmlReturn_t (*util)(nvmlDevice_t, nvmlUtilization_t *) = (nvmlReturn_t(*)(nvmlDevice_t, nvmlUtilization_t *))dlsym(h, "nvmlDeviceGetUtilizationRates");
+    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
+        (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    nvmlReturn_t (*util)(nvmlDevice_t, nvmlUtilization_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, nvmlUtilization_t *))dlsym(h,
+                                                                  "nvmlDeviceGetUtilizationRates");
     nvmlDevice_t d;
     nvmlUtilization_t u;
     if (!init || !by_index || !util || init() || by_index(0, &d) || util(d, &u)) return -1;
@@ -643,7 +699,10 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
         struct itimerval it = {{0, 1000}, {0, 1000}};
         setitimer(ITIMER_REAL, &it, NULL);
     }
-    struct spinner sp = {.f = spin_kernel(us), .ns = (unsigned long long)us * 1000ull, .seconds = seconds, .nodes = nodes,
+    struct spinner sp = {.f = spin_kernel(us),
+                         .ns = (unsigned long long)us * 1000ull,
+                         .seconds = seconds,
+                         .nodes = nodes,
                          .step = 0.5};
     const char *bucket = getenv("VGPU_PROBE_BUCKET_MS");
     if (bucket && atoi(bucket) >= 1) sp.step = atoi(bucket) / 1000.0;
@@ -655,7 +714,8 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
     pthread_t t[32];
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 32) nthreads = 32;
-    for (int i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, spin_thread, &sp);
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&t[i], NULL, spin_thread, &sp);
     const char *exit_after = getenv("VGPU_PROBE_EXIT_AFTER");
     if (exit_after) {
         /* leave while the threads may be waiting in the gate: the process must end now */
@@ -663,14 +723,16 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
         printf("EXITING\n");
         exit(0);
     }
-    for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
     unsigned long long total = 0;
     printf("rates=");
     for (int h = 0; h < (int)(seconds / sp.step + 0.5) && h < 1024; h++) {
         printf("%s%.0f", h ? "," : "", atomic_load(&sp.count[h]) / sp.step);
         total += atomic_load(&sp.count[h]);
     }
-    printf(" launches=%llu rate=%.1f util=%d t0=%.6f\n", total, total / seconds, nvml_util(), sp.t0);
+    printf(" launches=%llu rate=%.1f util=%d t0=%.6f\n", total, total / seconds, nvml_util(),
+           sp.t0);
     return vgpu_test_failures ? 1 : 0;
 }
 
@@ -715,13 +777,16 @@ static int gate_stats(void)
     if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
-        printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu scale=%u "
+        printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu "
+               "scale=%u "
                "fb_ratio=%u fb_modelled_ppm=%llu\n",
                d, atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
-               atomic_load(&s->dev[d].core_effective), (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
+               atomic_load(&s->dev[d].core_effective),
+               (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
-               (unsigned long long)atomic_load(&s->dev[d].gate_launches), atomic_load(&s->dev[d].gate_scale),
-               atomic_load(&s->dev[d].fb_ratio), (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm));
+               (unsigned long long)atomic_load(&s->dev[d].gate_launches),
+               atomic_load(&s->dev[d].gate_scale), atomic_load(&s->dev[d].fb_ratio),
+               (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm));
     }
     return 0;
 }
@@ -739,11 +804,12 @@ static int node_dump(void)
     int fresh = vgpu_node_read(n, &v, vgpu_now_ns()) == 0;
     printf("fresh=%d gpus=%u procs=%u\n", fresh, v.ngpu, v.nproc);
     for (unsigned i = 0; i < v.ngpu; i++)
-        printf("gpu=%u uuid=%s util=%u mem_used=%llu mem_total=%llu\n", i, v.gpu[i].uuid, v.gpu[i].util,
-               (unsigned long long)v.gpu[i].mem_used, (unsigned long long)v.gpu[i].mem_total);
+        printf("gpu=%u uuid=%s util=%u mem_used=%llu mem_total=%llu\n", i, v.gpu[i].uuid,
+               v.gpu[i].util, (unsigned long long)v.gpu[i].mem_used,
+               (unsigned long long)v.gpu[i].mem_total);
     for (unsigned i = 0; i < v.nproc; i++)
-        printf("proc host_pid=%u gpu=%u sm_util=%u mem=%llu\n", v.proc[i].host_pid, v.proc[i].gpu, v.proc[i].sm_util,
-               (unsigned long long)v.proc[i].mem);
+        printf("proc host_pid=%u gpu=%u sm_util=%u mem=%llu\n", v.proc[i].host_pid, v.proc[i].gpu,
+               v.proc[i].sm_util, (unsigned long long)v.proc[i].mem);
     vgpu_node_unmap(n);
     return fresh ? 0 : 1;
 }
@@ -758,13 +824,15 @@ static int control(void)
         printf("no ledger: %s\n", err);
         return 1;
     }
-    printf("suspended=%u managed=%u control_seq=%llu\n", atomic_load(&s->suspended), atomic_load(&s->managed),
-           (unsigned long long)atomic_load(&s->control_seq));
+    printf("suspended=%u managed=%u control_seq=%llu\n", atomic_load(&s->suspended),
+           atomic_load(&s->managed), (unsigned long long)atomic_load(&s->control_seq));
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
-        printf("dev=%d uuid=%s mem_limit=%llu core_limit=%u core_soft=%u core_effective=%u weight=%u\n", d, s->dev[d].uuid,
-               (unsigned long long)atomic_load(&s->dev[d].mem_limit), atomic_load(&s->dev[d].core_limit),
-               atomic_load(&s->dev[d].core_soft), atomic_load(&s->dev[d].core_effective), atomic_load(&s->dev[d].weight));
+        printf("dev=%d uuid=%s mem_limit=%llu core_limit=%u core_soft=%u core_effective=%u "
+               "weight=%u\n",
+               d, s->dev[d].uuid, (unsigned long long)atomic_load(&s->dev[d].mem_limit),
+               atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
+               atomic_load(&s->dev[d].core_effective), atomic_load(&s->dev[d].weight));
     }
     return 0;
 }
@@ -780,8 +848,8 @@ static int hold(uint64_t mib, int seconds)
     }
     /* managed memory means the limiter served it from host memory (oversubscription) */
     unsigned int managed = 0;
-    CUresult (*attr)(void *, int, CUdeviceptr) =
-        (CUresult(*)(void *, int, CUdeviceptr))dlsym(dlopen("libcuda.so.1", RTLD_NOW), "cuPointerGetAttribute");
+    CUresult (*attr)(void *, int, CUdeviceptr) = (CUresult(*)(void *, int, CUdeviceptr))dlsym(
+        dlopen("libcuda.so.1", RTLD_NOW), "cuPointerGetAttribute");
     if (attr) attr(&managed, 8 /* CU_POINTER_ATTRIBUTE_IS_MANAGED */, p);
     printf("HELD %llu managed=%u\n", (unsigned long long)mib, managed);
     fflush(stdout);
@@ -823,7 +891,8 @@ static void *thread_body(void *arg)
         size_t n = (size_t)(rand_r(&seed) % 16 + 1) * MIB;
         CUresult r = cu.cuMemAlloc_v2(&p, n);
         if (r == CUDA_SUCCESS) {
-            if (shm && ledger >= 0 && atomic_load(&shm->dev[ledger].mem_used) > cap) atomic_fetch_add(&thread_errors, 1);
+            if (shm && ledger >= 0 && atomic_load(&shm->dev[ledger].mem_used) > cap)
+                atomic_fetch_add(&thread_errors, 1);
             if (cu.cuMemFree_v2(p) != CUDA_SUCCESS) atomic_fetch_add(&thread_errors, 1);
         } else if (r != CUDA_ERROR_OUT_OF_MEMORY) {
             atomic_fetch_add(&thread_errors, 1);
@@ -841,8 +910,10 @@ static int threads(void)
     find_ledger();
     uint64_t b = mine();
     pthread_t t[8];
-    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, thread_body, NULL);
-    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, thread_body, NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
     CHECK_EQ_INT(atomic_load(&thread_errors), 0);
     expect_back("8 threads x 300 alloc/free", b);
     TEST_MAIN_END();
@@ -881,7 +952,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : "families";
     if (strcmp(cmd, "nvml") == 0) return nvml();
     if (strcmp(cmd, "ledger") == 0) return dump_ledger();
-    if (strcmp(cmd, "set-core") == 0 && argc > 2) return set_core(atof(argv[2]), argc > 3 ? atof(argv[3]) : 0);
+    if (strcmp(cmd, "set-core") == 0 && argc > 2)
+        return set_core(atof(argv[2]), argc > 3 ? atof(argv[3]) : 0);
     if (strcmp(cmd, "gate") == 0) return gate_stats();
     if (strcmp(cmd, "control") == 0) return control();
     if (strcmp(cmd, "node") == 0) return node_dump();
@@ -901,15 +973,19 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "fill") == 0) return fill();
     if (strcmp(cmd, "info") == 0) return info();
-    if (strcmp(cmd, "hold") == 0 && argc > 2) return hold(strtoull(argv[2], NULL, 10), argc > 3 ? atoi(argv[3]) : 60);
+    if (strcmp(cmd, "hold") == 0 && argc > 2)
+        return hold(strtoull(argv[2], NULL, 10), argc > 3 ? atoi(argv[3]) : 60);
     if (strcmp(cmd, "try") == 0 && argc > 2) return try_alloc(strtoull(argv[2], NULL, 10));
     if (strcmp(cmd, "async") == 0 && argc > 2) return async_alloc(strtoull(argv[2], NULL, 10));
     if (strcmp(cmd, "threads") == 0) return threads();
     if (strcmp(cmd, "calibrate") == 0) return calibrate();
     if (strcmp(cmd, "spin") == 0 && argc > 3)
-        return spin(atof(argv[2]), (unsigned)atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 1, argc > 5 ? atoi(argv[5]) : 0);
+        return spin(atof(argv[2]), (unsigned)atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 1,
+                    argc > 5 ? atoi(argv[5]) : 0);
     if (strcmp(cmd, "fork") == 0) return forked();
-    if (strcmp(cmd, "pulse") == 0 && argc > 3) return pulse(strtoull(argv[2], NULL, 10), atof(argv[3]));
-    fprintf(stderr, "usage: cuda_probe families|fill|info|nvml|hold M [S]|try M|init|threads|fork\n");
+    if (strcmp(cmd, "pulse") == 0 && argc > 3)
+        return pulse(strtoull(argv[2], NULL, 10), atof(argv[3]));
+    fprintf(stderr,
+            "usage: cuda_probe families|fill|info|nvml|hold M [S]|try M|init|threads|fork\n");
     return 64;
 }

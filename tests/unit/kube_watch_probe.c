@@ -28,8 +28,8 @@ static void on_pod(const struct kube_pod *p, void *arg)
     if (p->has_weight) snprintf(weight, sizeof(weight), "%u", p->weight);
     if (p->has_soft) snprintf(soft, sizeof(soft), "%d", p->soft);
     pthread_mutex_lock(&mu);
-    printf("POD %s/%s uid=%s deleted=%d core=%s mem=%s weight=%s soft=%s\n", p->ns, p->name,
-           p->uid, p->deleted, core, mem, weight, soft);
+    printf("POD %s/%s uid=%s deleted=%d core=%s mem=%s weight=%s soft=%s\n", p->ns, p->name, p->uid,
+           p->deleted, core, mem, weight, soft);
     fflush(stdout);
     lines++;
     pthread_cond_signal(&cv);

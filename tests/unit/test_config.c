@@ -7,7 +7,10 @@
 #define UUID0 "gpu-5e1a0000-0000-0000-0000-000000000001"
 #define UUID1 "gpu-5e1a0000-0000-0000-0000-000000000002"
 
-static void load(struct vgpu_config *c, char **env) { vgpu_config_load(c, env); }
+static void load(struct vgpu_config *c, char **env)
+{
+    vgpu_config_load(c, env);
+}
 
 static void expect_error(char **env, const char *var)
 {
@@ -33,7 +36,9 @@ int main(void)
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), VGPU_UNLIMITED);
 
     /* the vgpu.rs example: UUID key in any case */
-    char *tf[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"GPU-5E1A0000-0000-0000-0000-000000000001\": 1073741824}", NULL};
+    char *tf[] = {
+        "TENSOR_FUSION_CUDA_MEM_LIMIT={\"GPU-5E1A0000-0000-0000-0000-000000000001\": 1073741824}",
+        NULL};
     load(&c, tf);
     CHECK(!c.error);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, &why), 1ull << 30);
@@ -41,14 +46,16 @@ int main(void)
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), VGPU_UNLIMITED);
 
     /* index keys, strings with units, UUID without the GPU- prefix */
-    char *tf2[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4GiB\", \"5e1a0000-0000-0000-0000-000000000002\": \"2g\"}", NULL};
+    char *tf2[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4GiB\", "
+                   "\"5e1a0000-0000-0000-0000-000000000002\": \"2g\"}",
+                   NULL};
     load(&c, tf2);
     CHECK(!c.error);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), 4ull << 30);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), 2ull << 30);
 
     /* VGPU-Controller and vcuda names; the smallest applicable cap wins */
-    char *mix[] = {"CUDA_MEM_LIMIT_0=8GiB", "CUDA_MEM_LIMIT_1=3g", "VCUDA_MEMORY_LIMIT=6GiB",
+    char *mix[] = {"CUDA_MEM_LIMIT_0=8GiB",    "CUDA_MEM_LIMIT_1=3g",  "VCUDA_MEMORY_LIMIT=6GiB",
                    "CUDA_MEM_OVERSOLD_1=true", "CUDA_MEM_RATIO_1=1.5", NULL};
     load(&c, mix);
     CHECK(!c.error);
@@ -101,8 +108,10 @@ int main(void)
 
     /* compute limits: JSON map (hard), per-card hard and soft, smallest hard wins */
     uint32_t hard, soft;
-    char *c1[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": 30, \"GPU-5E1A0000-0000-0000-0000-000000000002\": \"45.5%\"}",
-                  "CUDA_CORE_LIMIT_0=50", "CUDA_CORE_SOFT_LIMIT_0=20", "CUDA_CORE_SOFT_LIMIT_3=10", NULL};
+    char *c1[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": 30, "
+                  "\"GPU-5E1A0000-0000-0000-0000-000000000002\": \"45.5%\"}",
+                  "CUDA_CORE_LIMIT_0=50", "CUDA_CORE_SOFT_LIMIT_0=20", "CUDA_CORE_SOFT_LIMIT_3=10",
+                  NULL};
     load(&c, c1);
     CHECK(!c.error);
     CHECK(vgpu_config_has_core_limits(&c));
@@ -145,7 +154,8 @@ int main(void)
     load(&c, h3);
     CHECK(!c.error && c.hv_port == 1);
     /* the socket wins over TCP; empty values are unset */
-    char *h4[] = {"VGPU_HYPERVISOR_SOCKET=@vgpu", "HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=8470", NULL};
+    char *h4[] = {"VGPU_HYPERVISOR_SOCKET=@vgpu", "HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=8470",
+                  NULL};
     load(&c, h4);
     CHECK(!c.error && c.hv_on);
     CHECK_STR(c.hv_socket, "@vgpu");
@@ -157,7 +167,8 @@ int main(void)
     load(&c, h6);
     CHECK(c.ledger_on && !c.gate_on && !c.hv_on);
     /* the pod's names for the registration */
-    char *h7[] = {"POD_NAME=trainer-0", "POD_NAMESPACE=ml", "VGPU_POD_UID=1234-abcd", "CONTAINER_NAME=main", NULL};
+    char *h7[] = {"POD_NAME=trainer-0", "POD_NAMESPACE=ml", "VGPU_POD_UID=1234-abcd",
+                  "CONTAINER_NAME=main", NULL};
     load(&c, h7);
     CHECK_STR(c.pod_name, "trainer-0");
     CHECK_STR(c.pod_namespace, "ml");

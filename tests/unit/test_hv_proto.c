@@ -17,11 +17,13 @@
 
 static void test_json(void)
 {
-    const char *reg = "{\"worker_id\": \"w-17\", \"host_pid\": 4242, \"pod\": \"ns/name\", \"seq\": 5,\n"
-                      " \"suspended\": false, \"heartbeat_ms\": 1000, \"note\": {\"a\": [1, {\"b\": null}]},\n"
-                      " \"limits\": [{\"uuid\": \"GPU-5e1a\\u0030\", \"index\": 0, \"mem_limit\": 18446744073709551615,\n"
-                      "   \"core_limit\": 30.5, \"core_effective\": 2.5e1, \"soft\": true, \"weight\": 3},\n"
-                      "  {\"index\": 1, \"mem_limit\": 0}]}";
+    const char *reg =
+        "{\"worker_id\": \"w-17\", \"host_pid\": 4242, \"pod\": \"ns/name\", \"seq\": 5,\n"
+        " \"suspended\": false, \"heartbeat_ms\": 1000, \"note\": {\"a\": [1, {\"b\": null}]},\n"
+        " \"limits\": [{\"uuid\": \"GPU-5e1a\\u0030\", \"index\": 0, \"mem_limit\": "
+        "18446744073709551615,\n"
+        "   \"core_limit\": 30.5, \"core_effective\": 2.5e1, \"soft\": true, \"weight\": 3},\n"
+        "  {\"index\": 1, \"mem_limit\": 0}]}";
     CHECK(hv_json_valid(reg));
     char s[64];
     uint64_t u;
@@ -60,9 +62,20 @@ static void test_json(void)
     CHECK_STR(s, "\xc3\xa9\xf0\x9f\x98\x80");
     CHECK(hv_json_next(&(const char *){"{\"a\": 1}"}) == NULL);
     /* malformed documents */
-    const char *bad[] = {"", "{", "{\"a\" 1}", "{\"a\": 1,}", "[1 2]", "{\"a\": 01}", "{\"a\": tru}",
-                         "{\"a\": \"x\ny\"}", "{\"a\": \"\\q\"}", "{\"a\": 1} x", "{\"a\": \"\\ud800\"}",
-                         "{\"a\": -}", "{\"a\": 1.}", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"};
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\" 1}",
+                         "{\"a\": 1,}",
+                         "[1 2]",
+                         "{\"a\": 01}",
+                         "{\"a\": tru}",
+                         "{\"a\": \"x\ny\"}",
+                         "{\"a\": \"\\q\"}",
+                         "{\"a\": 1} x",
+                         "{\"a\": \"\\ud800\"}",
+                         "{\"a\": -}",
+                         "{\"a\": 1.}",
+                         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (hv_json_valid(bad[i])) {
             fprintf(stderr, "accepted malformed JSON: %s\n", bad[i]);
@@ -85,7 +98,8 @@ static void test_json(void)
 }
 
 /* parse `text` fed in pieces of `step` bytes; returns the parse result at the end */
-static int parse_in_steps(const char *text, size_t step, int eof, int *status, char *body_out, size_t cap)
+static int parse_in_steps(const char *text, size_t step, int eof, int *status, char *body_out,
+                          size_t cap)
 {
     size_t len = strlen(text);
     char *buf = malloc(len + 1);
@@ -96,7 +110,8 @@ static int parse_in_steps(const char *text, size_t step, int eof, int *status, c
         size_t bl;
         r = hv_http_parse(buf, have, eof && have == len, status, &body, &bl);
         if (r != 0 && have < len) {
-            fprintf(stderr, "complete or broken after %zu of %zu bytes (%d): %s\n", have, len, r, text);
+            fprintf(stderr, "complete or broken after %zu of %zu bytes (%d): %s\n", have, len, r,
+                    text);
             r = -2;
             break;
         }
@@ -116,7 +131,8 @@ static void test_http_parse(void)
 {
     int st;
     char body[256];
-    const char *cl = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\ncontent-length: 13\r\n\r\n{\"seq\": 1234}";
+    const char *cl = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\ncontent-length: "
+                     "13\r\n\r\n{\"seq\": 1234}";
     const char *ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "5\r\n{\"com\r\nA;ext=1\r\nmands\": []\r\n1\r\n}\r\n0\r\nX-Trailer: y\r\n\r\n";
     const char *eofd = "HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nok";
@@ -130,7 +146,8 @@ static void test_http_parse(void)
     }
     CHECK_EQ_INT(parse_in_steps(eofd, 3, 1, &st, body, sizeof(body)), 1);
     CHECK_STR(body, "ok");
-    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 204 No Content\r\n\r\n", 100, 0, &st, body, sizeof(body)), 1);
+    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 204 No Content\r\n\r\n", 100, 0, &st, body, sizeof(body)),
+                 1);
     CHECK_EQ_INT(st, 204);
     CHECK_STR(body, "");
     /* without a length the reply ends with the connection only */
@@ -139,11 +156,14 @@ static void test_http_parse(void)
     char *bp;
     CHECK_EQ_INT(hv_http_parse(b2, strlen(b2), 0, &st, &bp, NULL), 0);
     /* broken replies */
-    const char *bad[] = {"HTTP/1.1 2x0 OK\r\n\r\n", "SMTP 220\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n",
-                         "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n1",
-                         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n123",
-                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n"};
+    const char *bad[] = {
+        "HTTP/1.1 2x0 OK\r\n\r\n",
+        "SMTP 220\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n1",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n123",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char tmp[256];
         snprintf(tmp, sizeof(tmp), "%s", bad[i]);
@@ -153,8 +173,11 @@ static void test_http_parse(void)
         }
     }
     /* truncated by the peer */
-    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", 100, 1, &st, body, sizeof(body)), -1);
-    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 200 OK\r\nContent-Le", 100, 1, &st, body, sizeof(body)), -1);
+    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", 100, 1, &st,
+                                body, sizeof(body)),
+                 -1);
+    CHECK_EQ_INT(parse_in_steps("HTTP/1.1 200 OK\r\nContent-Le", 100, 1, &st, body, sizeof(body)),
+                 -1);
 }
 
 /* a one-shot server on a Unix socket: mode 0 answers in pieces, 1 never answers, 2 hangs up */
@@ -173,9 +196,12 @@ static void *serve(void *arg)
         return NULL;
     }
     ssize_t n = 0, r;
-    while (!strstr(sv->request, "\r\n\r\n{}") && (r = read(fd, sv->request + n, sizeof(sv->request) - 1 - (size_t)n)) > 0) n += r;
+    while (!strstr(sv->request, "\r\n\r\n{}") &&
+           (r = read(fd, sv->request + n, sizeof(sv->request) - 1 - (size_t)n)) > 0)
+        n += r;
     if (sv->mode == 0) {
-        const char *parts[] = {"HTTP/1.1 200 OK\r\nTransfer-", "Encoding: chunked\r\n\r\n5\r\n{\"s", "eq\r\n6\r\n\": 42}\r\n0\r\n\r\n"};
+        const char *parts[] = {"HTTP/1.1 200 OK\r\nTransfer-", "Encoding: chunked\r\n\r\n5\r\n{\"s",
+                               "eq\r\n6\r\n\": 42}\r\n0\r\n\r\n"};
         for (int i = 0; i < 3; i++) {
             if (write(fd, parts[i], strlen(parts[i])) < 0) break;
             usleep(20000);
@@ -204,8 +230,8 @@ static void test_http_socket(void)
         char buf[1024], err[200], *body = NULL;
         int st = 0;
         uint64_t t0 = vgpu_now_ns();
-        int r = hv_http_request(&ep, "POST", "/v1/workers/w-1/heartbeat", "{}", t0 + 200000000ull, buf, sizeof(buf), &st,
-                                &body, err, sizeof(err));
+        int r = hv_http_request(&ep, "POST", "/v1/workers/w-1/heartbeat", "{}", t0 + 200000000ull,
+                                buf, sizeof(buf), &st, &body, err, sizeof(err));
         uint64_t ms = (vgpu_now_ns() - t0) / 1000000;
         if (mode == 0) {
             if (r != 0) fprintf(stderr, "request failed: %s\n", err);
@@ -226,7 +252,9 @@ static void test_http_socket(void)
     char buf[256], err[200], *body;
     int st;
     uint64_t t0 = vgpu_now_ns();
-    CHECK_EQ_INT(hv_http_request(&ep, "GET", "/healthz", NULL, t0 + 1000000000ull, buf, sizeof(buf), &st, &body, err, sizeof(err)), -1);
+    CHECK_EQ_INT(hv_http_request(&ep, "GET", "/healthz", NULL, t0 + 1000000000ull, buf, sizeof(buf),
+                                 &st, &body, err, sizeof(err)),
+                 -1);
     CHECK((vgpu_now_ns() - t0) < 100000000ull);
     CHECK(strstr(err, "connect") != NULL);
 }

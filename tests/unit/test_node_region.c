@@ -20,7 +20,8 @@ static void put(uint32_t v, uint64_t now)
     vgpu_node_write_begin(w);
     atomic_store(&w->ngpu, 2);
     atomic_store(&w->nproc, 64);
-    for (int g = 0; g < 2; g++) atomic_store(&w->gpu[g].util, v);
+    for (int g = 0; g < 2; g++)
+        atomic_store(&w->gpu[g].util, v);
     for (int i = 0; i < 64; i++) {
         atomic_store(&w->proc[i].host_pid, v);
         atomic_store(&w->proc[i].mem, v);
@@ -31,7 +32,8 @@ static void put(uint32_t v, uint64_t now)
 static void *writer(void *arg)
 {
     (void)arg;
-    for (uint32_t v = 1; !atomic_load(&stop); v++) put(v, vgpu_now_ns());
+    for (uint32_t v = 1; !atomic_load(&stop); v++)
+        put(v, vgpu_now_ns());
     return NULL;
 }
 

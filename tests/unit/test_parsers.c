@@ -34,8 +34,8 @@ struct seen {
     enum vgpu_json_kind kinds[8];
 };
 
-static int collect(void *ctx, const char *key, const char *value, enum vgpu_json_kind kind, char *err,
-                   size_t errlen)
+static int collect(void *ctx, const char *key, const char *value, enum vgpu_json_kind kind,
+                   char *err, size_t errlen)
 {
     struct seen *s = ctx;
     (void)err;

@@ -23,7 +23,8 @@ static int near(uint32_t a, uint32_t b, uint32_t tol)
 static uint64_t sum(const uint32_t *v, size_t n)
 {
     uint64_t s = 0;
-    for (size_t i = 0; i < n; i++) s += v[i];
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
     return s;
 }
 
@@ -95,7 +96,7 @@ static void test_soft_limits_kept(void)
     pol->allocate(p, 2, out);
     CHECK(out[0] >= 3000);
     CHECK(out[1] >= 5000);
-    CHECK(near(sum(out, 2), 10000, 0)); /* the idle 2000 is handed out */
+    CHECK(near(sum(out, 2), 10000, 0));           /* the idle 2000 is handed out */
     CHECK(near(out[0] - 3000, out[1] - 5000, 1)); /* equal weights share it equally */
 }
 
@@ -120,11 +121,13 @@ static void test_sum_bound_many(void)
 {
     struct sched_pod p[40];
     uint32_t out[40];
-    for (int i = 0; i < 40; i++) p[i] = pod(10000, (uint32_t)(i % 7) + 1, 1, 250, 1, 250);
+    for (int i = 0; i < 40; i++)
+        p[i] = pod(10000, (uint32_t)(i % 7) + 1, 1, 250, 1, 250);
     pol->allocate(p, 40, out);
     CHECK(sum(out, 40) <= 10000);
     CHECK(sum(out, 40) >= 9999);
-    for (int i = 0; i < 40; i++) CHECK(out[i] >= 1 && out[i] <= 10000);
+    for (int i = 0; i < 40; i++)
+        CHECK(out[i] >= 1 && out[i] <= 10000);
     /* heavier pods get more */
     CHECK(out[6] > out[0]);
 }
@@ -153,7 +156,8 @@ static void test_properties(void)
         }
         pol->allocate(p, n, out);
         pol->allocate(p, n, out2);
-        for (size_t i = 0; i < n; i++) rev[i] = p[n - 1 - i];
+        for (size_t i = 0; i < n; i++)
+            rev[i] = p[n - 1 - i];
         pol->allocate(rev, n, rout);
 
         uint64_t soft_sum = 0, hard_limits = 0, all_limits = 0;
@@ -172,7 +176,8 @@ static void test_properties(void)
             }
         }
         size_t n_soft = 0;
-        for (size_t i = 0; i < n; i++) n_soft += p[i].soft != 0;
+        for (size_t i = 0; i < n; i++)
+            n_soft += p[i].soft != 0;
         /* never over the GPU (hard pods count with at most their limit) */
         /* (a hard pod that waits uses its whole limit; idle ones leave room for soft pods) */
         uint64_t hard_busy = 0;

@@ -28,7 +28,10 @@ static struct vgpu_shm *open_pod(const char *pod)
     return s;
 }
 
-static uint64_t used(struct vgpu_shm *s, int d) { return atomic_load(&s->dev[d].mem_used); }
+static uint64_t used(struct vgpu_shm *s, int d)
+{
+    return atomic_load(&s->dev[d].mem_used);
+}
 
 /* child: claim a record, reserve `bytes`, optionally take the lock and die holding it */
 static pid_t spawn_holder(const char *pod, uint64_t bytes, int die_in_lock, int pipefd[2])
@@ -90,9 +93,12 @@ int main(void)
     CHECK_EQ_INT(s->version, VGPU_SHM_VERSION);
     CHECK_STR(s->pod_id, "ns/pod-a");
     int created = 0;
-    struct vgpu_dev_init init = {.mem_limit = 100 * MIB, .oversold_limit = 50 * MIB,
-                                 .flags = VGPU_DEV_OVERSOLD, .total_real = 80ull << 30,
-                                 .core_limit = 5000, .core_soft = 2000};
+    struct vgpu_dev_init init = {.mem_limit = 100 * MIB,
+                                 .oversold_limit = 50 * MIB,
+                                 .flags = VGPU_DEV_OVERSOLD,
+                                 .total_real = 80ull << 30,
+                                 .core_limit = 5000,
+                                 .core_soft = 2000};
     int d = vgpu_ledger_dev_attach(s, UUID, &init, &created);
     CHECK(d == 0 && created == 1);
     CHECK_EQ_INT(atomic_load(&s->dev[d].core_limit), 5000);
@@ -194,8 +200,10 @@ int main(void)
     /* many threads: the cap is never exceeded and nothing leaks */
     struct hammer h = {.s = s, .slot = slot, .dev = d, .limit = 100 * MIB};
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, hammer_thread, &h);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer_thread, &h);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     CHECK_EQ_INT(atomic_load(&h.violations), 0);
     CHECK_EQ_U64(used(s, d), 0);
 
@@ -207,7 +215,8 @@ int main(void)
             struct vgpu_shm *cs = open_pod("ns/pod-a");
             struct vgpu_proc_id id;
             vgpu_proc_self(&id);
-            struct hammer ch = {.s = cs, .slot = vgpu_ledger_proc_claim(cs, &id), .dev = d, .limit = 100 * MIB};
+            struct hammer ch = {
+                .s = cs, .slot = vgpu_ledger_proc_claim(cs, &id), .dev = d, .limit = 100 * MIB};
             hammer_thread(&ch);
             _exit(atomic_load(&ch.violations) ? 1 : 0);
         }
