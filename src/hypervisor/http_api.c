@@ -610,10 +610,11 @@ static enum MHD_Result do_put_limits(struct MHD_Connection *c, const char *ns, c
     registry_resolve(p);
     region_apply(p);
     if (p->nworkers) cmd_push_pod(p, "limits");
-    state_save(hv_reg.cfg->state);
+    json_t *snap = state_snapshot();
     hv_logf(HV_INFO, "operator set pod limits", "{s:s, s:s}", "pod", p->key, "gpu", key);
     json_t *entry = status_pod_json(p);
     registry_unlock();
+    state_write(hv_reg.cfg->state, snap); /* the disk, with the registry free */
     return reply_json(c, 200, entry);
 }
 
@@ -631,11 +632,12 @@ static enum MHD_Result do_delete_limits(struct MHD_Connection *c, const char *ns
     registry_resolve(p);
     region_apply(p);
     if (p->nworkers) cmd_push_pod(p, "limits");
-    state_save(hv_reg.cfg->state);
+    json_t *snap = state_snapshot();
     hv_logf(HV_INFO, "operator cleared pod limits", "{s:s}", "pod", p->key);
     json_t *entry = status_pod_json(p);
     registry_pod_maybe_drop(p);
     registry_unlock();
+    state_write(hv_reg.cfg->state, snap);
     return reply_json(c, 200, entry);
 }
 
@@ -653,9 +655,12 @@ static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, cons
     p->suspended = suspend;
     region_apply(p);
     uint64_t seq = cmd_push_pod(p, suspend ? "suspend" : "resume");
-    state_save(hv_reg.cfg->state);
+    json_t *snap = state_snapshot();
     hv_logf(HV_INFO, suspend ? "pod suspended" : "pod resumed", "{s:s, s:I}", "pod", key, "seq",
             (json_int_t)seq);
+    registry_unlock(); /* the disk, with the registry free; p is looked up again below */
+    state_write(hv_reg.cfg->state, snap);
+    registry_lock();
     /* wait up to 1 s for the acks of the pod's workers */
     uint64_t deadline = vgpu_now_ns() + 1000000000ull;
     int workers, acked;

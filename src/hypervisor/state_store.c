@@ -9,6 +9,7 @@
 #include "state_store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,12 @@ static int mkdirs(const char *path)
     return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-int state_save(const char *path)
+/* Writers take this while still holding the registry lock and release it after the file is
+ * on disk: snapshots reach the disk in the order they were taken, and the disk work (fsync)
+ * happens with the registry free. Lock order: registry, then writer. */
+static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+
+json_t *state_snapshot(void)
 {
     json_t *pods = json_object();
     for (const struct hv_pod *p = hv_reg.pods; p; p = p->next) {
@@ -121,6 +127,12 @@ int state_save(const char *path)
                             json_pack("{s:b, s:o}", "suspended", p->suspended, "limits", lim));
     }
     json_t *root = json_pack("{s:i, s:o}", "version", 1, "pods", pods);
+    pthread_mutex_lock(&writer);
+    return root;
+}
+
+int state_write(const char *path, json_t *root)
+{
     char tmp[600];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int ret = -1;
@@ -149,5 +161,6 @@ int state_save(const char *path)
         hv_logf(HV_ERROR, "cannot write the state file", "{s:s, s:s}", "path", path, "error",
                 strerror(errno));
     json_decref(root);
+    pthread_mutex_unlock(&writer);
     return ret;
 }

@@ -10,7 +10,12 @@
 /* Load --state into the registry (no lock needed: before any thread starts). 0 or -1. A
  * missing file is not an error. */
 int state_load(const char *path);
-/* Write every pod's operator settings (registry lock held). 0, or -1 (logged). */
-int state_save(const char *path);
+#include <jansson.h>
+
+/* Every pod's operator settings: take the snapshot with the registry lock held, release the
+ * registry, then write it (temporary file, fsync, rename, directory fsync); snapshots are
+ * written in the order they were taken. state_write returns 0, or -1 (logged). */
+json_t *state_snapshot(void);
+int state_write(const char *path, json_t *snapshot);
 
 #endif
