@@ -127,27 +127,59 @@ static void node_refresh(void)
     }
 }
 
-/* The GPU's index in the node view, or -1 (then NVML is asked directly) */
-static int node_gpu(const char *uuid)
+/* What a GPU's processes did over the last second, from the node daemon's region when it is
+ * fresh, else from NVML directly: one shape for both, so the questions below are asked once. */
+#define BUSY_MAX_PROCS 256
+struct busy_view {
+    int gpu_util;   /* the GPU's busy percent x 100, -1 unknown */
+    uint64_t pidns; /* the PID namespace the pids below belong to */
+    unsigned n;
+    struct busy_proc {
+        unsigned pid, sum, count; /* busy percent x 100: the sum and number of its samples */
+    } p[BUSY_MAX_PROCS];
+};
+
+static void view_add(struct busy_view *v, unsigned pid, unsigned sm)
 {
-    return node_fresh ? vgpu_node_gpu_find(&node_view, uuid) : -1;
+    unsigned k = 0;
+    while (k < v->n && v->p[k].pid != pid)
+        k++;
+    if (k == v->n) {
+        if (v->n == BUSY_MAX_PROCS) return;
+        v->p[v->n++] = (struct busy_proc){pid, 0, 0};
+    }
+    v->p[k].sum += sm;
+    v->p[k].count++;
 }
 
-/* Has a process outside the pod used this GPU in the last second? (1 when NVML cannot tell) */
-static int others_busy(struct vgpu_shm *s, const char *uuid)
+/* a process's busy fraction: the mean of its samples in the window */
+static double proc_busy(const struct busy_view *v, unsigned k)
 {
-    int g = node_gpu(uuid);
+    return v->p[k].count ? (double)v->p[k].sum / v->p[k].count / 10000.0 : 0;
+}
+
+/* 0, or -1 when neither source can tell */
+static int busy_view(const char *uuid, struct busy_view *v)
+{
+    v->n = 0;
+    v->gpu_util = -1;
+    int g = node_fresh ? vgpu_node_gpu_find(&node_view, uuid) : -1;
     if (g >= 0) {
+        v->pidns = node_view.pidns;
+        v->gpu_util = (int)node_view.gpu[g].util;
         for (unsigned i = 0; i < node_view.nproc; i++)
-            if (node_view.proc[i].gpu == (unsigned)g && node_view.proc[i].sm_util > 0 &&
-                !vgpu_ledger_has_pid(s, node_view.pidns, node_view.proc[i].host_pid))
-                return 1;
+            if (node_view.proc[i].gpu == (unsigned)g)
+                view_add(v, node_view.proc[i].host_pid, node_view.proc[i].sm_util);
         return 0;
     }
     nvmlDevice_t dev = nvml_device(uuid);
     vgpu_helper_fn_nvmlDeviceGetProcessUtilization util =
         VGPU_HELPER(nvmlDeviceGetProcessUtilization);
-    if (!dev || !util) return 1;
+    vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates = VGPU_HELPER(nvmlDeviceGetUtilizationRates);
+    if (!dev || !util) return -1;
+    v->pidns = vgpu_g.self.pidns; /* NVML's pids as this process can best match them */
+    nvmlUtilization_t u;
+    if (rates && rates(dev, &u) == NVML_SUCCESS) v->gpu_util = (int)u.gpu * 100;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
@@ -156,15 +188,29 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
     unsigned n = 64;
     nvmlReturn_t r = util(dev, samples, &n, since);
     if (r == NVML_ERROR_NOT_FOUND) return 0; /* no samples: nobody ran anything */
-    if (r != NVML_SUCCESS) return 1;
+    if (r != NVML_SUCCESS) return -1;
     for (unsigned i = 0; i < n; i++)
-        if (samples[i].smUtil > 0 && !vgpu_ledger_has_pid(s, vgpu_g.self.pidns, samples[i].pid))
-            return 1;
+        view_add(v, samples[i].pid, samples[i].smUtil * 100);
     return 0;
 }
 
-/* The pod's busy fraction on a GPU as NVML measures it: the whole GPU's utilisation while no
- * other process uses it, else the sum of the pod's processes' samples. -1 if unknown. */
+/* Did a process outside the pod use the GPU? */
+static int others_in(const struct busy_view *v, struct vgpu_shm *s)
+{
+    for (unsigned k = 0; k < v->n; k++)
+        if (v->p[k].sum > 0 && !vgpu_ledger_has_pid(s, v->pidns, v->p[k].pid)) return 1;
+    return 0;
+}
+
+/* Has a process outside the pod used this GPU in the last second? (1 when nobody can tell) */
+static int others_busy(struct vgpu_shm *s, const char *uuid)
+{
+    struct busy_view v;
+    return busy_view(uuid, &v) != 0 || others_in(&v, s);
+}
+
+/* The pod's busy fraction on a GPU: the whole GPU's utilisation while no other process uses
+ * it, else the sum of the pod's processes' figures. -1 if unknown. */
 struct busy_ctx {
     struct vgpu_shm *s;
     const char *uuid;
@@ -173,51 +219,12 @@ struct busy_ctx {
 static double pod_busy(void *vctx)
 {
     struct busy_ctx *c = vctx;
-    int g = node_gpu(c->uuid);
-    if (g >= 0) {
-        if (!others_busy(c->s, c->uuid)) return node_view.gpu[g].util / 10000.0;
-        double total = 0;
-        for (unsigned i = 0; i < node_view.nproc; i++)
-            if (node_view.proc[i].gpu == (unsigned)g &&
-                vgpu_ledger_has_pid(c->s, node_view.pidns, node_view.proc[i].host_pid))
-                total += node_view.proc[i].sm_util / 10000.0;
-        return total > 1 ? 1 : total;
-    }
-    nvmlDevice_t dev = nvml_device(c->uuid);
-    if (!dev) return -1;
-    if (!others_busy(c->s, c->uuid)) {
-        nvmlUtilization_t u;
-        vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates =
-            VGPU_HELPER(nvmlDeviceGetUtilizationRates);
-        return rates && rates(dev, &u) == NVML_SUCCESS ? u.gpu / 100.0 : -1;
-    }
-    vgpu_helper_fn_nvmlDeviceGetProcessUtilization util =
-        VGPU_HELPER(nvmlDeviceGetProcessUtilization);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
-                               (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
-    nvmlProcessUtilizationSample_t samples[64];
-    unsigned n = 64;
-    if (!util || util(dev, samples, &n, since) != NVML_SUCCESS) return -1;
-    /* a process may have several samples in the window: average each process's, then add */
-    unsigned pids[64], count[64], sum[64], np = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (!vgpu_ledger_has_pid(c->s, vgpu_g.self.pidns, samples[i].pid)) continue;
-        unsigned k = 0;
-        while (k < np && pids[k] != samples[i].pid)
-            k++;
-        if (k == np) {
-            pids[np] = samples[i].pid;
-            count[np] = sum[np] = 0;
-            np++;
-        }
-        count[k]++;
-        sum[k] += samples[i].smUtil;
-    }
+    struct busy_view v;
+    if (busy_view(c->uuid, &v) != 0) return -1;
+    if (!others_in(&v, c->s)) return v.gpu_util < 0 ? -1 : v.gpu_util / 10000.0;
     double total = 0;
-    for (unsigned k = 0; k < np; k++)
-        total += (double)sum[k] / count[k] / 100.0;
+    for (unsigned k = 0; k < v.n; k++)
+        if (vgpu_ledger_has_pid(c->s, v.pidns, v.p[k].pid)) total += proc_busy(&v, k);
     return total > 1 ? 1 : total;
 }
 
