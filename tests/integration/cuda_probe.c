@@ -548,17 +548,23 @@ static int calibrate(void)
     TEST_MAIN_END();
 }
 
-/* Dump the pod's ledger (for debugging tests). */
-static int dump_ledger(void)
+/* The pod's region as the limiter would name it from this environment; NULL (said on `say`,
+ * when given) if there is none. */
+static struct vgpu_shm *open_pod_region(FILE *say)
 {
     struct vgpu_config cfg;
     vgpu_config_load(&cfg, environ);
     char err[512];
     struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
-    if (!s) {
-        printf("no ledger: %s\n", err);
-        return 1;
-    }
+    if (!s && say) fprintf(say, "no ledger: %s\n", err);
+    return s;
+}
+
+/* Dump the pod's ledger (for debugging tests). */
+static int dump_ledger(void)
+{
+    struct vgpu_shm *s = open_pod_region(stdout);
+    if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         printf("dev %d %s limit=%llu used=%llu oversold=%llu\n", d, s->dev[d].uuid,
@@ -752,14 +758,8 @@ static int pulse(uint64_t mib, double seconds)
 
 static int set_core(double pct, double soft)
 {
-    struct vgpu_config cfg;
-    vgpu_config_load(&cfg, environ);
-    char err[512];
-    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
-    if (!s) {
-        fprintf(stderr, "no ledger: %s\n", err);
-        return 1;
-    }
+    struct vgpu_shm *s = open_pod_region(stderr);
+    if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         atomic_store(&s->dev[d].core_soft, (uint32_t)(soft * 100));
@@ -770,10 +770,7 @@ static int set_core(double pct, double soft)
 
 static int gate_stats(void)
 {
-    struct vgpu_config cfg;
-    vgpu_config_load(&cfg, environ);
-    char err[512];
-    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
+    struct vgpu_shm *s = open_pod_region(NULL);
     if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
@@ -816,14 +813,8 @@ static int node_dump(void)
 
 static int control(void)
 {
-    struct vgpu_config cfg;
-    vgpu_config_load(&cfg, environ);
-    char err[512];
-    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
-    if (!s) {
-        printf("no ledger: %s\n", err);
-        return 1;
-    }
+    struct vgpu_shm *s = open_pod_region(stdout);
+    if (!s) return 1;
     printf("suspended=%u managed=%u control_seq=%llu\n", atomic_load(&s->suspended),
            atomic_load(&s->managed), (unsigned long long)atomic_load(&s->control_seq));
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
