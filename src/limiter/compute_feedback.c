@@ -46,22 +46,40 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     /* compare like with like: NVML's figure covers about the last second, so only a window of
      * about a second, under one share, with the pod running, is a fair comparison */
     if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS ||
-        share != share_before)
+        share != share_before) {
+        VLOG_TRACE("compute feedback: window skipped (first, share changed or late: %.2f s)",
+                   (now - last) / 1e9);
         return;
+    }
     double modelled = (double)(charged - before) / (double)(now - last);
     /* and only in a steady state: work is charged when submitted but keeps the GPU busy while
      * queued, so while a pod starts, stops or changes pace the two figures disagree for a while */
     uint64_t ppm = (uint64_t)(modelled * 1e6), prev = atomic_exchange(&d->fb_modelled_ppm, ppm);
     uint64_t hi = ppm > prev ? ppm : prev, lo = ppm > prev ? prev : ppm;
-    if (!prev || hi - lo > hi / 10) return;
+    if (!prev || hi - lo > hi / 10) {
+        VLOG_TRACE("compute feedback: not steady (modelled busy %.3f, before %.3f)", ppm / 1e6,
+                   prev / 1e6);
+        return;
+    }
     double measured = measure(ctx);
-    if (measured < 0) return;
+    if (measured < 0) {
+        /* nothing fair to compare with (another pod shares the GPU, or no figures): the next
+         * pair of windows starts afresh */
+        atomic_store(&d->fb_ratio, 0);
+        VLOG_TRACE("compute feedback: no measurement to compare with");
+        return;
+    }
     /* two windows in a row must tell the same story before the scale moves */
     uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5),
              prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
     uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio,
              rl = ratio > prev_ratio ? prev_ratio : ratio;
-    if (!prev_ratio || rh - rl > rh / 5) return;
+    if (!prev_ratio || rh - rl > rh / 5) {
+        VLOG_TRACE("compute feedback: modelled %.3f, measured %.3f: waiting for a second window "
+                   "that agrees",
+                   modelled, measured);
+        return;
+    }
     uint32_t scale = atomic_load(&d->gate_scale);
     /* the two agreeing windows together: half the noise of one */
     double both = modelled * (ratio + prev_ratio) / 2.0 / 1024.0;

@@ -270,8 +270,13 @@ static void load_pod_identity(struct vgpu_config *cfg, char *const *envp)
     }
     if (strcmp(cg, "/") == 0)
         snprintf(cfg->pod_id, sizeof(cfg->pod_id), "host");
-    else
-        snprintf(cfg->pod_id, sizeof(cfg->pod_id), "cgroup:%s", cg);
+    else {
+        /* a path too long keeps its end, where the pod's and container's ids are */
+        size_t room = sizeof(cfg->pod_id) - sizeof("cgroup:"), len = strlen(cg);
+        memcpy(cfg->pod_id, "cgroup:", 7);
+        const char *tail = len > room ? cg + len - room : cg;
+        memcpy(cfg->pod_id + 7, tail, strlen(tail) + 1);
+    }
     cfg->pod_source = "cgroup";
 }
 

@@ -135,7 +135,7 @@ struct busy_view {
     uint64_t pidns; /* the PID namespace the pids below belong to */
     unsigned n;
     struct busy_proc {
-        unsigned pid, sum, count; /* busy percent x 100: the sum and number of its samples */
+        unsigned pid, sum; /* busy percent x 100, summed over its samples */
     } p[BUSY_MAX_PROCS];
 };
 
@@ -146,16 +146,9 @@ static void view_add(struct busy_view *v, unsigned pid, unsigned sm)
         k++;
     if (k == v->n) {
         if (v->n == BUSY_MAX_PROCS) return;
-        v->p[v->n++] = (struct busy_proc){pid, 0, 0};
+        v->p[v->n++] = (struct busy_proc){pid, 0};
     }
     v->p[k].sum += sm;
-    v->p[k].count++;
-}
-
-/* a process's busy fraction: the mean of its samples in the window */
-static double proc_busy(const struct busy_view *v, unsigned k)
-{
-    return v->p[k].count ? (double)v->p[k].sum / v->p[k].count / 10000.0 : 0;
 }
 
 /* 0, or -1 when neither source can tell */
@@ -210,7 +203,11 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
 }
 
 /* The pod's busy fraction on a GPU: the whole GPU's utilisation while no other process uses
- * it, else the sum of the pod's processes' figures. -1 if unknown. */
+ * it; -1 while another pod's process does, or if unknown. When contexts of several pods
+ * time-slice the GPU, NVML's per-process figures do not say who used what: on an H200 two
+ * pods at 25% / 75% of a saturated GPU were shown at 21/80, 24/64 and 23/50 in three runs with
+ * the same throughput, and a loop that followed them moved the pods to 33/57 of solo. The
+ * cost model (timed kernels, the shortest recent sample) is what holds the share then. */
 struct busy_ctx {
     struct vgpu_shm *s;
     const char *uuid;
@@ -221,11 +218,8 @@ static double pod_busy(void *vctx)
     struct busy_ctx *c = vctx;
     struct busy_view v;
     if (busy_view(c->uuid, &v) != 0) return -1;
-    if (!others_in(&v, c->s)) return v.gpu_util < 0 ? -1 : v.gpu_util / 10000.0;
-    double total = 0;
-    for (unsigned k = 0; k < v.n; k++)
-        if (vgpu_ledger_has_pid(c->s, v.pidns, v.p[k].pid)) total += proc_busy(&v, k);
-    return total > 1 ? 1 : total;
+    if (others_in(&v, c->s)) return -1;
+    return v.gpu_util < 0 ? -1 : v.gpu_util / 10000.0;
 }
 
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod

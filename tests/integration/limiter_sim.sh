@@ -270,6 +270,20 @@ compute-feedback)
     late=$(field rates "$out" | cut -d, -f17-20 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
     near "$late" 300 8 "closed loop, after 8 seconds"
     ;;
+compute-feedback-shared)
+    # the same skewed events, but another pod keeps the GPU busy meanwhile: NVML's per-process
+    # figures do not say who used what while contexts time-slice, so the loop stands aside and
+    # the cost scale stays 1.0 (alone, as in compute-feedback, it moves within seconds)
+    export CUDA_CORE_LIMIT_0=30 VGPU_SIM_EVENT_SKEW=1.5
+    CUDA_CORE_LIMIT_0=40 VGPU_POD_NAME=busy-neighbour limited "$PROBE" spin 9 1000 >/dev/null &
+    sleep 1
+    out=$(limited "$PROBE" spin 6 1000)
+    wait
+    scale=$(field scale "$("$PROBE" gate)")
+    [ "$scale" = 1024 ] || fail "the loop followed per-process figures while another pod shared the GPU: scale $scale"
+    near "$(avg_rate "$out")" 200 10 "30% beside another pod, on the (skewed) model alone"
+    VGPU_POD_NAME=busy-neighbour "$PROBE" gate | grep -q "scale=1024" || fail "the neighbour's loop moved too"
+    ;;
 compute-noisy)
     # the same skewed events, and NVML's figures off by up to +-30% each time (as for sparse
     # tiny kernels on a real GPU): the loop still brings the pod to its 30% and does not
