@@ -177,11 +177,21 @@ static int busy_view(const char *uuid, struct busy_view *v)
     clock_gettime(CLOCK_REALTIME, &ts);
     unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
                                (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
-    nvmlProcessUtilizationSample_t samples[64];
-    unsigned n = 64;
+    /* the driver may return several samples per process for the last second; only the
+     * maintenance thread gets here */
+    static nvmlProcessUtilizationSample_t samples[1024];
+    unsigned n = sizeof(samples) / sizeof(samples[0]);
     nvmlReturn_t r = util(dev, samples, &n, since);
     if (r == NVML_ERROR_NOT_FOUND) return 0; /* no samples: nobody ran anything */
-    if (r != NVML_SUCCESS) return -1;
+    if (r != NVML_SUCCESS) {
+        static int said;
+        if (!said++)
+            VLOG_INFO("NVML per-process utilisation unavailable (error %d, %u samples): other "
+                      "pods' use and the compute loop's measurements are unknown",
+                      (int)r, n);
+        return -1;
+    }
+    if (n > sizeof(samples) / sizeof(samples[0])) n = sizeof(samples) / sizeof(samples[0]);
     for (unsigned i = 0; i < n; i++)
         view_add(v, samples[i].pid, samples[i].smUtil * 100);
     return 0;
@@ -191,7 +201,10 @@ static int busy_view(const char *uuid, struct busy_view *v)
 static int others_in(const struct busy_view *v, struct vgpu_shm *s)
 {
     for (unsigned k = 0; k < v->n; k++)
-        if (v->p[k].sum > 0 && !vgpu_ledger_has_pid(s, v->pidns, v->p[k].pid)) return 1;
+        if (v->p[k].sum > 0 && !vgpu_ledger_has_pid(s, v->pidns, v->p[k].pid)) {
+            VLOG_DEBUG("GPU used by pid %u, not of this pod", v->p[k].pid);
+            return 1;
+        }
     return 0;
 }
 
