@@ -63,6 +63,58 @@ typedef struct nvmlUtilization_st {
     unsigned int memory;
 } nvmlUtilization_t;
 
+/* nvmlDeviceGetSamples: the driver's own recent readings (for utilisation, one per sample
+ * period of the GPU, about 1/6 s to 1 s), oldest first */
+typedef enum nvmlSamplingType_enum {
+    NVML_TOTAL_POWER_SAMPLES = 0,
+    NVML_GPU_UTILIZATION_SAMPLES = 1,
+} nvmlSamplingType_t;
+
+typedef enum nvmlValueType_enum {
+    NVML_VALUE_TYPE_DOUBLE = 0,
+    NVML_VALUE_TYPE_UNSIGNED_INT = 1,
+    NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
+    NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
+    NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
+    NVML_VALUE_TYPE_SIGNED_INT = 5,
+} nvmlValueType_t;
+
+typedef union nvmlValue_st {
+    double dVal;
+    int siVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    signed long long sllVal;
+    unsigned short usVal;
+} nvmlValue_t;
+
+typedef struct nvmlSample_st {
+    unsigned long long timeStamp; /* CPU timestamp in microseconds */
+    nvmlValue_t sampleValue;
+} nvmlSample_t;
+
+/* a sample's value as a number, whatever type the driver chose */
+static inline double nvml_value_number(nvmlValueType_t type, nvmlValue_t v)
+{
+    switch (type) {
+    case NVML_VALUE_TYPE_DOUBLE:
+        return v.dVal;
+    case NVML_VALUE_TYPE_UNSIGNED_INT:
+        return v.uiVal;
+    case NVML_VALUE_TYPE_UNSIGNED_LONG:
+        return (double)v.ulVal;
+    case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG:
+        return (double)v.ullVal;
+    case NVML_VALUE_TYPE_SIGNED_LONG_LONG:
+        return (double)v.sllVal;
+    case NVML_VALUE_TYPE_SIGNED_INT:
+        return v.siVal;
+    default:
+        return -1;
+    }
+}
+
 typedef struct nvmlProcessUtilizationSample_st {
     unsigned int pid;
     unsigned long long timeStamp; /* CPU timestamp in microseconds */

@@ -32,7 +32,7 @@ void node_publish(const struct nvml_snapshot *snap)
         struct vgpu_node_gpu *d = &node->gpu[g];
         for (int k = 0; k < VGPU_UUID_LEN; k++) /* readers copy byte by byte too */
             __atomic_store_n(&d->uuid[k], k < VGPU_UUID_LEN - 1 ? s->uuid[k] : 0, __ATOMIC_RELAXED);
-        atomic_store_explicit(&d->util, s->util * 100u, memory_order_relaxed);
+        atomic_store_explicit(&d->util, s->util_x100, memory_order_relaxed);
         atomic_store_explicit(&d->mem_used, s->mem_used, memory_order_relaxed);
         atomic_store_explicit(&d->mem_total, s->mem_total, memory_order_relaxed);
         for (int i = 0; i < s->nproc && np < VGPU_NODE_MAX_PROCS; i++, np++) {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hv_log.h"
 #include "nvml_abi.h"
@@ -24,6 +25,8 @@ typedef nvmlReturn_t (*fn_str)(nvmlDevice_t, char *, unsigned);
 typedef nvmlReturn_t (*fn_mem)(nvmlDevice_t, nvmlMemory_t *);
 typedef nvmlReturn_t (*fn_util)(nvmlDevice_t, nvmlUtilization_t *);
 typedef nvmlReturn_t (*fn_procs)(nvmlDevice_t, unsigned *, void *);
+typedef nvmlReturn_t (*fn_samples)(nvmlDevice_t, nvmlSamplingType_t, unsigned long long,
+                                   nvmlValueType_t *, unsigned *, nvmlSample_t *);
 typedef nvmlReturn_t (*fn_putil)(nvmlDevice_t, nvmlProcessUtilizationSample_t *, unsigned *,
                                  unsigned long long);
 
@@ -35,6 +38,7 @@ static struct {
     fn_str uuid, name;
     fn_mem mem;
     fn_util util;
+    fn_samples samples;
     fn_procs procs;
     int procs_v1; /* entries are nvmlProcessInfo_v1_t */
     fn_putil putil;
@@ -70,6 +74,7 @@ int nvml_monitor_start(void)
     nv.name = (fn_str)sym("nvmlDeviceGetName");
     nv.mem = (fn_mem)sym("nvmlDeviceGetMemoryInfo");
     nv.util = (fn_util)sym("nvmlDeviceGetUtilizationRates");
+    nv.samples = (fn_samples)sym("nvmlDeviceGetSamples");
     nv.procs = (fn_procs)sym2("nvmlDeviceGetComputeRunningProcesses_v3",
                               "nvmlDeviceGetComputeRunningProcesses_v2");
     if (!nv.procs) {
@@ -128,6 +133,44 @@ static void sample_procs(nvmlDevice_t d, struct nvml_gpu *g)
     }
 }
 
+/* The GPU's utilisation since the last pass: the mean of the driver's own readings (one
+ * nvmlDeviceGetUtilizationRates call covers only the last sample period, as short as 1/6 s,
+ * and a reading a second shows sparse work as noise), else that one reading. */
+static void sample_gpu_util(nvmlDevice_t d, struct nvml_gpu *g)
+{
+    static nvmlSample_t smp[256];
+    unsigned n = sizeof(smp) / sizeof(smp[0]);
+    nvmlValueType_t type;
+    if (g->last_gpu_ts && nv.samples &&
+        nv.samples(d, NVML_GPU_UTILIZATION_SAMPLES, g->last_gpu_ts, &type, &n, smp) ==
+            NVML_SUCCESS) {
+        double sum = 0;
+        unsigned used = 0;
+        for (unsigned k = 0; k < n && k < sizeof(smp) / sizeof(smp[0]); k++) {
+            double x = nvml_value_number(type, smp[k].sampleValue);
+            if (smp[k].timeStamp > g->last_gpu_ts) g->last_gpu_ts = smp[k].timeStamp;
+            if (x < 0 || x > 100) continue;
+            sum += x;
+            used++;
+        }
+        if (used) {
+            g->util_x100 = (unsigned)(sum / used * 100.0 + 0.5);
+            g->util = (g->util_x100 + 50) / 100;
+            return;
+        }
+    }
+    /* the first pass, or no readings: one reading, and samples from now on */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    g->last_gpu_ts = (unsigned long long)ts.tv_sec * 1000000ull +
+                     (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    nvmlUtilization_t u;
+    if (nv.util && nv.util(d, &u) == NVML_SUCCESS) {
+        g->util = u.gpu;
+        g->util_x100 = u.gpu * 100;
+    }
+}
+
 void nvml_monitor_sample(void)
 {
     if (!nv.lib) return;
@@ -139,9 +182,12 @@ void nvml_monitor_sample(void)
         nvmlDevice_t d;
         if (nv.handle(i, &d) != NVML_SUCCESS) continue;
         struct nvml_gpu *g = &work.gpu[work.ngpu];
-        unsigned long long keep_ts = g->index == (int)i ? g->last_util_ts : 0;
+        int same = g->index == (int)i;
+        unsigned long long keep_ts = same ? g->last_util_ts : 0,
+                           keep_gpu_ts = same ? g->last_gpu_ts : 0;
         memset(g, 0, offsetof(struct nvml_gpu, proc));
         g->last_util_ts = keep_ts;
+        g->last_gpu_ts = keep_gpu_ts;
         g->index = (int)i;
         char buf[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = "";
         if (nv.uuid && nv.uuid(d, buf, sizeof(buf)) == NVML_SUCCESS)
@@ -152,8 +198,7 @@ void nvml_monitor_sample(void)
             g->mem_total = m.total;
             g->mem_used = m.used;
         }
-        nvmlUtilization_t u;
-        if (nv.util && nv.util(d, &u) == NVML_SUCCESS) g->util = u.gpu;
+        sample_gpu_util(d, g);
         sample_procs(d, g);
         work.ngpu++;
     }

@@ -31,6 +31,8 @@ struct nvml_gpu {
     int nproc;
     struct nvml_proc proc[NVML_MON_MAX_PROCS];
     unsigned long long last_util_ts; /* NVML timestamp of the newest process sample */
+    unsigned long long last_gpu_ts;  /* and of the newest GPU utilisation sample */
+    unsigned util_x100; /* percent x 100: the mean of the readings since the last pass */
 };
 
 struct nvml_snapshot {

@@ -123,6 +123,7 @@
     H(nvmlDeviceGetHandleByUUID, nvmlReturn_t, (const char *uuid, nvmlDevice_t *device)) \
     H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index)) \
     H(nvmlDeviceGetUtilizationRates, nvmlReturn_t, (nvmlDevice_t device, nvmlUtilization_t *utilization)) \
+    H(nvmlDeviceGetSamples, nvmlReturn_t, (nvmlDevice_t device, nvmlSamplingType_t type, unsigned long long lastSeenTimeStamp, nvmlValueType_t *valueType, unsigned int *count, nvmlSample_t *samples)) \
     H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp))
 /* clang-format on */
 

@@ -361,6 +361,46 @@ SIM_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtil
     return NVML_SUCCESS;
 }
 
+/* the driver's readings: one per 100 ms slice of the last second, each with its own noise */
+#define SLICE_NS (100 * SIM_MS)
+SIM_API nvmlReturn_t nvmlDeviceGetSamples(nvmlDevice_t device, nvmlSamplingType_t type,
+                                          unsigned long long lastSeenTimeStamp,
+                                          nvmlValueType_t *valueType, unsigned int *count,
+                                          nvmlSample_t *samples)
+{
+    NV_DEV(device, d);
+    if (!count || !valueType) return NVML_ERROR_INVALID_ARGUMENT;
+    if (type != NVML_GPU_UTILIZATION_SAMPLES) return NVML_ERROR_NOT_SUPPORTED;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    unsigned long long now_us =
+        (unsigned long long)rt.tv_sec * 1000000ull + (unsigned long long)rt.tv_nsec / 1000;
+    nvmlSample_t s[WINDOW_NS / SLICE_NS];
+    unsigned n = 0;
+    sim_lock();
+    uint64_t now = sim_now_ns();
+    sim_defer_flush_locked(d, now);
+    for (int k = (int)(WINDOW_NS / SLICE_NS) - 1; k >= 0; k--) { /* oldest first */
+        unsigned long long ts = now_us - (unsigned long long)k * (SLICE_NS / 1000);
+        if (ts <= lastSeenTimeStamp) continue;
+        uint64_t to = now - (uint64_t)k * SLICE_NS;
+        uint64_t busy = sim_ring_busy_ns(&sim_st->dev[d].ring, to - SLICE_NS, to, now);
+        s[n].timeStamp = ts;
+        s[n++].sampleValue.uiVal = percent(busy, SLICE_NS);
+    }
+    sim_unlock();
+    *valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+    if (!n) return NVML_ERROR_NOT_FOUND;
+    if (!samples) {
+        *count = n;
+        return NVML_SUCCESS;
+    }
+    if (*count < n) n = *count; /* the oldest that fit */
+    memcpy(samples, s, n * sizeof *s);
+    *count = n;
+    return NVML_SUCCESS;
+}
+
 SIM_API nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
                                                      nvmlProcessUtilizationSample_t *utilization,
                                                      unsigned int *processSamplesCount,

@@ -42,7 +42,8 @@
 #define NV_FNS(X) X(nvmlInit_v2) X(nvmlShutdown) X(nvmlDeviceGetCount_v2) X(nvmlDeviceGetHandleByIndex_v2) \
     X(nvmlDeviceGetHandleByUUID) X(nvmlDeviceGetUUID) X(nvmlDeviceGetName) X(nvmlDeviceGetMemoryInfo) \
     X(nvmlDeviceGetMemoryInfo_v2) X(nvmlDeviceGetComputeRunningProcesses_v3) \
-    X(nvmlDeviceGetComputeRunningProcesses) X(nvmlDeviceGetUtilizationRates) X(nvmlDeviceGetProcessUtilization)
+    X(nvmlDeviceGetComputeRunningProcesses) X(nvmlDeviceGetUtilizationRates) X(nvmlDeviceGetProcessUtilization) \
+    X(nvmlDeviceGetSamples)
 /* clang-format on */
 #define DECL(n) static __typeof__(n) *p_##n;
 CU_FNS(DECL)
@@ -558,6 +559,30 @@ static void test_timing(void)
     CHECK_EQ_INT(p_nvmlDeviceGetProcessUtilization(nvd[0], smp, &n, smp[0].timeStamp + 1000000),
                  NVML_SUCCESS);
     CHECK_EQ_INT(n, 0);
+    /* the driver's readings of the last second, oldest first; their mean is the 1 s figure */
+    nvmlSample_t gs[16];
+    nvmlValueType_t vt = NVML_VALUE_TYPE_DOUBLE;
+    n = 16;
+    CHECK_EQ_INT(p_nvmlDeviceGetSamples(nvd[0], NVML_GPU_UTILIZATION_SAMPLES, 0, &vt, &n, gs),
+                 NVML_SUCCESS);
+    CHECK_EQ_INT(vt, NVML_VALUE_TYPE_UNSIGNED_INT);
+    CHECK_EQ_INT(n, 10);
+    double mean = 0;
+    for (unsigned k = 0; k < n; k++) {
+        mean += nvml_value_number(vt, gs[k].sampleValue) / n;
+        if (k) CHECK(gs[k].timeStamp > gs[k - 1].timeStamp);
+    }
+    CHECK(mean > 50 && mean <= 100);
+    n = 16; /* only what is newer than the last one seen */
+    CHECK_EQ_INT(
+        p_nvmlDeviceGetSamples(nvd[0], NVML_GPU_UTILIZATION_SAMPLES, gs[7].timeStamp, &vt, &n, gs),
+        NVML_SUCCESS);
+    CHECK(n >= 2 && n <= 3);
+    unsigned long long newest = gs[n - 1].timeStamp;
+    n = 16;
+    CHECK_EQ_INT(
+        p_nvmlDeviceGetSamples(nvd[0], NVML_GPU_UTILIZATION_SAMPLES, newest + 1000000, &vt, &n, gs),
+        NVML_ERROR_NOT_FOUND);
 }
 
 /* A second process: its memory counts for everyone, and comes back when it is killed. */
