@@ -223,7 +223,9 @@ uint64_t sim_ring_busy_ns(const struct sim_ring *r, uint64_t from, uint64_t to, 
         if (r->tag[i] != (uint32_t)b) continue;
         uint64_t bs = b * SIM_BUCKET_NS, be = bs + SIM_BUCKET_NS;
         uint64_t lo = bs > from ? bs : from, hi = be < to ? be : to;
-        uint64_t busy = (uint64_t)r->busy_us[i] * 1000;
+        /* a bucket only partly in the range: its busy time pro rata (taking all of it
+         * counted the edges twice when a second is read as ten 100 ms readings) */
+        uint64_t busy = (uint64_t)r->busy_us[i] * 1000 * (hi - lo) / SIM_BUCKET_NS;
         sum += busy < hi - lo ? busy : hi - lo;
     }
     return sum;
