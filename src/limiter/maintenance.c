@@ -206,6 +206,14 @@ static int busy_view(const char *uuid, struct busy_view *v)
      * maintenance thread gets here */
     static nvmlProcessUtilizationSample_t samples[1024];
     unsigned n = sizeof(samples) / sizeof(samples[0]);
+    /* every process with a context on the GPU, busy or not (see pod_busy) */
+    vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list =
+        VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
+    static nvmlProcessInfo_t infos[256];
+    unsigned ni = sizeof(infos) / sizeof(infos[0]);
+    if (list && list(dev, &ni, infos) == NVML_SUCCESS)
+        for (unsigned i = 0; i < ni && i < sizeof(infos) / sizeof(infos[0]); i++)
+            view_add(v, infos[i].pid, 0);
     nvmlReturn_t r = util(dev, samples, &n, since);
     if (r == NVML_ERROR_NOT_FOUND) return 0; /* no samples: nobody ran anything */
     if (r != NVML_SUCCESS) {
@@ -222,12 +230,13 @@ static int busy_view(const char *uuid, struct busy_view *v)
     return 0;
 }
 
-/* Did a process outside the pod use the GPU? */
-static int others_in(const struct busy_view *v, struct vgpu_shm *s)
+/* Did a process outside the pod use the GPU (busy_only), or hold a context on it at all? */
+static int others_in(const struct busy_view *v, struct vgpu_shm *s, int busy_only)
 {
     for (unsigned k = 0; k < v->n; k++)
-        if (v->p[k].sum > 0 && !vgpu_ledger_has_pid(s, v->pidns, v->p[k].pid)) {
-            VLOG_DEBUG("GPU used by pid %u, not of this pod", v->p[k].pid);
+        if ((v->p[k].sum > 0 || !busy_only) && !vgpu_ledger_has_pid(s, v->pidns, v->p[k].pid)) {
+            VLOG_DEBUG("GPU %s by pid %u, not of this pod", busy_only ? "used" : "held",
+                       v->p[k].pid);
             return 1;
         }
     return 0;
@@ -237,11 +246,15 @@ static int others_in(const struct busy_view *v, struct vgpu_shm *s)
 static int others_busy(struct vgpu_shm *s, const char *uuid)
 {
     struct busy_view v;
-    return busy_view(uuid, &v) != 0 || others_in(&v, s);
+    return busy_view(uuid, &v) != 0 || others_in(&v, s, 1);
 }
 
-/* The pod's busy fraction on a GPU: the whole GPU's utilisation while no other process uses
- * it; -1 while another pod's process does, or if unknown. When contexts of several pods
+/* The pod's busy fraction on a GPU: the whole GPU's utilisation while no process of another
+ * pod holds a context there; -1 while one does, or if unknown. Held, not only busy: NVML's
+ * per-process figures lag the GPU's by a second or more, so a pod whose neighbour has just
+ * started looked alone while the GPU's figure included the neighbour's work (H200: a pod's
+ * cost scale went to 1.5 in that second and its share from 0.69 to 0.58). When contexts of
+ * several pods
  * time-slice the GPU, NVML's per-process figures do not say who used what: on an H200 two
  * pods at 25% / 75% of a saturated GPU were shown at 21/80, 24/64 and 23/50 in three runs with
  * the same throughput, and a loop that followed them moved the pods to 33/57 of solo. The
@@ -256,7 +269,7 @@ static double pod_busy(void *vctx)
     struct busy_ctx *c = vctx;
     struct busy_view v;
     if (busy_view(c->uuid, &v) != 0) return -1;
-    if (others_in(&v, c->s)) return -1;
+    if (others_in(&v, c->s, 0)) return -1;
     return v.gpu_util < 0 ? -1 : v.gpu_util / 10000.0;
 }
 

@@ -283,6 +283,15 @@ compute-feedback-shared)
     [ "$scale" = 1024 ] || fail "the loop followed per-process figures while another pod shared the GPU: scale $scale"
     near "$(avg_rate "$out")" 200 10 "30% beside another pod, on the (skewed) model alone"
     VGPU_POD_NAME=busy-neighbour "$PROBE" gate | grep -q "scale=1024" || fail "the neighbour's loop moved too"
+    # a neighbour that only holds a context counts too: NVML's per-process figures lag the
+    # GPU's, so a neighbour that has just started looks idle while the GPU's figure has its work
+    VGPU_POD_NAME=idle-neighbour "$PROBE" hold 64 8 >"$TMP/h" &
+    wait_held "$TMP/h"
+    VGPU_POD_NAME=beside-idle limited "$PROBE" spin 5 1000 >/dev/null
+    kill %1 2>/dev/null
+    wait
+    scale=$(field scale "$(VGPU_POD_NAME=beside-idle "$PROBE" gate)")
+    [ "$scale" = 1024 ] || fail "the loop ran beside another pod's context: scale $scale"
     ;;
 compute-noisy)
     # the same skewed events, and NVML's figures off by up to +-30% each time (as for sparse
