@@ -115,6 +115,23 @@ static inline double nvml_value_number(nvmlValueType_t type, nvmlValue_t v)
     }
 }
 
+/* The mean of utilisation readings (percent), -1 if none is valid; *newest (may be NULL)
+ * is raised to the newest timestamp seen. */
+static inline double nvml_samples_mean(nvmlValueType_t type, const nvmlSample_t *s, unsigned n,
+                                       unsigned long long *newest)
+{
+    double sum = 0;
+    unsigned used = 0;
+    for (unsigned k = 0; k < n; k++) {
+        double x = nvml_value_number(type, s[k].sampleValue);
+        if (newest && s[k].timeStamp > *newest) *newest = s[k].timeStamp;
+        if (x < 0 || x > 100) continue;
+        sum += x;
+        used++;
+    }
+    return used ? sum / used : -1;
+}
+
 typedef struct nvmlProcessUtilizationSample_st {
     unsigned int pid;
     unsigned long long timeStamp; /* CPU timestamp in microseconds */

@@ -144,17 +144,10 @@ static void sample_gpu_util(nvmlDevice_t d, struct nvml_gpu *g)
     if (g->last_gpu_ts && nv.samples &&
         nv.samples(d, NVML_GPU_UTILIZATION_SAMPLES, g->last_gpu_ts, &type, &n, smp) ==
             NVML_SUCCESS) {
-        double sum = 0;
-        unsigned used = 0;
-        for (unsigned k = 0; k < n && k < sizeof(smp) / sizeof(smp[0]); k++) {
-            double x = nvml_value_number(type, smp[k].sampleValue);
-            if (smp[k].timeStamp > g->last_gpu_ts) g->last_gpu_ts = smp[k].timeStamp;
-            if (x < 0 || x > 100) continue;
-            sum += x;
-            used++;
-        }
-        if (used) {
-            g->util_x100 = (unsigned)(sum / used * 100.0 + 0.5);
+        if (n > sizeof(smp) / sizeof(smp[0])) n = sizeof(smp) / sizeof(smp[0]);
+        double mean = nvml_samples_mean(type, smp, n, &g->last_gpu_ts);
+        if (mean >= 0) {
+            g->util_x100 = (unsigned)(mean * 100.0 + 0.5);
             g->util = (g->util_x100 + 50) / 100;
             return;
         }

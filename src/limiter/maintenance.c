@@ -164,15 +164,9 @@ static int gpu_util_since(nvmlDevice_t dev, unsigned long long since_us)
     if (!get || get(dev, NVML_GPU_UTILIZATION_SAMPLES, since_us, &type, &n, smp) != NVML_SUCCESS ||
         !n)
         return -1;
-    double sum = 0;
-    unsigned used = 0;
-    for (unsigned k = 0; k < n && k < sizeof(smp) / sizeof(smp[0]); k++) {
-        double x = nvml_value_number(type, smp[k].sampleValue);
-        if (x < 0 || x > 100) continue;
-        sum += x;
-        used++;
-    }
-    return used ? (int)(sum / used * 100.0 + 0.5) : -1;
+    if (n > sizeof(smp) / sizeof(smp[0])) n = sizeof(smp) / sizeof(smp[0]);
+    double mean = nvml_samples_mean(type, smp, n, NULL);
+    return mean < 0 ? -1 : (int)(mean * 100.0 + 0.5);
 }
 
 /* 0, or -1 when neither source can tell */
