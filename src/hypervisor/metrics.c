@@ -65,7 +65,7 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
     case PG_CORE_EFF:
         return g->effective / 100.0;
     case PG_CORE_USED:
-        return g->used / 100.0;
+        return g->used_avg / 100.0;
     case PG_WEIGHT:
         return g->weight;
     case PG_GPU_SECONDS:
@@ -143,7 +143,8 @@ char *metrics_render(void)
          PG_CORE_LIMIT},
         {"vgpu_pod_core_effective_percent", "gauge", "compute share the pod's gate enforces now",
          PG_CORE_EFF},
-        {"vgpu_pod_core_used_percent", "gauge", "compute share the pod used during the last tick",
+        {"vgpu_pod_core_used_percent", "gauge",
+         "compute share the pod used (its charged GPU time), over about the last second",
          PG_CORE_USED},
         {"vgpu_pod_weight", "gauge", "scheduling weight of the pod", PG_WEIGHT},
         {"vgpu_pod_gpu_seconds_total", "counter",

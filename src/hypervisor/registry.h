@@ -41,6 +41,7 @@ struct hv_pod_gpu {
     uint32_t effective; /* core_effective written to the region; 0 = unlimited */
     uint32_t pushed;    /* effective of the last limits command */
     uint32_t used;      /* share used during the last tick */
+    uint32_t used_avg;  /* the same over about the last second (status, metrics) */
     int wants_more;
     int have_sample;
     uint64_t last_charged, last_waited, sample_ns;

@@ -25,7 +25,7 @@ json_t *status_pod_json(const struct hv_pod *p)
             gpus, json_pack("{s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:b}", "uuid", g->uuid,
                             "index", g->index, "mem_limit", (json_int_t)g->mem, "mem_used",
                             (json_int_t)g->mem_used, "core_limit", g->core, "core_effective",
-                            g->effective / 100.0, "core_used", g->used / 100.0, "weight",
+                            g->effective / 100.0, "core_used", g->used_avg / 100.0, "weight",
                             (int)g->weight, "soft", g->soft));
     }
     json_t *workers = json_array();

@@ -86,6 +86,12 @@ weights)
     echo "metrics after ~5 s: GPU seconds A $ga, B $gb; A waited $wa s at its gate"
     awk -v a="$ga" -v b="$gb" -v w="$wa" 'BEGIN {exit !(a > 0.6 && a < 2.0 && b > 2.5 && b < 5.0 && b > 2 * a && w > 1)}' ||
         fail "GPU seconds / throttled seconds in the metrics: A $ga, B $gb, A waited $wa"
+    # the share each used, as the status and metrics show it (about the last second)
+    ua=$(sed -n 's/^vgpu_pod_core_used_percent{namespace="sim",pod="wa".*} //p' "$TMP/metrics")
+    ub=$(sed -n 's/^vgpu_pod_core_used_percent{namespace="sim",pod="wb".*} //p' "$TMP/metrics")
+    echo "used per the metrics: A $ua%, B $ub%"
+    awk -v a="$ua" -v b="$ub" 'BEGIN {exit !(a > 20 && a < 30 && b > 68 && b < 82)}' ||
+        fail "core used in the metrics: A $ua%, B $ub% (expected about 25 / 75)"
     ;;
 arrival)
     V set sim/aa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/aa"
