@@ -42,6 +42,8 @@ struct hv_pod_gpu {
     uint32_t pushed;    /* effective of the last limits command */
     uint32_t used;      /* share used during the last tick */
     uint32_t used_avg;  /* the same over about the last second (status, metrics) */
+    uint32_t trim;      /* share_balance.h: what is taken off a soft pod's share (0 = none) */
+    int contend_ticks;  /* ticks in a row it was soft and wanted more */
     int wants_more;
     int have_sample;
     uint64_t last_charged, last_waited, sample_ns;

@@ -25,6 +25,7 @@
 #include "nvml_monitor.h"
 #include "pod_regions.h"
 #include "registry.h"
+#include "share_balance.h"
 #include "shm_region.h"
 
 static pthread_t thr;
@@ -99,12 +100,27 @@ static void schedule(void)
         uint32_t sum = 0;
         for (size_t j = 0; j < k; j++)
             sum += in[j].used;
-        if (sum >= 9000 || gpu_util(slots[a].g->uuid) >= 90)
+        int saturated = sum >= 9000 || gpu_util(slots[a].g->uuid) >= 90;
+        if (saturated)
             for (size_t j = 0; j < k; j++)
                 if (in[j].used >= 200) in[j].wants_more = 1;
         pol->allocate(in, k, out);
+        /* then what the soft pods really got is brought to their weights (share_balance.h) */
+        static struct balance_pod bal[4096];
+        for (size_t j = 0; j < k; j++) {
+            struct hv_pod_gpu *g = slots[idx[j]].g;
+            g->contend_ticks = in[j].soft && in[j].wants_more ? g->contend_ticks + 1 : 0;
+            if (g->contend_ticks > 1000000) g->contend_ticks = 1000000;
+            bal[j] = (struct balance_pod){.target = out[j],
+                                          .used = g->used_avg,
+                                          .contending = g->contend_ticks,
+                                          .trim = g->trim};
+        }
+        share_balance(bal, k, saturated);
         for (size_t j = 0; j < k; j++) {
             struct slot *s = &slots[idx[j]];
+            s->g->trim = bal[j].trim;
+            if (in[j].soft) out[j] = share_trimmed(out[j], bal[j].trim);
             uint32_t e = out[j] < 1 ? 1 : out[j] > 10000 ? 10000 : out[j];
             if (e != s->g->effective) {
                 s->g->effective = e;
