@@ -104,7 +104,7 @@ char *metrics_render(void)
             double v = m == 0 ? (double)g->mem_total : m == 1 ? (double)g->mem_used : g->util;
             fprintf(f, "%s{gpu=\"%d\",uuid=\"", gm[m].name, g->index);
             esc(f, g->uuid);
-            fprintf(f, "\"} %.17g\n", v);
+            fprintf(f, "\"} %.15g\n", v);
         }
     }
 
@@ -161,7 +161,7 @@ char *metrics_render(void)
                 pod_labels(f, p);
                 fprintf(f, ",gpu=\"%d\",uuid=\"", p->gpu[i].index);
                 esc(f, p->gpu[i].uuid);
-                fprintf(f, "\"} %.17g\n", pod_gpu_value(&p->gpu[i], gpm[m].which));
+                fprintf(f, "\"} %.15g\n", pod_gpu_value(&p->gpu[i], gpm[m].which));
             }
     }
     family(f, "vgpu_unregistered_processes", "gauge",
