@@ -1,11 +1,14 @@
 /* nvml_abi.h - the slice of the NVML C ABI that vgpu touches.
  *
  * Why this exists: nvml.h is not installed on CI or development machines, and NVML must be
- * loaded with dlopen anyway. These declarations follow nvml.h of driver 5xx; the GPU suite
- * checks them against the real header on the GPU machine (tests/unit/test_nvml_abi_matches.c).
+ * loaded with dlopen anyway. These declarations follow nvml.h of driver 5xx. Unlike
+ * cuda_abi.h (tests/unit/test_cuda_abi_matches.c) they are not yet checked against the real
+ * header; the GPU suite exercises them against the real library.
  */
 #ifndef VGPU_NVML_ABI_H
 #define VGPU_NVML_ABI_H
+
+#include <time.h>
 
 typedef int nvmlReturn_t;
 enum {
@@ -93,6 +96,14 @@ typedef struct nvmlSample_st {
     unsigned long long timeStamp; /* CPU timestamp in microseconds */
     nvmlValue_t sampleValue;
 } nvmlSample_t;
+
+/* NVML's sample timestamps: CPU (CLOCK_REALTIME) time in microseconds */
+static inline unsigned long long nvml_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
+}
 
 /* a sample's value as a number, whatever type the driver chose */
 static inline double nvml_value_number(nvmlValueType_t type, nvmlValue_t v)

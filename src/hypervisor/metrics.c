@@ -101,7 +101,9 @@ char *metrics_render(void)
         family(f, gm[m].name, "gauge", gm[m].help);
         for (int i = 0; s && i < s->ngpu; i++) {
             const struct nvml_gpu *g = &s->gpu[i];
-            double v = m == 0 ? (double)g->mem_total : m == 1 ? (double)g->mem_used : g->util;
+            double v = m == 0   ? (double)g->mem_total
+                       : m == 1 ? (double)g->mem_used
+                                : g->util_x100 / 100.0;
             fprintf(f, "%s{gpu=\"%d\",uuid=\"", gm[m].name, g->index);
             esc(f, g->uuid);
             fprintf(f, "\"} %.15g\n", v);

@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hv_log.h"
 #include "nvml_abi.h"
@@ -148,20 +147,13 @@ static void sample_gpu_util(nvmlDevice_t d, struct nvml_gpu *g)
         double mean = nvml_samples_mean(type, smp, n, &g->last_gpu_ts);
         if (mean >= 0) {
             g->util_x100 = (unsigned)(mean * 100.0 + 0.5);
-            g->util = (g->util_x100 + 50) / 100;
             return;
         }
     }
     /* the first pass, or no readings: one reading, and samples from now on */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    g->last_gpu_ts = (unsigned long long)ts.tv_sec * 1000000ull +
-                     (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    g->last_gpu_ts = nvml_now_us() - 1000000ull;
     nvmlUtilization_t u;
-    if (nv.util && nv.util(d, &u) == NVML_SUCCESS) {
-        g->util = u.gpu;
-        g->util_x100 = u.gpu * 100;
-    }
+    if (nv.util && nv.util(d, &u) == NVML_SUCCESS) g->util_x100 = u.gpu * 100;
 }
 
 void nvml_monitor_sample(void)

@@ -27,12 +27,11 @@ struct nvml_gpu {
     char uuid[VGPU_UUID_LEN]; /* lower case, "gpu-..." */
     char name[96];
     uint64_t mem_total, mem_used;
-    unsigned util; /* percent */
     int nproc;
     struct nvml_proc proc[NVML_MON_MAX_PROCS];
     unsigned long long last_util_ts; /* NVML timestamp of the newest process sample */
     unsigned long long last_gpu_ts;  /* and of the newest GPU utilisation sample */
-    unsigned util_x100; /* percent x 100: the mean of the readings since the last pass */
+    unsigned util_x100; /* busy percent x 100: the mean of the readings since the last pass */
 };
 
 struct nvml_snapshot {

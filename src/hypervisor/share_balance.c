@@ -1,12 +1,12 @@
-/* share_balance.c - trims the shares of pods that get more than their weight's part of a
- * saturated GPU (see share_balance.h). */
+/* share_balance.c - trims the shares of pods that get more than their part of a saturated
+ * GPU, their part being their part of what the policy gave (see share_balance.h). */
 #include "share_balance.h"
 
 /* per tick, the trim moves by this fraction of the pod's error (its part of what the
- * contending pods used minus its weight's part). Use is a 1 s average read 10 times a second,
- * so the loop sees its own moves late: modelled on the H200's 25/75 case (tests/unit/
- * test_share_balance.c), a gain of 0.1 settles in 8 s, 0.3 in 3-4 s with 0.2 pp overshoot,
- * 0.5 in 2 s with more */
+ * contending pods used minus its part of what the policy gave them). Use is a 1 s average read 10
+ * times a second, so the loop sees its own moves late: modelled on the H200's 25/75 case
+ * (tests/unit/ test_share_balance.c), a gain of 0.1 settles in 8 s, 0.3 in 3-4 s with 0.2 pp
+ * overshoot, 0.5 in 2 s with more */
 #define GAIN 0.3
 /* without contention, this fraction of the way back to no trim each tick (about 1 s) */
 #define RELAX 0.1

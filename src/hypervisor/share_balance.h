@@ -17,7 +17,7 @@
 
 #define BALANCE_NONE 10000u /* a trim of 10000/10000: the policy's share as it is */
 #define BALANCE_MIN 5000u   /* never less than half the policy's share */
-#define BALANCE_WARM 10      /* ticks of contention before a pod's 1 s average of use counts */
+#define BALANCE_WARM 10     /* ticks of contention before a pod's 1 s average of use counts */
 
 struct balance_pod {
     uint32_t target; /* the share the policy gave it this tick, hundredths of a percent */

@@ -50,10 +50,10 @@ json_t *status_json(void)
     json_t *gpus = json_array();
     for (int i = 0; s && i < s->ngpu; i++) {
         const struct nvml_gpu *g = &s->gpu[i];
-        json_array_append_new(gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:i}", "index", g->index,
-                                              "uuid", g->uuid, "name", g->name, "mem_total",
-                                              (json_int_t)g->mem_total, "mem_used",
-                                              (json_int_t)g->mem_used, "util", (int)g->util));
+        json_array_append_new(
+            gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:i}", "index", g->index, "uuid", g->uuid,
+                            "name", g->name, "mem_total", (json_int_t)g->mem_total, "mem_used",
+                            (json_int_t)g->mem_used, "util", (int)((g->util_x100 + 50) / 100)));
     }
     free(s);
     char host[256] = "";

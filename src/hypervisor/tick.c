@@ -60,7 +60,7 @@ static int gpu_util(const char *uuid)
     struct nvml_snapshot *ns = nvml_snapshot_get();
     int util = -1;
     for (int i = 0; ns && ns->ok && i < ns->ngpu; i++)
-        if (!strcmp(ns->gpu[i].uuid, uuid)) util = (int)ns->gpu[i].util;
+        if (!strcmp(ns->gpu[i].uuid, uuid)) util = (int)((ns->gpu[i].util_x100 + 50) / 100);
     free(ns);
     return util;
 }

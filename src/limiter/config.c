@@ -272,10 +272,11 @@ static void load_pod_identity(struct vgpu_config *cfg, char *const *envp)
         snprintf(cfg->pod_id, sizeof(cfg->pod_id), "host");
     else {
         /* a path too long keeps its end, where the pod's and container's ids are */
-        size_t room = sizeof(cfg->pod_id) - sizeof("cgroup:"), len = strlen(cg);
-        memcpy(cfg->pod_id, "cgroup:", 7);
+        static const char prefix[] = "cgroup:";
+        size_t room = sizeof(cfg->pod_id) - sizeof(prefix), len = strlen(cg);
         const char *tail = len > room ? cg + len - room : cg;
-        memcpy(cfg->pod_id + 7, tail, strlen(tail) + 1);
+        memcpy(cfg->pod_id, prefix, sizeof(prefix) - 1);
+        memcpy(cfg->pod_id + sizeof(prefix) - 1, tail, strlen(tail) + 1);
     }
     cfg->pod_source = "cgroup";
 }

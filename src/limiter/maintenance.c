@@ -189,10 +189,7 @@ static int busy_view(const char *uuid, struct busy_view *v)
     vgpu_helper_fn_nvmlDeviceGetUtilizationRates rates = VGPU_HELPER(nvmlDeviceGetUtilizationRates);
     if (!dev || !util) return -1;
     v->pidns = vgpu_g.self.pidns; /* NVML's pids as this process can best match them */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long since = (unsigned long long)ts.tv_sec * 1000000ull +
-                               (unsigned long long)ts.tv_nsec / 1000 - 1000000ull;
+    unsigned long long since = nvml_now_us() - 1000000ull;
     v->gpu_util = gpu_util_since(dev, since);
     nvmlUtilization_t u;
     if (v->gpu_util < 0 && rates && rates(dev, &u) == NVML_SUCCESS) v->gpu_util = (int)u.gpu * 100;
@@ -247,12 +244,12 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
  * pod holds a context there; -1 while one does, or if unknown. Held, not only busy: NVML's
  * per-process figures lag the GPU's by a second or more, so a pod whose neighbour has just
  * started looked alone while the GPU's figure included the neighbour's work (H200: a pod's
- * cost scale went to 1.5 in that second and its share from 0.69 to 0.58). When contexts of
- * several pods
- * time-slice the GPU, NVML's per-process figures do not say who used what: on an H200 two
- * pods at 25% / 75% of a saturated GPU were shown at 21/80, 24/64 and 23/50 in three runs with
- * the same throughput, and a loop that followed them moved the pods to 33/57 of solo. The
- * cost model (timed kernels, the shortest recent sample) is what holds the share then. */
+ * cost scale went to 1.5 in that second and its share from 0.69 to 0.58). And when contexts
+ * of several pods time-slice the GPU, NVML's per-process figures do not say who used what:
+ * on an H200 two pods at 25% / 75% of a saturated GPU were shown at 21/80, 24/64 and 23/50
+ * in three runs with the same throughput, and a loop that followed them moved the pods to
+ * 33/57 of solo. The cost model (timed kernels, the shortest recent sample) holds the share
+ * then. */
 struct busy_ctx {
     struct vgpu_shm *s;
     const char *uuid;
