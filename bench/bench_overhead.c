@@ -14,7 +14,8 @@
  * round by round, and prints the median of the per-round differences:
  *   paired_alloc2m_ns=<added> paired_alloc4k_ns=<added> paired_launch_ns=<added>
  * Process-to-process noise on a real GPU (tens of microseconds per pair) hides the limiter's
- * cost in the first numbers; the paired ones are what to read.
+ * cost in the first numbers; the paired ones are what to read. VGPU_BENCH_LAUNCH_ONLY=1 skips
+ * the allocations (their figures print as 0), for quick comparisons of launch paths.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -128,7 +129,8 @@ int main(int argc, char **argv)
         evict_buf = calloc(1, evict_len);
     }
     int rounds = argc > 1 ? atoi(argv[1]) : 31;
-    int pairs = 1000, launches = 512;
+    const char *lo = getenv("VGPU_BENCH_LAUNCH_ONLY");
+    int pairs = lo && atoi(lo) ? 0 : 1000, launches = 512;
     size_t bytes = 2u << 20, small = 4096;
     CUdevice dev;
     CUcontext ctx;
@@ -159,14 +161,14 @@ int main(int argc, char **argv)
             CHECK_CU(cuMemAlloc_v2(&p, bytes));
             CHECK_CU(cuMemFree_v2(p));
         }
-        af[r] = (now_ns() - t0) / pairs;
+        af[r] = pairs ? (now_ns() - t0) / pairs : 0;
         t0 = now_ns();
         for (int i = 0; i < pairs; i++) {
             CUdeviceptr p;
             CHECK_CU(cuMemAlloc_v2(&p, small));
             CHECK_CU(cuMemFree_v2(p));
         }
-        as[r] = (now_ns() - t0) / pairs;
+        as[r] = pairs ? (now_ns() - t0) / pairs : 0;
         la[r] = 0;
         if (fn) {
             /* only the submissions are timed; the queue is drained between batches */
@@ -207,7 +209,7 @@ int main(int argc, char **argv)
                 }
                 t[hooked] = now_ns() - t0;
             }
-            diffs[k][r] = (t[1] - t[0]) / pairs;
+            diffs[k][r] = pairs ? (t[1] - t[0]) / pairs : 0;
         }
         dl[r] = 0;
         if (fn) {

@@ -1,11 +1,13 @@
 """throttle.py - throughput and GPU busy fraction of one workload, phase by phase.
 
 Why this exists: the compute limit must hold on every kind of work. This runs one workload and,
-for each phase (a compute limit in percent, or 0 for none), waits a settling second, then
-measures for --seconds: iterations per second and the GPU's busy fraction as NVML reports it
-(mean of nvmlDeviceGetUtilizationRates sampled every 50 ms) and the mean SM clock. Limits are changed at run time
-through the pod's shared memory (cuda_probe set-core), as an operator would.
-Prints one line per phase: "phase=<limit> rate=<it/s> busy=<0..1> clk=<MHz>".
+for each phase (a compute limit in percent; 100 sets the limiter's limit off; 0 changes nothing),
+settles, then measures for --seconds: iterations per second, the GPU's busy fraction as NVML
+reports it and the mean SM clock. busy is the mean of the driver's own utilisation readings over
+the measured seconds (nvmlDeviceGetSamples); busy_rates the mean of nvmlDeviceGetUtilizationRates
+polled every 50 ms, for comparison. Limits are changed at run time through the pod's shared
+memory (cuda_probe set-core), as an operator would.
+Prints one line per phase: "phase=<limit> rate=<it/s> busy=<0..1> busy_rates=<0..1> clk=<MHz>".
 
     throttle.py WORKLOAD --phases 0 or --phases 10,30,50,70,90 [--seconds 3] [--probe PATH]
 """
@@ -36,6 +38,26 @@ class Nvml:
 
         u = Util()
         return u.gpu if self.lib.nvmlDeviceGetUtilizationRates(self.dev, ctypes.byref(u)) == 0 else None
+
+    def now_us(self):
+        """the driver's sample clock (microseconds since the epoch)"""
+        return int(time.time() * 1e6)
+
+    def busy_since(self, since_us, until_us):
+        """mean of the driver's utilisation readings taken in (since_us, until_us], 0..1"""
+
+        class Sample(ctypes.Structure):
+            _fields_ = [("ts", ctypes.c_ulonglong), ("val", ctypes.c_ulonglong)]
+
+        vtype, n = ctypes.c_int(), ctypes.c_uint(0)
+        f = self.lib.nvmlDeviceGetSamples
+        if f(self.dev, 1, ctypes.c_ulonglong(since_us), ctypes.byref(vtype), ctypes.byref(n), None) != 0:
+            return None
+        buf = (Sample * max(n.value, 1))()
+        if f(self.dev, 1, ctypes.c_ulonglong(since_us), ctypes.byref(vtype), ctypes.byref(n), buf) != 0:
+            return None
+        vals = [buf[i].val & 0xFFFFFFFF for i in range(n.value) if since_us < buf[i].ts <= until_us]
+        return sum(vals) / len(vals) / 100 if vals else None
 
     def sm_clock(self):
         mhz = ctypes.c_uint()
@@ -109,6 +131,7 @@ def main():
     ap.add_argument("--phases", default="0")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--settle", type=float, default=1.0)
+    ap.add_argument("--settle-off", type=float, default=1.0, help="settling time of a phase 100")
     ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
     args = ap.parse_args()
     step, check_every = workload(args.workload)
@@ -121,14 +144,14 @@ def main():
     for phase in [int(p) for p in args.phases.split(",")]:
         if phase and args.probe:
             subprocess.run([args.probe, "set-core", str(phase)], check=True)
-        end = time.monotonic() + args.settle
+        end = time.monotonic() + (args.settle_off if phase >= 100 else args.settle)
         while time.monotonic() < end:
             for _ in range(check_every):
                 step()
         torch.cuda.synchronize()
         g0 = gate_counters(args.probe) if phase else None
         sampler.samples, sampler.clocks, sampler.on = [], [], True
-        n, t0 = 0, time.monotonic()
+        n, t0, ts0 = 0, time.monotonic(), nvml.now_us()
         end = t0 + args.seconds
         while time.monotonic() < end:
             for _ in range(check_every):
@@ -137,9 +160,12 @@ def main():
         torch.cuda.synchronize()
         elapsed = time.monotonic() - t0
         sampler.on = False
-        busy = sum(sampler.samples) / len(sampler.samples) / 100 if sampler.samples else -1
+        rates = sum(sampler.samples) / len(sampler.samples) / 100 if sampler.samples else -1
+        time.sleep(0.2)  # the driver files its last reading of the window
+        busy = nvml.busy_since(ts0, ts0 + int(elapsed * 1e6))
+        busy = rates if busy is None else busy
         clk = sum(sampler.clocks) / len(sampler.clocks) if sampler.clocks else 0
-        line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f} clk={clk:.0f}"
+        line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f} busy_rates={rates:.3f} clk={clk:.0f}"
         g1 = gate_counters(args.probe) if phase else None
         if g0 and g1:
             d = {k: g1[k] - g0[k] for k in ("charged_ns", "launches", "waited_ns")}

@@ -14,9 +14,9 @@
 
 #define RELAXED memory_order_relaxed
 #define TLS __thread __attribute__((tls_model("initial-exec")))
-#define UNLIMITED(share) ((share) == 0 || (share) >= 10000)
+#define UNLIMITED(share) VGPU_GATE_UNLIMITED(share)
 
-static _Atomic int captures; /* stream captures in progress in this process */
+struct vgpu_gate_hot vgpu_gate_hot;
 static _Atomic int visible_devices = -1;
 
 static TLS struct vgpu_shm_dev *tl_dev; /* GPU the thread's pending charge belongs to */
@@ -25,21 +25,21 @@ static TLS uint64_t tl_launches;        /* submissions not yet counted */
 
 void vgpu_capture_begin(void)
 {
-    atomic_fetch_add(&captures, 1);
+    atomic_fetch_add(&vgpu_gate_hot.captures, 1);
 }
 void vgpu_capture_end(void)
 {
-    int n = atomic_load(&captures);
-    while (n > 0 && !atomic_compare_exchange_weak(&captures, &n, n - 1)) {
+    int n = atomic_load(&vgpu_gate_hot.captures);
+    while (n > 0 && !atomic_compare_exchange_weak(&vgpu_gate_hot.captures, &n, n - 1)) {
     }
 }
 int vgpu_capturing(void)
 {
-    return atomic_load_explicit(&captures, RELAXED) > 0;
+    return atomic_load_explicit(&vgpu_gate_hot.captures, RELAXED) > 0;
 }
 void vgpu_gate_reset_in_child(void)
 {
-    atomic_store(&captures, 0);
+    atomic_store(&vgpu_gate_hot.captures, 0);
 }
 
 static int device_count(void)
@@ -52,7 +52,7 @@ static int device_count(void)
     return n;
 }
 
-static int stream_capturing(CUstream stream, int per_thread)
+int vgpu_stream_capturing(CUstream stream, int per_thread)
 {
     vgpu_helper_fn_cuStreamIsCapturing is = VGPU_HELPER(cuStreamIsCapturing);
     int status = 0;
@@ -60,27 +60,24 @@ static int stream_capturing(CUstream stream, int per_thread)
     return is && is(stream, &status) == CUDA_SUCCESS && status != 0;
 }
 
-struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream)
+/* The full lookup: the first submissions of a process, and every one where several GPUs are
+ * visible. Once the only GPU is bound, it fills vgpu_gate_hot and is not asked again. */
+struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream)
 {
     if (!vgpu_g.cfg.gate_on) return NULL; /* no compute limit and no daemon that may set one */
     CUdevice dev = 0;
+    int one = device_count() == 1;
     /* one visible GPU: no need to ask the driver which one is current */
-    if (device_count() != 1 && vgpu_current_device(&dev) != CUDA_SUCCESS) return NULL;
+    if (!one && vgpu_current_device(&dev) != CUDA_SUCCESS) return NULL;
     const struct vgpu_binding *b = vgpu_bind(dev);
     if (atomic_load_explicit(&b->state, RELAXED) != VGPU_BIND_LEDGER) return NULL;
     struct vgpu_shm *s = atomic_load_explicit(&vgpu_g.shm, memory_order_acquire);
-    /* suspended by the node daemon: one relaxed load of a line every submission reads */
-    if (__builtin_expect(atomic_load_explicit(&s->suspended, RELAXED) != 0, 0))
-        vgpu_hv_wait_resumed(s);
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
-    /* Unlimited: nothing to enforce. But under the node daemon the pod's use must still be
-     * counted (gate_charged_ns), or its scheduler would take a busy pod for an idle one. */
-    if (UNLIMITED(atomic_load_explicit(&d->core_effective, RELAXED)) &&
-        !atomic_load_explicit(&s->managed, RELAXED))
-        return NULL;
-    if (__builtin_expect(vgpu_capturing(), 0) && stream_capturing(stream, per_thread_stream))
-        return NULL;
-    return d;
+    if (one && !vgpu_failed_closed()) {
+        vgpu_gate_hot.shm = s;
+        atomic_store_explicit(&vgpu_gate_hot.dev, d, memory_order_release);
+    }
+    return vgpu_gate_admit(s, d, stream, per_thread_stream);
 }
 
 static void sleep_until(uint64_t t)
@@ -91,10 +88,13 @@ static void sleep_until(uint64_t t)
     }
 }
 
-/* Wait for our turn. A share changed meanwhile rescales what is left of the wait. */
+/* Wait for our turn. A share changed meanwhile rescales what is left of the wait. The time
+ * waited is published every step of at most 50 ms, not at the end: the node daemon reads a
+ * pod whose waited time grows as one that wants more, and one that has waited a whole tick
+ * without a sign as idle (its share would shrink while it waits, and the wait with it grow). */
 static void wait_turn(struct vgpu_shm_dev *d, uint64_t target, uint32_t share)
 {
-    uint64_t start = vgpu_now_ns(), now = start;
+    uint64_t now = vgpu_now_ns();
     while (now < target) {
         uint32_t cur = atomic_load_explicit(&d->core_effective, RELAXED);
         if (UNLIMITED(cur)) break;
@@ -105,29 +105,41 @@ static void wait_turn(struct vgpu_shm_dev *d, uint64_t target, uint32_t share)
         }
         uint64_t step = target - now < 50000000ull ? target : now + 50000000ull;
         sleep_until(step);
-        now = vgpu_now_ns();
+        uint64_t after = vgpu_now_ns();
+        atomic_fetch_add_explicit(&d->gate_waited_ns, after - now, RELAXED);
+        now = after;
     }
-    atomic_fetch_add_explicit(&d->gate_waited_ns, now - start, RELAXED);
 }
 
+/* The virtual clock runs also while the share is unlimited, at the full share, and nobody waits
+ * then: it tells how far ahead of the GPU the pod has queued work. A program that ran unlimited
+ * has filled the driver's queue (a bf16 8192 matmul loop: seconds of work), and when a limit
+ * comes that work still runs first; the pod's next submission waits for it, so the share holds
+ * from the time the GPU is through it. (Without it, on an H200, a pod cut from unlimited to 70%
+ * kept the GPU 99% busy for two seconds, and the closed loop took its own backlog for a 1.4x
+ * wrong model.)
+ * At most VGPU_GATE_BACKLOG_NS is tracked, so that estimates of work never timed yet cannot
+ * stall a pod for long when a limit comes. */
 static void publish(struct vgpu_shm_dev *d, uint64_t cost)
 {
     uint32_t share = atomic_load_explicit(&d->core_effective, RELAXED);
     atomic_fetch_add_explicit(&d->gate_charged_ns, cost, RELAXED);
     atomic_fetch_add_explicit(&d->gate_launches, tl_launches, RELAXED);
     tl_launches = 0;
-    if (UNLIMITED(share)) return;
+    int unlimited = UNLIMITED(share);
     /* the measured correction of the cost model (compute_feedback.c) */
     uint32_t scale = atomic_load_explicit(&d->gate_scale, RELAXED);
     if (scale) cost = cost * scale / 1024u;
-    int64_t entitle = (int64_t)(cost * 10000ull / share);
+    int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
-    int64_t old = atomic_load_explicit(&d->gate_vclock, RELAXED), base;
+    int64_t old = atomic_load_explicit(&d->gate_vclock, RELAXED), base, next;
     do {
         base = old > now - VGPU_GATE_BURST_NS ? old : now - VGPU_GATE_BURST_NS;
-    } while (!atomic_compare_exchange_weak_explicit(&d->gate_vclock, &old, base + entitle,
+        next = base + entitle;
+        if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
+    } while (!atomic_compare_exchange_weak_explicit(&d->gate_vclock, &old, next,
                                                     memory_order_acq_rel, RELAXED));
-    if (base > now) wait_turn(d, (uint64_t)base, share);
+    if (!unlimited && base > now) wait_turn(d, (uint64_t)base, share);
 }
 
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
@@ -152,9 +164,11 @@ void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t v = atomic_load(&d->gate_vclock), nv;
     do {
-        if (UNLIMITED(old) || UNLIMITED(share) || v <= now)
-            nv = 0; /* no debt carried across an unlimited period */
+        if (v <= now)
+            nv = 0;
+        else if (UNLIMITED(old) || UNLIMITED(share))
+            nv = v; /* queued work (see publish): the pod waits until the GPU is through it */
         else
-            nv = now + (int64_t)((uint64_t)(v - now) * old / share);
+            nv = now + (int64_t)((uint64_t)(v - now) * old / share); /* budget: rescaled */
     } while (!atomic_compare_exchange_weak(&d->gate_vclock, &v, nv));
 }

@@ -10,20 +10,70 @@
 #ifndef VGPU_COMPUTE_GATE_H
 #define VGPU_COMPUTE_GATE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../common/cuda_abi.h"
 #include "../common/shm_layout.h"
 
 #define VGPU_GATE_BURST_NS 10000000ll /* budget a pod may bank while it does not submit */
+/* the most queued work the gate keeps track of while the share is unlimited (see publish) */
+#define VGPU_GATE_BACKLOG_NS 2000000000ll
 #define VGPU_GATE_FLUSH_NS                                                                         \
     200000u /* GPU time a thread collects before publishing: each                                  \
              * publish reads the clock, which in some VMs is a                                     \
              * system call */
 
-/* The pod's compute state for the GPU the current context is on, or NULL when that GPU has no
- * compute limit (or the stream is being captured: captured work does not run now). */
-struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream);
+/* What every submission reads, on one cache line. The driver's own launch path (3-4 us) pushes
+ * the limiter's data out of the nearest caches, so each distinct line a launch touches costs a
+ * few nanoseconds; the scattered lookup (configuration, device count, binding, captures) touched
+ * four more than this. `dev` is set once the process's only visible GPU is bound to the pod's
+ * ledger with the gate on, and never changes after (a fork keeps both the binding and the
+ * mapping); processes that see several GPUs take the full lookup every time. */
+struct vgpu_gate_hot {
+    _Atomic(struct vgpu_shm_dev *) dev; /* NULL: ask vgpu_gate_lookup_slow */
+    struct vgpu_shm *shm;               /* the pod region dev lies in */
+    _Atomic int captures;               /* stream captures in progress in this process */
+} __attribute__((aligned(64)));
+extern struct vgpu_gate_hot vgpu_gate_hot;
+
+#define VGPU_GATE_UNLIMITED(share) ((share) == 0 || (share) >= 10000)
+
+struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream);
+int vgpu_stream_capturing(CUstream stream, int per_thread_stream);
+void vgpu_hv_wait_resumed(const struct vgpu_shm *s);
+
+/* Has the one-line lookup been set up? (If so the configuration was readable.) */
+static inline int vgpu_gate_hot_ready(void)
+{
+    return atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_relaxed) != NULL;
+}
+
+/* Whether a submission to pod state d (in region s) goes through the gate: d, or NULL when the
+ * stream is being captured (captured work does not run now). Waits here while the node daemon
+ * has the pod suspended. Work is charged also while the share is unlimited (it never waits
+ * then): the daemon's scheduler must see a busy pod as busy, and the work queued meanwhile is
+ * still owed when a limit comes (see publish in compute_gate.c). */
+static inline struct vgpu_shm_dev *vgpu_gate_admit(struct vgpu_shm *s, struct vgpu_shm_dev *d,
+                                                   CUstream stream, int per_thread_stream)
+{
+    /* suspended: one relaxed load of a line every submission reads */
+    if (__builtin_expect(atomic_load_explicit(&s->suspended, memory_order_relaxed) != 0, 0))
+        vgpu_hv_wait_resumed(s);
+    if (__builtin_expect(atomic_load_explicit(&vgpu_gate_hot.captures, memory_order_relaxed) > 0,
+                         0) &&
+        vgpu_stream_capturing(stream, per_thread_stream))
+        return NULL;
+    return d;
+}
+
+/* The pod's compute state for the GPU the current context is on, or NULL (see above). */
+static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thread_stream)
+{
+    struct vgpu_shm_dev *d = atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_acquire);
+    if (__builtin_expect(!d, 0)) return vgpu_gate_lookup_slow(stream, per_thread_stream);
+    return vgpu_gate_admit(vgpu_gate_hot.shm, d, stream, per_thread_stream);
+}
 
 /* Charge cost_ns of GPU time; waits while the pod is over its share. */
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);

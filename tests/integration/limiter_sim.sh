@@ -260,6 +260,24 @@ compute-soft)
     late=$(field rates "$(cat "$TMP/b")" | cut -d, -f4-6 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
     near "$late" 500 10 "the other pod's 50%, a second after it started"
     ;;
+compute-backlog)
+    # A program that ran unlimited has filled the driver's queue (2 s of 1 ms kernels here, as
+    # a real driver holds seconds of long kernels); then a 50% limit comes. The queued work runs
+    # first and the pod waits for it, so from then on it gets its 50%; and the closed loop does
+    # not take that backlog for a wrong model (before: the GPU stayed full for 3 s while the pod
+    # kept queueing at 50%, and the loop raised the cost scale 1.5x, throttling it to 33%).
+    export CUDA_CORE_LIMIT_0=100 VGPU_SIM_QUEUE_MS=2000 VGPU_POD_NAME=backlog
+    (sleep 2 && "$PROBE" set-core 50 >/dev/null) &
+    out=$(VGPU_PROBE_BUCKET_MS=250 limited "$PROBE" spin 10 1000)
+    wait
+    echo "backlog: launches per second in steps of 250 ms: $(field rates "$out"); gate: $("$PROBE" gate)"
+    scale=$(field scale "$("$PROBE" gate)")
+    [ "$scale" -ge 922 ] && [ "$scale" -le 1126 ] ||
+        fail "the cost scale moved to $scale/1024 after the limit came: the backlog was taken for the model's error"
+    # seconds 6-10 (the limit came at 2 s, the queued 1.5 s ran by 4 s)
+    late=$(field rates "$out" | cut -d, -f25-40 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    near "$late" 500 8 "50% after the queued work ran"
+    ;;
 compute-feedback)
     # timing events that overstate by 1.5x: the loop on NVML's measured busy time corrects the
     # model, and the pod reaches its 30% within a few seconds (without it, it stays at 20%)

@@ -2,7 +2,8 @@
  *
  * Why this exists: the limiter throttles GPU time, so simulated work must take simulated time.
  * A device runs one piece of work at a time across all processes (its timeline lives in the
- * shared state); a launch returns at once unless the queue is more than 200 ms deep, and every
+ * shared state); a launch returns at once unless the queue is more than 200 ms deep (a real
+ * driver's holds seconds of long kernels: VGPU_SIM_QUEUE_MS sets the depth), and every
  * synchronisation sleeps until the work it waits for has ended. Busy time is accounted per
  * device and per process for NVML's utilisation figures.
  */
@@ -191,7 +192,12 @@ static uint64_t submit(struct sim_ctx *c, uint64_t *tail, int blocking, uint64_t
     *tail = end;
     c->tail = SIM_MAX(c->tail, end);
     if (blocking) c->blocking_tail = SIM_MAX(c->blocking_tail, end);
-    return end - now > QUEUE_NS ? end - QUEUE_NS : 0;
+    static uint64_t depth;
+    if (!depth) {
+        const char *e = getenv("VGPU_SIM_QUEUE_MS");
+        depth = e && atoi(e) > 0 ? (uint64_t)atoi(e) * SIM_MS : QUEUE_NS;
+    }
+    return end - now > depth ? end - depth : 0;
 }
 
 static CUresult run_work(int ptds, CUstream s, uint64_t dur)

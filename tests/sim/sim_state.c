@@ -265,8 +265,15 @@ void sim_busy_add_locked(int slot, int dev, uint64_t s, uint64_t e, uint64_t now
     sim_defer_flush_locked(dev, now);
     uint64_t cut = e < now + SIM_HORIZON_NS ? e : now + SIM_HORIZON_NS;
     if (cut > s) busy_add(slot, pid, dev, s, cut);
-    if (e > cut && d->ndefer < SIM_NDEFER)
-        d->defer[d->ndefer++] = (struct sim_defer){slot, pid, cut > s ? cut : s, e};
+    if (e <= cut) return;
+    uint64_t from = cut > s ? cut : s;
+    struct sim_defer *last = d->ndefer ? &d->defer[d->ndefer - 1] : NULL;
+    /* a deep queue of one process is one stretch of back-to-back work: kept as one entry */
+    if (last && last->slot == slot && last->pid == pid && from <= last->to && from >= last->from) {
+        if (e > last->to) last->to = e;
+    } else if (d->ndefer < SIM_NDEFER) {
+        d->defer[d->ndefer++] = (struct sim_defer){slot, pid, from, e};
+    }
 }
 
 /* --- mapping -------------------------------------------------------------------------------- */
