@@ -293,8 +293,11 @@ compute-feedback-shared)
     # figures do not say who used what while contexts time-slice, so the loop stands aside and
     # the cost scale stays 1.0 (alone, as in compute-feedback, it moves within seconds)
     export CUDA_CORE_LIMIT_0=30 VGPU_SIM_EVENT_SKEW=1.5
-    CUDA_CORE_LIMIT_0=40 VGPU_POD_NAME=busy-neighbour limited "$PROBE" spin 9 1000 >/dev/null &
-    sleep 1
+    # (the neighbour is never alone for long, before or after: alone, its loop may rightly
+    # correct the skew once two windows agree, from its third second on; on a loaded machine a
+    # 1 s head start and a 2 s tail gave it that)
+    CUDA_CORE_LIMIT_0=40 VGPU_POD_NAME=busy-neighbour limited "$PROBE" spin 6.5 1000 >/dev/null &
+    sleep 0.3
     out=$(limited "$PROBE" spin 6 1000)
     wait
     scale=$(field scale "$("$PROBE" gate)")
