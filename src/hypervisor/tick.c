@@ -54,13 +54,13 @@ struct slot {
     struct hv_pod_gpu *g;
 };
 
-/* NVML's busy percent of the GPU, -1 when unknown */
-static int gpu_util(const char *uuid)
+/* NVML's busy percent x 100 of the GPU, -1 when unknown */
+static int gpu_util_x100(const char *uuid)
 {
     struct nvml_snapshot *ns = nvml_snapshot_get();
     int util = -1;
     for (int i = 0; ns && ns->ok && i < ns->ngpu; i++)
-        if (!strcmp(ns->gpu[i].uuid, uuid)) util = (int)((ns->gpu[i].util_x100 + 50) / 100);
+        if (!strcmp(ns->gpu[i].uuid, uuid)) util = (int)ns->gpu[i].util_x100;
     free(ns);
     return util;
 }
@@ -100,7 +100,7 @@ static void schedule(void)
         uint32_t sum = 0;
         for (size_t j = 0; j < k; j++)
             sum += in[j].used;
-        int saturated = sum >= 9000 || gpu_util(slots[a].g->uuid) >= 90;
+        int saturated = sum >= 9000 || gpu_util_x100(slots[a].g->uuid) >= 9000;
         if (saturated)
             for (size_t j = 0; j < k; j++)
                 if (in[j].used >= 200) in[j].wants_more = 1;

@@ -15,6 +15,7 @@
 
 #include "../common/cuda_abi.h"
 #include "../common/shm_layout.h"
+#include "hv_client.h"
 
 #define VGPU_GATE_BURST_NS 10000000ll /* budget a pod may bank while it does not submit */
 /* the most queued work the gate keeps track of while the share is unlimited (see publish) */
@@ -41,7 +42,6 @@ extern struct vgpu_gate_hot vgpu_gate_hot;
 
 struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream);
 int vgpu_stream_capturing(CUstream stream, int per_thread_stream);
-void vgpu_hv_wait_resumed(const struct vgpu_shm *s);
 
 /* Has the one-line lookup been set up? (If so the configuration was readable.) */
 static inline int vgpu_gate_hot_ready(void)
