@@ -122,7 +122,65 @@ def gate_counters(probe):
         return None
     out = subprocess.run([probe, "gate"], capture_output=True, text=True).stdout
     f = dict(kv.split("=") for kv in out.split() if "=" in kv)
-    return {k: int(f.get(k, 0)) for k in ("charged_ns", "launches", "waited_ns", "scale", "fb_ratio")} if f else None
+    return {k: int(f.get(k, 0)) for k in ("charged_ns", "launches", "waited_ns", "scale", "fb_ratio", "dvfs")} if f else None
+
+
+def run_for(step, check_every, secs):
+    n, t0 = 0, time.monotonic()
+    end = t0 + secs
+    while time.monotonic() < end:
+        for _ in range(check_every):
+            step()
+        n += check_every
+    torch.cuda.synchronize()
+    return n, time.monotonic() - t0
+
+
+def interleaved(args, step, check_every, nvml, sampler):
+    """For work whose own pace drifts by more than the tolerance within seconds (a launch-bound
+    Python loop: 91k-157k it/s in phases a few seconds apart), and that queues almost nothing
+    (so the limit can change every second without carrying work across): per limit, after the
+    settling time, --interleave pairs of 1 s slices, limit off then on. Prints the off slices as
+    one phase 100 line and the on slices as the limit's line. A slice's busy fraction takes the
+    driver's readings from 0.2 s after it began (a reading covers the 200 ms before it)."""
+    slice_s, lead_us = 1.0, 200000
+    for phase in [int(p) for p in args.phases.split(",") if int(p) < 100]:
+        subprocess.run([args.probe, "set-core", str(phase)], check=True)
+        run_for(step, check_every, args.settle)
+        g0 = gate_counters(args.probe)
+        acc = {100: [0, 0.0, [], []], phase: [0, 0.0, [], []]}  # n, seconds, busy, clocks
+        pending = None
+        for k in range(2 * args.interleave):
+            lim = 100 if k % 2 == 0 else phase
+            subprocess.run([args.probe, "set-core", str(lim)], check=True)
+            run_for(step, check_every, 0.2)  # the other slice's queue drains, its readings land
+            if pending:
+                acc[pending[0]][2].append(nvml.busy_since(pending[1], pending[2]))
+            sampler.clocks, sampler.on = [], True
+            ts0 = nvml.now_us()
+            n, el = run_for(step, check_every, slice_s)
+            sampler.on = False
+            acc[lim][0] += n
+            acc[lim][1] += el
+            acc[lim][3] += sampler.clocks
+            pending = (lim, ts0 + lead_us, ts0 + int(el * 1e6))
+        subprocess.run([args.probe, "set-core", "100"], check=True)
+        time.sleep(0.25)
+        acc[pending[0]][2].append(nvml.busy_since(pending[1], pending[2]))
+        g1 = gate_counters(args.probe)
+        for lim in (100, phase):
+            n, el, busy, clocks = acc[lim]
+            busy = [b for b in busy if b is not None]
+            line = (f"phase={lim} rate={n / el:.2f} busy={sum(busy) / max(len(busy), 1):.3f}"
+                    f" busy_rates=-1 clk={sum(clocks) / max(len(clocks), 1):.0f}")
+            if lim == phase and g0 and g1:
+                d = {k: g1[k] - g0[k] for k in ("charged_ns", "launches", "waited_ns")}
+                line += (f" charged=- cost_us={d['charged_ns'] / 1e3 / max(d['launches'], 1):.2f}"
+                         f" waited_s={d['waited_ns'] / 1e9:.2f}"
+                         f" scale={(g1['scale'] or 1024) / 1024:.3f} last_ratio={g1['fb_ratio'] / 1024:.3f}"
+                         f" clock_factor={(g1['dvfs'] or 1024) / 1024:.3f} interleaved={args.interleave}x{slice_s:.0f}s")
+            print(line, flush=True)
+    return 0
 
 
 def main():
@@ -133,6 +191,8 @@ def main():
     ap.add_argument("--settle", type=float, default=1.0)
     ap.add_argument("--settle-off", type=float, default=1.0, help="settling time of a phase 100")
     ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
+    ap.add_argument("--interleave", type=int, default=0,
+                    help="measure each limit in this many 1 s slices alternating with limit-off slices")
     args = ap.parse_args()
     step, check_every = workload(args.workload)
     nvml = Nvml()
@@ -141,6 +201,8 @@ def main():
     for _ in range(20):  # warm up: kernels loaded, the limiter's costs learned
         step()
     torch.cuda.synchronize()
+    if args.interleave:
+        return interleaved(args, step, check_every, nvml, sampler)
     for phase in [int(p) for p in args.phases.split(",")]:
         if phase and args.probe:
             subprocess.run([args.probe, "set-core", str(phase)], check=True)
@@ -174,7 +236,8 @@ def main():
             line += (f" charged={d['charged_ns'] / 1e9 / elapsed:.3f}"
                      f" cost_us={d['charged_ns'] / 1e3 / max(d['launches'], 1):.2f}"
                      f" waited_s={d['waited_ns'] / 1e9:.2f}"
-                     f" scale={(g1['scale'] or 1024) / 1024:.3f} last_ratio={g1['fb_ratio'] / 1024:.3f}")
+                     f" scale={(g1['scale'] or 1024) / 1024:.3f} last_ratio={g1['fb_ratio'] / 1024:.3f}"
+                     f" clock_factor={(g1['dvfs'] or 1024) / 1024:.3f}")
         print(line, flush=True)
 
 

@@ -62,7 +62,9 @@ struct vgpu_shm_dev {
     _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
     _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
     _Atomic uint32_t fb_ratio;        /* measured / modelled of the last window, 1024 = 1.0 */
-    uint32_t reserved2;
+    /* how much faster than on a full GPU the pod's work runs now, 1024 = 1.0 (0: not known);
+     * the gate charges a limited pod's GPU time times this (dvfs_model.c) */
+    _Atomic uint32_t gate_dvfs;
 };
 
 struct vgpu_shm_proc {

@@ -111,6 +111,7 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
                                   init->core_soft ? init->core_soft : init->core_limit, RELAXED);
             atomic_store_explicit(&v->gate_vclock, 0, RELAXED);
             atomic_store_explicit(&v->gate_scale, 1024, RELAXED);
+            atomic_store_explicit(&v->gate_dvfs, 1024, RELAXED);
             atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
             *created = 1;
             d = i;

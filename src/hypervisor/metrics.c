@@ -50,7 +50,8 @@ enum {
     PG_WEIGHT,
     PG_NVML_MEM,
     PG_GPU_SECONDS,
-    PG_WAIT_SECONDS
+    PG_WAIT_SECONDS,
+    PG_CLOCK_FACTOR
 };
 
 static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
@@ -72,6 +73,8 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
         return (double)g->last_charged / 1e9;
     case PG_WAIT_SECONDS:
         return (double)g->last_waited / 1e9;
+    case PG_CLOCK_FACTOR:
+        return g->dvfs ? g->dvfs / 1024.0 : 1.0;
     default:
         return (double)g->nvml_mem;
     }
@@ -154,6 +157,10 @@ char *metrics_render(void)
          PG_GPU_SECONDS},
         {"vgpu_pod_throttled_seconds_total", "counter",
          "time the pod's submitting threads waited at its compute gate", PG_WAIT_SECONDS},
+        {"vgpu_pod_clock_factor", "gauge",
+         "how much faster than on a full GPU the pod's work runs at the clock now; its GPU time "
+         "is charged times this while limited (1 = the GPU would not clock down when full)",
+         PG_CLOCK_FACTOR},
     };
     for (size_t m = 0; m < sizeof(gpm) / sizeof(gpm[0]); m++) {
         family(f, gpm[m].name, gpm[m].type, gpm[m].help);

@@ -102,6 +102,7 @@ void region_sample(struct hv_pod *p, uint64_t now)
         uint64_t charged = atomic_load(&v->gate_charged_ns);
         uint64_t waited = atomic_load(&v->gate_waited_ns);
         g->mem_used = atomic_load(&v->mem_used);
+        g->dvfs = atomic_load(&v->gate_dvfs);
         if (g->have_sample && now > g->sample_ns) {
             uint64_t dc = charged >= g->last_charged ? charged - g->last_charged : 0;
             uint64_t share = dc * 10000ull / (now - g->sample_ns);

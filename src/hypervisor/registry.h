@@ -48,6 +48,7 @@ struct hv_pod_gpu {
     int have_sample;
     uint64_t last_charged, last_waited, sample_ns;
     uint64_t mem_used; /* from the region */
+    uint32_t dvfs;     /* from the region: the gate's clock factor, 1024 = 1.0 (dvfs_model.h) */
     uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };
 

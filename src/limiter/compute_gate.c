@@ -130,6 +130,10 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     /* the measured correction of the cost model (compute_feedback.c) */
     uint32_t scale = atomic_load_explicit(&d->gate_scale, RELAXED);
     if (scale) cost = cost * scale / 1024u;
+    /* a limited pod pays its GPU time at the speed of a full GPU (dvfs_model.h); the queued work
+     * tracked while unlimited is real GPU time */
+    uint32_t dvfs = atomic_load_explicit(&d->gate_dvfs, RELAXED);
+    if (dvfs > 1024u && !unlimited) cost = cost * dvfs / 1024u;
     int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->gate_vclock, RELAXED), base, next;

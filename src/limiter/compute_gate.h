@@ -17,7 +17,14 @@
 #include "../common/shm_layout.h"
 #include "hv_client.h"
 
-#define VGPU_GATE_BURST_NS 10000000ll /* budget a pod may bank while it does not submit */
+/* Budget a pod may bank while it submits less than its share (wall time of its virtual clock;
+ * at 30% 100 ms bank 30 ms of GPU time). A pod whose own pace is near its limit and wavers
+ * (a launch-bound Python loop at 29-30% of an H200 under a 30% limit: +-5% within a second)
+ * is cut in its faster stretches and cannot make it up in the slower ones unless the bank spans
+ * them: with 10 ms that cell got 0.945 of its unlimited throughput and waited 0.42 s in 5 s,
+ * with 100 ms 1.025 and waited 0 s (one run each; the loop's own pace drifts +-5%). In any
+ * window it adds at most this times the share to what the pod gets. */
+#define VGPU_GATE_BURST_NS 100000000ll
 /* the most queued work the gate keeps track of while the share is unlimited (see publish) */
 #define VGPU_GATE_BACKLOG_NS 2000000000ll
 #define VGPU_GATE_FLUSH_NS                                                                         \

@@ -3,6 +3,7 @@
 #include "cost_model.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,12 @@
 #define SMOOTH_BELOW_NS 20000u   /* estimates under this are smoothed (see learn) */
 
 static int find_slot(uint64_t key, int insert);
+/* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
+static uint64_t sample_gap_ns = SAMPLE_GAP_NS;
+void vgpu_cost_configure(const char *gap_ms)
+{
+    if (gap_ms && atoi(gap_ms) > 0) sample_gap_ns = (uint64_t)atoi(gap_ms) * 1000000ull;
+}
 
 #define RING 8
 struct entry {
@@ -173,7 +180,7 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint64_t now = coarse_ns();
     if (atomic_load_explicit(&e->inflight, RELAXED)) return cost;
     if (n >= FIRST_SAMPLES &&
-        now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < SAMPLE_GAP_NS)
+        now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < sample_gap_ns)
         return cost;
     atomic_store_explicit(&e->last_sample_ns, now, RELAXED);
     *sample_slot = i;

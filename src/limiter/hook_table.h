@@ -124,7 +124,9 @@
     H(nvmlDeviceGetIndex, nvmlReturn_t, (nvmlDevice_t device, unsigned int *index)) \
     H(nvmlDeviceGetUtilizationRates, nvmlReturn_t, (nvmlDevice_t device, nvmlUtilization_t *utilization)) \
     H(nvmlDeviceGetSamples, nvmlReturn_t, (nvmlDevice_t device, nvmlSamplingType_t type, unsigned long long lastSeenTimeStamp, nvmlValueType_t *valueType, unsigned int *count, nvmlSample_t *samples)) \
-    H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp))
+    H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp)) \
+    H(nvmlDeviceGetPowerUsage, nvmlReturn_t, (nvmlDevice_t device, unsigned int *milliwatts)) \
+    H(nvmlDeviceGetEnforcedPowerLimit, nvmlReturn_t, (nvmlDevice_t device, unsigned int *milliwatts))
 /* clang-format on */
 
 /* Symbol ids: VGPU_SYM_<symbol> for hooks, VGPU_HELPER_<symbol> for helpers. */

@@ -58,6 +58,7 @@ __attribute__((constructor)) static void limiter_load(void)
     vgpu_log_level = vgpu_g.cfg.log_level;
     atomic_store(&vgpu_g.fail_closed, vgpu_g.cfg.error != 0);
     vgpu_proc_self(&vgpu_g.self);
+    vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"));
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 

@@ -21,6 +21,7 @@
 #include "compute_feedback.h"
 #include "compute_gate.h"
 #include "cost_model.h"
+#include "dvfs_model.h"
 #include "mem_charge.h"
 
 #define NVML_VALUE_NOT_AVAILABLE_ULL (~0ull)
@@ -30,6 +31,7 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int started, stopping, nvml_state; /* nvml_state: 0 untried, 1 ok, -1 unavailable */
 static unsigned interval_ms = 500;
 static int feedback_on = 1; /* VGPU_NO_FEEDBACK=1 turns the compute loop off (tests, diagnosis) */
+static int dvfs_on = 1;     /* VGPU_NO_DVFS=1: a limit is a share of GPU time at any clock */
 
 /* NVML's handle of a GPU, NULL if NVML cannot be used */
 static nvmlDevice_t nvml_device(const char *uuid)
@@ -169,6 +171,25 @@ static int gpu_util_since(nvmlDevice_t dev, unsigned long long since_us)
     return mean < 0 ? -1 : (int)(mean * 100.0 + 0.5);
 }
 
+/* The GPU's power draw now (W, NVML's one-second average on recent GPUs) and its enforced cap,
+ * with its busy fraction over the last second, into the pod's clock factor (dvfs_model.h). */
+static void dvfs_pass(struct vgpu_shm_dev *v, const char *uuid)
+{
+    nvmlDevice_t dev = nvml_device(uuid);
+    vgpu_helper_fn_nvmlDeviceGetPowerUsage power = VGPU_HELPER(nvmlDeviceGetPowerUsage);
+    vgpu_helper_fn_nvmlDeviceGetEnforcedPowerLimit cap =
+        VGPU_HELPER(nvmlDeviceGetEnforcedPowerLimit);
+    unsigned mw = 0, cap_mw = 0;
+    if (!dev || !power || !cap || power(dev, &mw) != NVML_SUCCESS ||
+        cap(dev, &cap_mw) != NVML_SUCCESS)
+        return;
+    /* the mean of the driver's readings over the same second as the power figure (the node
+     * region's figure covers one sample period) */
+    int util = gpu_util_since(dev, nvml_now_us() - 1000000ull);
+    if (util < 0) return;
+    vgpu_dvfs_tick(v, mw / 1000.0, util / 10000.0, cap_mw / 1000.0);
+}
+
 /* 0, or -1 when neither source can tell */
 static int busy_view(const char *uuid, struct busy_view *v)
 {
@@ -287,6 +308,7 @@ static void apply_compute_policy(struct vgpu_shm *s)
             struct busy_ctx ctx = {s, b->uuid};
             vgpu_feedback_tick(v, pod_busy, &ctx);
         }
+        if (dvfs_on) dvfs_pass(v, b->uuid);
     }
 }
 
@@ -350,6 +372,7 @@ void vgpu_maintenance_start(void)
         const char *ms = getenv("VGPU_MAINTENANCE_MS");
         if (ms && atoi(ms) >= 10 && atoi(ms) <= 10000) interval_ms = (unsigned)atoi(ms);
         feedback_on = !getenv("VGPU_NO_FEEDBACK");
+        dvfs_on = !getenv("VGPU_NO_DVFS");
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);

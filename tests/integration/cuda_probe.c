@@ -776,14 +776,15 @@ static int gate_stats(void)
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu "
                "scale=%u "
-               "fb_ratio=%u fb_modelled_ppm=%llu\n",
+               "fb_ratio=%u fb_modelled_ppm=%llu dvfs=%u\n",
                d, atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
                atomic_load(&s->dev[d].core_effective),
                (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_launches),
                atomic_load(&s->dev[d].gate_scale), atomic_load(&s->dev[d].fb_ratio),
-               (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm));
+               (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm),
+               atomic_load(&s->dev[d].gate_dvfs));
     }
     return 0;
 }

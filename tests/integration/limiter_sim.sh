@@ -278,6 +278,23 @@ compute-backlog)
     late=$(field rates "$out" | cut -d, -f25-40 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
     near "$late" 500 8 "50% after the queued work ran"
     ;;
+compute-dvfs)
+    # The GPU draws power as the H200 does under bf16 matmuls (830 W per busy second above its
+    # 126 W floor; a full GPU would need 956 W of its 700 W cap, and would clock down): a pod
+    # held to 30% of the time is paid at the full GPU's speed, so it gets 30% / 1.154 of the
+    # time (dvfs_model.h: (830 / (0.985 x 700 - 126))^0.37 = 1.154). With VGPU_NO_DVFS, or when
+    # the work draws little power, 30% of the time.
+    export CUDA_CORE_LIMIT_0=30 VGPU_SIM_POWER_W=830
+    out=$(limited "$PROBE" spin 7 1000)
+    gate=$("$PROBE" gate)
+    echo "dvfs: launches per second $(field rates "$out"); gate: $gate"
+    dvfs=$(field dvfs "$gate")
+    [ "$dvfs" -ge 1150 ] && [ "$dvfs" -le 1215 ] || fail "clock factor $dvfs/1024, expected 1.154 x 1024 = 1182"
+    late=$(field rates "$out" | cut -d, -f6-14 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    near "$late" 260 6 "30% of a GPU that would clock down when full"
+    near "$(avg_rate "$(VGPU_NO_DVFS=1 VGPU_POD_NAME=no-dvfs limited "$PROBE" spin 3 1000)")" 300 8 "the same with VGPU_NO_DVFS=1"
+    near "$(avg_rate "$(VGPU_SIM_POWER_W=300 VGPU_POD_NAME=cool limited "$PROBE" spin 3 1000)")" 300 8 "work that draws little power"
+    ;;
 compute-feedback)
     # timing events that overstate by 1.5x: the loop on NVML's measured busy time corrects the
     # model, and the pod reaches its 30% within a few seconds (without it, it stays at 20%)

@@ -361,6 +361,38 @@ SIM_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtil
     return NVML_SUCCESS;
 }
 
+/* Power: what the GPU draws with nothing running (126 W) plus, per busy second, the draw of the
+ * work at full duty: VGPU_SIM_POWER_W (default 200 W: far from the cap; 830 W is what the H200's
+ * matmuls would draw at 1980 MHz, more than its 700 W cap). Averaged over the last second, as
+ * recent GPUs report it. The simulated clock does not change: this drives the limiter's clock
+ * factor (src/limiter/dvfs_model.h), not kernel times. */
+#define SIM_POWER_CAP_MW 700000u
+#define SIM_POWER_STATIC_MW 126000u
+SIM_API nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *mw)
+{
+    NV_DEV(device, d);
+    if (!mw) return NVML_ERROR_INVALID_ARGUMENT;
+    const char *e = getenv("VGPU_SIM_POWER_W");
+    double full_w = e ? atof(e) : 200.0;
+    sim_lock();
+    uint64_t now = sim_now_ns();
+    sim_defer_flush_locked(d, now);
+    uint64_t busy = sim_ring_busy_ns(&sim_st->dev[d].ring, now - WINDOW_NS, now, now);
+    sim_unlock();
+    double draw = SIM_POWER_STATIC_MW + (double)busy / WINDOW_NS * full_w * 1000.0;
+    *mw = (unsigned)(draw > SIM_POWER_CAP_MW ? SIM_POWER_CAP_MW : draw);
+    return NVML_SUCCESS;
+}
+
+SIM_API nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *mw)
+{
+    NV_DEV(device, d);
+    (void)d;
+    if (!mw) return NVML_ERROR_INVALID_ARGUMENT;
+    *mw = SIM_POWER_CAP_MW;
+    return NVML_SUCCESS;
+}
+
 /* the driver's readings: one per 100 ms slice of the last second, each with its own noise */
 #define SLICE_NS (100 * SIM_MS)
 SIM_API nvmlReturn_t nvmlDeviceGetSamples(nvmlDevice_t device, nvmlSamplingType_t type,
