@@ -8,7 +8,7 @@
 # launch-bound loop's own rate drifts by +-10% over a minute with the CPU (113k and 139k it/s
 # before and after one run), more than the tolerance, and neighbours a few seconds away take
 # most of that drift out. For that loop even neighbours were not enough (91k and 126k it/s around
-# one cell), so its cells alternate 1 s slices with the limit on and off, five pairs, and the off
+# one cell), so its cells alternate 1 s slices with the limit on and off, eight pairs, and the off
 # slices are the baseline (INTERLEAVE= names the workloads measured so). Each limited cell first settles for 4 s: the closed loop on NVML needs two
 # agreeing one-second windows before it corrects the cost model. A run without the limiter
 # comes first, so that what the limiter costs with its limit off shows too. The expected ratio
@@ -65,7 +65,7 @@ for w in ${WORKLOADS:-matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_5
         done
         lines=()
         [ "$bind" != 100 ] && mapfile -t lines < <(lim_run --phases "$bind")
-        [ -n "$free" ] && mapfile -t -O "${#lines[@]}" lines < <(lim_run --phases "$free" --interleave 5)
+        [ -n "$free" ] && mapfile -t -O "${#lines[@]}" lines < <(lim_run --phases "$free" --interleave "${INTERLEAVE_PAIRS:-8}")
         ;;
     *) mapfile -t lines < <(lim_run --phases "$PHASES") ;;
     esac

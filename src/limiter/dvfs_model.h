@@ -25,7 +25,7 @@
 
 #define VGPU_DVFS_EXPONENT 0.37
 #define VGPU_DVFS_STATIC_FRACTION 0.18 /* Ps / cap: 126 W of 700 on the H200 at 1980 MHz */
-#define VGPU_DVFS_CAP_MARGIN 0.985 /* a full H200 settled at 690-694 W of its 700 W cap */
+#define VGPU_DVFS_CAP_MARGIN 0.985     /* a full H200 settled at 690-694 W of its 700 W cap */
 #define VGPU_DVFS_MAX 1.5
 
 /* The factor (>= 1) for the GPU's power now (W), its busy fraction now (0..1) and its

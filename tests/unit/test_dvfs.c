@@ -33,7 +33,8 @@ int main(void)
     for (unsigned i = 0; i < sizeof(h200) / sizeof(h200[0]); i++) {
         double f = vgpu_dvfs_factor(h200[i].w, h200[i].busy, 700.0);
         if (!near(f / h200[i].speedup, 1.0, h200[i].tol)) {
-            fprintf(stderr, "case %u: factor %.3f, measured speed-up %.3f\n", i, f, h200[i].speedup);
+            fprintf(stderr, "case %u: factor %.3f, measured speed-up %.3f\n", i, f,
+                    h200[i].speedup);
             CHECK(0);
         }
     }
