@@ -131,10 +131,16 @@ static void pod_rows(struct table *t, json_t *p)
         snprintf(mem, sizeof(mem), "%s / %s",
                  fmt_size(json_object_get(g, "mem_used"), used, sizeof(used), NULL),
                  fmt_size(json_object_get(g, "mem_limit"), cap, sizeof(cap), "no cap"));
-        snprintf(core, sizeof(core), "%s / %s / %s",
+        /* a clock factor above 1: the pod's GPU time is charged at a full GPU's speed, so it
+         * uses less time than its share (docs/compute.md); shown so that is not a mystery */
+        json_t *cf = json_object_get(g, "clock_factor");
+        char clk[24] = "";
+        if (json_is_number(cf) && json_number_value(cf) >= 1.005)
+            snprintf(clk, sizeof(clk), " (x%.2f clock)", json_number_value(cf));
+        snprintf(core, sizeof(core), "%s / %s / %s%s",
                  fmt_pct(json_object_get(g, "core_limit"), lim, sizeof(lim)),
                  fmt_pct(json_object_get(g, "core_effective"), eff, sizeof(eff)),
-                 fmt_pct(json_object_get(g, "core_used"), cu, sizeof(cu)));
+                 fmt_pct(json_object_get(g, "core_used"), cu, sizeof(cu)), clk);
         json_t *soft = json_object_get(g, "soft");
         const char *mode = json_is_true(soft) ? "soft" : json_is_false(soft) ? "hard" : "-";
         const char *row[] = {name,

@@ -31,7 +31,7 @@ STATUS = {
         {"pod": "default/train", "suspended": False, "source": "operator",
          "gpus": [{"uuid": "GPU-aaaa", "index": 0, "mem_limit": 4294967296,
                    "mem_used": 1610612736, "core_limit": 30.0, "core_effective": 45.0,
-                   "core_used": 41.25, "weight": 3, "soft": True}],
+                   "core_used": 41.25, "weight": 3, "soft": True, "clock_factor": 1.17}],
          "workers": [{"worker_id": "w-1", "host_pid": 4001, "pid": 7, "last_seen_ms": 120,
                       "acked_seq": 5},
                      {"worker_id": "w-2", "host_pid": 4002, "pid": 8, "last_seen_ms": 80,
@@ -39,7 +39,7 @@ STATUS = {
         {"pod": "ml/infer-server", "suspended": True, "source": "kubernetes",
          "gpus": [{"uuid": "GPU-aaaa", "index": 0, "mem_limit": 0, "mem_used": 2147483648,
                    "core_limit": 20.0, "core_effective": 20.0, "core_used": 0, "weight": 1,
-                   "soft": False},
+                   "soft": False, "clock_factor": 1.0},
                   {"uuid": "GPU-bbbb", "index": 1, "mem_limit": 1073741824, "mem_used": 0,
                    "core_limit": 100.0, "core_effective": 100.0, "core_used": 0, "weight": 1,
                    "soft": False}],
@@ -138,10 +138,11 @@ def main():
     check(p.returncode == 0, "status: exit %d (%s)" % (p.returncode, p.stderr))
     check(reqs and reqs[0][:2] == ("GET", "/v1/status"), "status: request %s" % reqs)
     for s in ("node-a", "NVIDIA H100 80GB HBM3", "6.00 GiB / 80.00 GiB", "37%",
-              "default/train", "1.50 GiB / 4.00 GiB", "30% / 45% / 41.2%", "soft", "running",
+              "default/train", "1.50 GiB / 4.00 GiB", "30% / 45% / 41.2% (x1.17 clock)", "soft", "running",
               "ml/infer-server", "2.00 GiB / no cap", "hard", "suspended",
               "UNREGISTERED", "4242", "512.00 MiB", "OVER CAP"):
         check(s in out, "status: '%s' missing from:\n%s" % (s, out))
+    check(out.count("clock)") == 1, "status: the clock factor shown only where it is above 1:\n" + out)
     lines = out.splitlines()
     head = [l for l in lines if l.startswith("POD ")]
     rows = [l for l in lines if l.startswith("default/train") or l.startswith("ml/infer-server")]

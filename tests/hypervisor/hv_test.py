@@ -237,6 +237,8 @@ def case_commands(tmp):
                      3, "busy soft pod alone gets more than its floor")
             st = d.pod("default/p1")["gpus"][0]
             check(st["core_used"] > 0, "status core_used: %r" % st)
+            # no power figures for a region the limiter did not fill: the full GPU's speed
+            check(st.get("clock_factor") == 1.0, "status clock_factor: %r" % st)
         finally:
             stop.set()
             t.join()
@@ -636,6 +638,8 @@ def case_metrics(tmp):
         check(m.get("vgpu_workers") == 1 and m.get("vgpu_up") == 1, "vgpu_workers: %r" % m)
         key = 'vgpu_pod_core_limit_percent{namespace="default",pod="m1",gpu="0",uuid="%s"}' % UUID0
         check(m.get(key) == 40, "pod core limit sample %s in %r" % (key, list(m)[:40]))
+        key = 'vgpu_pod_clock_factor{namespace="default",pod="m1",gpu="0",uuid="%s"}' % UUID0
+        check(m.get(key) == 1, "pod clock factor sample %s: %r" % (key, m.get(key)))
         check(m.get('vgpu_pod_suspended{namespace="default",pod="we\\"i\\\\rd"}') == 1, "escaped label: %r" %
               [k for k in m if "suspended" in k])
         check(m.get("vgpu_commands_total", 0) >= 1, "commands counted")
