@@ -74,7 +74,7 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
     case PG_WAIT_SECONDS:
         return (double)g->last_waited / 1e9;
     case PG_CLOCK_FACTOR:
-        return g->dvfs ? g->dvfs / 1024.0 : 1.0;
+        return hv_clock_factor(g);
     default:
         return (double)g->nvml_mem;
     }

@@ -48,9 +48,15 @@ struct hv_pod_gpu {
     int have_sample;
     uint64_t last_charged, last_waited, sample_ns;
     uint64_t mem_used; /* from the region */
-    uint32_t dvfs;     /* from the region: the gate's clock factor, 1024 = 1.0 (dvfs_model.h) */
+    uint32_t dvfs;     /* from the region: the gate's clock factor, 1024 = 1.0 (0: none yet) */
     uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };
+
+/* The pod's clock factor on this GPU (src/limiter/dvfs_model.h): 1.0 until its region says */
+static inline double hv_clock_factor(const struct hv_pod_gpu *g)
+{
+    return g->dvfs ? g->dvfs / 1024.0 : 1.0;
+}
 
 struct hv_pod {
     struct hv_pod *next;

@@ -26,8 +26,7 @@ json_t *status_pod_json(const struct hv_pod *p)
                             "index", g->index, "mem_limit", (json_int_t)g->mem, "mem_used",
                             (json_int_t)g->mem_used, "core_limit", g->core, "core_effective",
                             g->effective / 100.0, "core_used", g->used_avg / 100.0, "weight",
-                            (int)g->weight, "soft", g->soft, "clock_factor",
-                            g->dvfs ? g->dvfs / 1024.0 : 1.0));
+                            (int)g->weight, "soft", g->soft, "clock_factor", hv_clock_factor(g)));
     }
     json_t *workers = json_array();
     uint64_t now = vgpu_now_ns();
