@@ -9,8 +9,9 @@
 # before and after one run), more than the tolerance, and neighbours a few seconds away take
 # most of that drift out. For that loop even neighbours were not enough (91k and 126k it/s around
 # one cell), so its cells alternate 1 s slices with the limit on and off, eight pairs, and the off
-# slices are the baseline (INTERLEAVE= names the workloads measured so). Each limited cell first settles for 4 s: the closed loop on NVML needs two
-# agreeing one-second windows before it corrects the cost model. A run without the limiter
+# slices are the baseline (INTERLEAVE= names the workloads measured so), in the order off-on,
+# on-off, ... Each limited cell first settles for 4 s (that loop's binding cells 8 s): the
+# closed loop on NVML needs two agreeing one-second windows before it corrects the cost model. A run without the limiter
 # comes first, so that what the limiter costs with its limit off shows too. The expected ratio
 # is min(1, limit / u0). Then two processes of one pod at 50% together, and two pods at 30% and
 # 50% at the same time. Prints a table; exits 1 if a cell is off by more than TOL (default
@@ -64,7 +65,9 @@ for w in ${WORKLOADS:-matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_5
             if awk -v l="$L" -v u="$(val busy "$b1")" 'BEGIN {exit !(l < 100 * u)}'; then bind="$bind,$L,100"; else free="$free${free:+,}$L"; fi
         done
         lines=()
-        [ "$bind" != 100 ] && mapfile -t lines < <(lim_run --phases "$bind")
+        # Binding cells settle for 8 s (BIND_SETTLE): the loop steps only on two agreeing
+        # steady windows under one share, the first pair complete about 4 s after the change
+        [ "$bind" != 100 ] && mapfile -t lines < <(lim_run --phases "$bind" --settle "${BIND_SETTLE:-8}")
         [ -n "$free" ] && mapfile -t -O "${#lines[@]}" lines < <(lim_run --phases "$free" --interleave "${INTERLEAVE_PAIRS:-8}")
         ;;
     *) mapfile -t lines < <(lim_run --phases "$PHASES") ;;

@@ -49,6 +49,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
         share != share_before) {
         VLOG_TRACE("compute feedback: window skipped (first, share changed or late: %.2f s)",
                    (now - last) / 1e9);
+        atomic_store(&d->fb_ratio, 0); /* the next agreeing pair starts after this window */
         return;
     }
     double modelled = (double)(charged - before) / (double)(now - last);
@@ -59,6 +60,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     if (!prev || hi - lo > hi / 10) {
         VLOG_TRACE("compute feedback: not steady (modelled busy %.3f, before %.3f)", ppm / 1e6,
                    prev / 1e6);
+        atomic_store(&d->fb_ratio, 0);
         return;
     }
     double measured = measure(ctx);
@@ -69,7 +71,11 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
         VLOG_TRACE("compute feedback: no measurement to compare with");
         return;
     }
-    /* two windows in a row must tell the same story before the scale moves */
+    /* two windows in a row must tell the same story before the scale moves: consecutive ones,
+     * under one share: every skipped window above clears the first of a pair. (Until
+     * 2026-11-26 a ratio left from before a change of share could pair with the first window
+     * after it; on an H200 the first step after a launch-bound loop went from unlimited to 10%
+     * took its scale from 1.0 to 0.73, and busy went to 0.113.) */
     uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5),
              prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
     uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio,

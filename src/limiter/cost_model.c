@@ -22,6 +22,7 @@
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 #define SMOOTH_BELOW_NS 20000u   /* estimates under this are smoothed (see learn) */
+#define SMOOTH_DIV 512           /* by this fraction of the difference a sample */
 
 static int find_slot(uint64_t key, int insert);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
@@ -37,6 +38,7 @@ struct entry {
     _Atomic uint32_t ema_ns; /* the estimate: the smallest of the recent samples */
     _Atomic uint32_t samples;
     _Atomic uint32_t inflight;       /* samples of this key not read yet */
+    uint32_t ema_frac;               /* ema_ns's fraction, in 1/SMOOTH_DIV ns, written under mu */
     _Atomic uint64_t last_sample_ns; /* when this key was last timed */
     uint32_t ring[RING];             /* recent samples, written under mu */
 };
@@ -238,10 +240,14 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 /* mu held. Sharing the GPU only ever makes a kernel look longer (its events also span the
  * time slices the GPU gave to other contexts), so what is learnt is the smallest of the last
  * eight samples, which is not inflated by contention unless all eight were. For kernels
- * under 20 us the estimate follows it by 1/32 a sample once eight are in: for kernels of
- * 1-3 us the events' figures range over 0.9-5.6 us (H200), the smallest of eight jumped 2x
- * between seconds, and the closed loop on NVML, which corrects the model's bias, cannot
- * settle on a target that moves under it. Longer kernels time well and take the smallest
+ * under 20 us the estimate follows it by 1/512 a sample once eight are in (at most 50 samples
+ * a second: about 10 s to follow a change): for kernels of 1-3 us the events' figures range
+ * over 0.9-5.6 us (H200), the smallest of eight jumped 2x between seconds, and the closed
+ * loop on NVML, which corrects the model's bias, cannot settle on a target that moves under
+ * it. At 1/32 (until 2026-11-26) a launch-bound loop's estimate still moved between 1.3 and
+ * 2.2 us from one 8 s cell to the next while NVML's busy time per launch stayed at 2.0-2.1 us
+ * (H200), and the loop chased it. A kernel that was longer before moves at once. Longer
+ * kernels time well and take the smallest
  * of eight at once: their cost follows the clock (1.37 ms at 1980 MHz, 1.6 ms at 1450 for
  * a bf16 8192 matmul), and a lagging estimate gave a pod starting beside another 1 pp more. */
 static void learn(int slot, uint64_t ns)
@@ -253,9 +259,15 @@ static void learn(int slot, uint64_t ns)
     uint32_t have = n + 1 < RING ? n + 1 : RING, lo = UINT32_MAX;
     for (uint32_t k = 0; k < have; k++)
         if (e->ring[k] < lo) lo = e->ring[k];
-    if (have == RING && n >= RING && lo < SMOOTH_BELOW_NS) {
-        uint32_t cur = atomic_load_explicit(&e->ema_ns, RELAXED);
-        lo = (uint32_t)((int64_t)cur + ((int64_t)lo - (int64_t)cur) / 32);
+    uint32_t cur = atomic_load_explicit(&e->ema_ns, RELAXED);
+    if (have == RING && n >= RING && lo < SMOOTH_BELOW_NS && cur < SMOOTH_BELOW_NS) {
+        /* in 1/SMOOTH_DIV ns: whole nanoseconds would not move for differences under 512 ns */
+        int64_t fine = (int64_t)cur * SMOOTH_DIV + e->ema_frac;
+        fine += (int64_t)lo - fine / SMOOTH_DIV;
+        lo = (uint32_t)(fine / SMOOTH_DIV);
+        e->ema_frac = (uint32_t)(fine % SMOOTH_DIV);
+    } else {
+        e->ema_frac = 0;
     }
     atomic_store_explicit(&e->ema_ns, lo ? lo : 1, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);

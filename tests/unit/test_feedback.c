@@ -1,11 +1,60 @@
 /* test_feedback.c - the compute loop's controller: moves towards measured/modelled (all the way
  * when far, half or a quarter of the way when close, not within 2%; at most x1.5 a step), stays
- * within 4x of the model, ignores windows without work. */
+ * within 4x of the model, ignores windows without work; and the windows it steps on. */
 #include "../../src/limiter/compute_feedback.h"
+
+#include <stdatomic.h>
+
+#include "../../src/common/shm_region.h"
 #include "../test_util.h"
+
+/* One second of the pod's life, without waiting a second: the loop's last update is moved a
+ * second back, the model charges `modelled` of it, NVML says `measured`. */
+static double nvml_says;
+static double measure(void *ctx)
+{
+    (void)ctx;
+    return nvml_says;
+}
+static void window(struct vgpu_shm_dev *d, uint32_t share, double modelled, double measured)
+{
+    atomic_store(&d->core_effective, share);
+    atomic_store(&d->fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    atomic_fetch_add(&d->gate_charged_ns, (uint64_t)(modelled * 1e9));
+    nvml_says = measured;
+    vgpu_feedback_tick(d, measure, NULL);
+}
+
+/* Only two consecutive steady windows under one share move the scale: a ratio left from
+ * before a change of share, or from before an unsteady window, does not pair with a new one. */
+static void pairs_are_consecutive(void)
+{
+    static struct vgpu_shm_dev d;
+    atomic_store(&d.gate_scale, 1024);
+    atomic_store(&d.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    window(&d, 10000, 0.22, 0.15); /* unlimited: the share is new, skipped */
+    window(&d, 10000, 0.22, 0.15); /* the first of its pace */
+    window(&d, 10000, 0.22, 0.15); /* steady: ratio 0.68 ... */
+    CHECK_EQ_INT(atomic_load(&d.gate_scale), 1024);
+    window(&d, 10000, 0.22, 0.15); /* ... and again: the scale moves to about 0.68 */
+    uint32_t s0 = atomic_load(&d.gate_scale);
+    CHECK(s0 > 650 && s0 < 750);   /* and this window's ratio is left over */
+    window(&d, 1000, 0.16, 0.10);  /* the share changes in this window: skipped */
+    window(&d, 1000, 0.10, 0.078); /* not steady against the window before the change */
+    window(&d, 1000, 0.10, 0.078); /* the first of a pair (0.78), not paired with 0.73 */
+    CHECK_EQ_INT(atomic_load(&d.gate_scale), s0);
+    window(&d, 1000, 0.10, 0.080); /* the pair: 0.79 */
+    uint32_t s1 = atomic_load(&d.gate_scale);
+    CHECK(s1 > s0);
+    window(&d, 1000, 0.05, 0.04);  /* the pace halves: not steady ... */
+    window(&d, 1000, 0.10, 0.05);  /* ... and so not steady again (and 0.5 is not paired) */
+    window(&d, 1000, 0.10, 0.079); /* a first again */
+    CHECK_EQ_INT(atomic_load(&d.gate_scale), s1);
+}
 
 int main(void)
 {
+    pairs_are_consecutive();
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.30), 1024);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.24), 922);   /* -20%: half way */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.285), 1011); /* -5%: a quarter of the way */
