@@ -8,8 +8,8 @@
 # launch-bound loop's own rate drifts by +-10% over a minute with the CPU (113k and 139k it/s
 # before and after one run), more than the tolerance, and neighbours a few seconds away take
 # most of that drift out. For that loop even neighbours were not enough (91k and 126k it/s around
-# one cell), so its cells alternate 1 s slices with the limit on and off, eight pairs, and the off
-# slices are the baseline (INTERLEAVE= names the workloads measured so), in the order off-on,
+# one cell), so its cells alternate 0.25 s slices with the limit on and off, 32 pairs, and the
+# off slices are the baseline (INTERLEAVE= names the workloads measured so), in the order off-on,
 # on-off, ... Each limited cell first settles for 4 s (that loop's binding cells 8 s): the
 # closed loop on NVML needs two agreeing one-second windows before it corrects the cost model. A run without the limiter
 # comes first, so that what the limiter costs with its limit off shows too. The expected ratio
@@ -55,7 +55,7 @@ for w in ${WORKLOADS:-matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_5
     case " ${INTERLEAVE-elementwise_loop} " in
     *" $w "*)
         # The launch-bound loop's pace drifts within seconds. Limits above its own busy fraction
-        # (not binding: the expected ratio is 1) are measured in 1 s slices alternating with
+        # (not binding: the expected ratio is 1) are measured in short slices alternating with
         # limit-off slices (throttle.py --interleave), the off slices the baseline. Limits below
         # it are measured as the others are: a binding limit is held by the closed loop, which
         # corrects the cost model only from steady seconds under one share.
@@ -68,7 +68,9 @@ for w in ${WORKLOADS:-matmul_bf16_8192 matmul_fp32_2048 elementwise_loop graph_5
         # Binding cells settle for 8 s (BIND_SETTLE): the loop steps only on two agreeing
         # steady windows under one share, the first pair complete about 4 s after the change
         [ "$bind" != 100 ] && mapfile -t lines < <(lim_run --phases "$bind" --settle "${BIND_SETTLE:-8}")
-        [ -n "$free" ] && mapfile -t -O "${#lines[@]}" lines < <(lim_run --phases "$free" --interleave "${INTERLEAVE_PAIRS:-8}")
+        # Short slices, many pairs: the pace drifts over seconds, and what drifts slower than
+        # a pair cancels (8 pairs of 1 s: cells 0.94-1.07 of their off slices on an H200)
+        [ -n "$free" ] && mapfile -t -O "${#lines[@]}" lines < <(lim_run --phases "$free" --interleave "${INTERLEAVE_PAIRS:-32}" --slice "${SLICE_S:-0.25}" --lead 0.05)
         ;;
     *) mapfile -t lines < <(lim_run --phases "$PHASES") ;;
     esac

@@ -140,11 +140,12 @@ def interleaved(args, step, check_every, nvml, sampler):
     """For work whose own pace drifts by more than the tolerance within seconds (a launch-bound
     Python loop: 91k-157k it/s in phases a few seconds apart), and that queues almost nothing
     (so the limit can change every second without carrying work across): per limit, after the
-    settling time, --interleave pairs of 1 s slices, limit off then on, then on then off, and
-    so on. Prints the off slices as
+    settling time, --interleave pairs of --slice seconds, limit off then on, then on then off,
+    and so on, each after --lead seconds. Prints the off slices as
     one phase 100 line and the on slices as the limit's line. A slice's busy fraction takes the
-    driver's readings from 0.2 s after it began (a reading covers the 200 ms before it)."""
-    slice_s, lead_us = 1.0, 200000
+    driver's readings from --lead after it began (a reading covers up to 200 ms before it)."""
+    slice_s, lead_s = args.slice, args.lead
+    lead_us = int(lead_s * 1e6)
     for phase in [int(p) for p in args.phases.split(",") if int(p) < 100]:
         subprocess.run([args.probe, "set-core", str(phase)], check=True)
         run_for(step, check_every, args.settle)
@@ -157,7 +158,7 @@ def interleaved(args, step, check_every, nvml, sampler):
             # 8 of 11 cells on an H200)
             lim = 100 if (k % 2 == 0) == ((k // 2) % 2 == 0) else phase
             subprocess.run([args.probe, "set-core", str(lim)], check=True)
-            run_for(step, check_every, 0.2)  # the other slice's queue drains, its readings land
+            run_for(step, check_every, lead_s)  # the other slice's queue drains, its readings land
             if pending:
                 acc[pending[0]][2].append(nvml.busy_since(pending[1], pending[2]))
             sampler.clocks, sampler.on = [], True
@@ -169,7 +170,7 @@ def interleaved(args, step, check_every, nvml, sampler):
             acc[lim][3] += sampler.clocks
             pending = (lim, ts0 + lead_us, ts0 + int(el * 1e6))
         subprocess.run([args.probe, "set-core", "100"], check=True)
-        time.sleep(0.25)
+        time.sleep(max(lead_s, 0.25))
         acc[pending[0]][2].append(nvml.busy_since(pending[1], pending[2]))
         g1 = gate_counters(args.probe)
         for lim in (100, phase):
@@ -182,7 +183,7 @@ def interleaved(args, step, check_every, nvml, sampler):
                 line += (f" charged=- cost_us={d['charged_ns'] / 1e3 / max(d['launches'], 1):.2f}"
                          f" waited_s={d['waited_ns'] / 1e9:.2f}"
                          f" scale={(g1['scale'] or 1024) / 1024:.3f} last_ratio={g1['fb_ratio'] / 1024:.3f}"
-                         f" clock_factor={(g1['dvfs'] or 1024) / 1024:.3f} interleaved={args.interleave}x{slice_s:.0f}s")
+                         f" clock_factor={(g1['dvfs'] or 1024) / 1024:.3f} interleaved={args.interleave}x{slice_s:g}s")
             print(line, flush=True)
     return 0
 
@@ -196,7 +197,10 @@ def main():
     ap.add_argument("--settle-off", type=float, default=1.0, help="settling time of a phase 100")
     ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
     ap.add_argument("--interleave", type=int, default=0,
-                    help="measure each limit in this many 1 s slices alternating with limit-off slices")
+                    help="measure each limit in this many pairs of slices, limit off and on")
+    ap.add_argument("--slice", type=float, default=1.0, help="seconds of an interleaved slice")
+    ap.add_argument("--lead", type=float, default=0.2,
+                    help="seconds run before each slice is measured (queue drained, readings landed)")
     args = ap.parse_args()
     step, check_every = workload(args.workload)
     nvml = Nvml()

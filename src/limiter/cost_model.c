@@ -22,7 +22,7 @@
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 #define SMOOTH_BELOW_NS 20000u   /* estimates under this are smoothed (see learn) */
-#define SMOOTH_DIV 512           /* by this fraction of the difference a sample */
+#define SMOOTH_DIV 4096          /* by this fraction of the difference a sample */
 
 static int find_slot(uint64_t key, int insert);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
@@ -240,16 +240,18 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 /* mu held. Sharing the GPU only ever makes a kernel look longer (its events also span the
  * time slices the GPU gave to other contexts), so what is learnt is the smallest of the last
  * eight samples, which is not inflated by contention unless all eight were. For kernels
- * under 20 us the estimate follows it by 1/512 a sample once eight are in (at most 50 samples
- * a second: about 10 s to follow a change): for kernels of 1-3 us the events' figures range
- * over 0.9-5.6 us (H200), the smallest of eight jumped 2x between seconds, and the closed
- * loop on NVML, which corrects the model's bias, cannot settle on a target that moves under
- * it. At 1/32 (until 2026-11-26) a launch-bound loop's estimate still moved between 1.3 and
- * 2.2 us from one 8 s cell to the next while NVML's busy time per launch stayed at 2.0-2.1 us
- * (H200), and the loop chased it. A kernel that was longer before moves at once. Longer
- * kernels time well and take the smallest
- * of eight at once: their cost follows the clock (1.37 ms at 1980 MHz, 1.6 ms at 1450 for
- * a bf16 8192 matmul), and a lagging estimate gave a pod starting beside another 1 pp more. */
+ * under 20 us the first eight samples set the estimate and later ones move it by 1/4096 of
+ * the difference each (at most 50 samples a second: over minutes, not seconds). Events do not
+ * time kernels of 1-3 us: their figures range over 0.9-5.6 us (H200) and depend on how the
+ * launches are spaced, while NVML's busy time per launch of a launch-bound loop stayed at
+ * 1.9-2.1 us whether it ran free or was held to 10%. The scale of the closed loop on NVML
+ * carries such a kernel's cost; an estimate that moved under it made the loop chase it: at
+ * 1/32 a sample (until 2026-11-26) the estimate moved between 1.3 and 2.2 us from one 8 s
+ * cell to the next, at 1/512 from 1.15 to 2.2 us within the 11 s of one 10% cell, and busy
+ * ended at 0.080. A kernel that was longer before moves at once. Longer kernels time well
+ * and take the smallest of eight at once: their cost follows the clock (1.37 ms at 1980 MHz,
+ * 1.6 ms at 1450 for a bf16 8192 matmul), and a lagging estimate gave a pod starting beside
+ * another 1 pp more. */
 static void learn(int slot, uint64_t ns)
 {
     struct entry *e = &table[slot];
@@ -261,7 +263,7 @@ static void learn(int slot, uint64_t ns)
         if (e->ring[k] < lo) lo = e->ring[k];
     uint32_t cur = atomic_load_explicit(&e->ema_ns, RELAXED);
     if (have == RING && n >= RING && lo < SMOOTH_BELOW_NS && cur < SMOOTH_BELOW_NS) {
-        /* in 1/SMOOTH_DIV ns: whole nanoseconds would not move for differences under 512 ns */
+        /* in 1/SMOOTH_DIV ns: whole ns would not move for differences under SMOOTH_DIV ns */
         int64_t fine = (int64_t)cur * SMOOTH_DIV + e->ema_frac;
         fine += (int64_t)lo - fine / SMOOTH_DIV;
         lo = (uint32_t)(fine / SMOOTH_DIV);
