@@ -7,8 +7,8 @@
  * charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod (in a
  * steady state only: same share, similar pace as the window before), and
  * moves the pod's cost scale (dev.gate_scale) towards their ratio (averaged over two agreeing
- * windows): all the way when it is far off (> 25%), half or a quarter of the way when close,
- * not at all within 2%, and by at most x1.5 a step.
+ * windows): all the way when it is far off (> 25%) or the two windows agree within 5%, half or
+ * a quarter of the way when close and noisy, not at all within 2%, and by at most x1.5 a step.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H
@@ -20,8 +20,9 @@
 #define VGPU_FEEDBACK_INTERVAL_NS 1000000000ull
 
 /* The next scale (1024 = 1.0) from the current one, the modelled busy fraction and the measured
- * one (< 0: not known). Unchanged when the model saw too little work to compare. */
-uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measured);
+ * one (< 0: not known); `quiet`: the windows behind it agreed within 5%. Unchanged when the
+ * model saw too little work to compare. */
+uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measured, int quiet);
 
 /* Called by the maintenance thread: if this pod's loop for GPU `d` is due (once a second
  * across all its processes), take the modelled busy fraction since the last update, ask
