@@ -92,11 +92,21 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
         return;
     }
     uint32_t scale = atomic_load(&d->gate_scale);
+    if (!scale) scale = 1024; /* unset: the model as it is */
     /* the two agreeing windows together: half the noise of one */
     double both = modelled * (ratio + prev_ratio) / 2.0 / 1024.0;
     uint32_t next = vgpu_feedback_next_scale(scale, modelled, both, (rh - rl) * 20 <= rh);
     if (next != scale) {
         atomic_store(&d->gate_scale, next);
+        /* A pod held at its share (what it was charged, scaled, fills the share) is charged
+         * the same share under the new scale, so its modelled figure moves by scale / next; a
+         * pod below its share keeps its pace. The next window is steady if it does what it
+         * was expected to, and pairs with this one (the ratio does not depend on the scale):
+         * the loop can then step every second instead of every third. */
+        uint32_t dvfs = atomic_load(&d->gate_dvfs);
+        double charged_share = modelled * scale / 1024.0 * (dvfs > 1024 ? dvfs / 1024.0 : 1.0);
+        if (share && share < 10000 && charged_share >= 0.9 * share / 10000.0)
+            atomic_store(&d->fb_modelled_ppm, (uint64_t)((double)ppm * scale / next));
         VLOG_DEBUG("compute feedback: modelled busy %.3f, measured %.3f: cost scale %.3f -> %.3f",
                    modelled, measured, scale / 1024.0, next / 1024.0);
     }

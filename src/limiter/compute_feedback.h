@@ -9,6 +9,8 @@
  * moves the pod's cost scale (dev.gate_scale) towards their ratio (averaged over two agreeing
  * windows): all the way when it is far off (> 25%) or the two windows agree within 5%, half or
  * a quarter of the way when close and noisy, not at all within 2%, and by at most x1.5 a step.
+ * A pod held at its share is expected to be charged the same share under the new scale, so a
+ * step does not break the pairs: the loop can step every second.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H

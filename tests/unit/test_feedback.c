@@ -52,9 +52,30 @@ static void pairs_are_consecutive(void)
     CHECK_EQ_INT(atomic_load(&d.gate_scale), s1);
 }
 
+/* A pod held at its share whose events understate its kernels 2x: after the first step it
+ * runs at the share under the new scale, as expected, and the loop steps again the next
+ * second. A pod below its share keeps its pace across a step. */
+static void steps_chain(void)
+{
+    static struct vgpu_shm_dev d, e;
+    atomic_store(&d.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    for (int w = 0; w < 5; w++) {
+        uint32_t s = atomic_load(&d.gate_scale) ? atomic_load(&d.gate_scale) : 1024;
+        double modelled = 0.10 * 1024.0 / s; /* charged x scale fills the 10% share */
+        window(&d, 1000, modelled, 2.0 * modelled);
+        if (w == 3) CHECK_EQ_INT(atomic_load(&d.gate_scale), 1536); /* x1.5 at most */
+    }
+    CHECK_EQ_INT(atomic_load(&d.gate_scale), 2048); /* the second step, one second later */
+    atomic_store(&e.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    for (int w = 0; w < 5; w++)
+        window(&e, 5000, 0.10, 0.20); /* at 10% under a 50% share: its pace does not change */
+    CHECK_EQ_INT(atomic_load(&e.gate_scale), 2048);
+}
+
 int main(void)
 {
     pairs_are_consecutive();
+    steps_chain();
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.30, 0), 1024);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.24, 0), 922); /* -20%: half way */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.285, 0),
