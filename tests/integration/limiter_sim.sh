@@ -341,6 +341,32 @@ compute-noisy)
     late=$(field rates "$out" | cut -d, -f17-32 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
     near "$late" 300 18 "closed loop on noisy NVML figures, seconds 8-16"
     ;;
+compute-tiny)
+    # From a second in, the events tell twice the time they did (on real GPUs the events'
+    # figure for a 1-3 us kernel changes with how the launches are spaced; the kernel does not).
+    # A tiny kernel's estimate holds: the closed loop on NVML carries its cost (off here). A
+    # longer kernel's estimate follows at once.
+    export CUDA_CORE_LIMIT_0=50 VGPU_NO_FEEDBACK=1 VGPU_SIM_EVENT_SKEW=2 VGPU_SIM_EVENT_SKEW_AFTER_MS=1000
+    # GPU time charged per launch from 0.4 s to 0.9 s, and from 1.5 s to 3.5 s: POD US
+    per_launch() {
+        VGPU_POD_NAME=$1 limited "$PROBE" spin 4 "$2" >/dev/null &
+        local g=() t
+        for t in 0.4 0.5 0.6 2; do
+            sleep $t
+            g+=("$(VGPU_POD_NAME=$1 "$PROBE" gate)")
+        done
+        wait
+        for t in "0 1" "2 3"; do
+            set -- $t
+            echo $((($(field charged_ns "${g[$2]}") - $(field charged_ns "${g[$1]}")) / ($(field launches "${g[$2]}") - $(field launches "${g[$1]}") + 1)))
+        done
+    }
+    read -r tiny0 tiny1 <<<"$(per_launch tiny 5 | tr '\n' ' ')"
+    read -r long0 long1 <<<"$(per_launch long 100 | tr '\n' ' ')"
+    echo "charged per launch before and after the events doubled: 5 us kernel $tiny0 / $tiny1 ns, 100 us kernel $long0 / $long1 ns"
+    near "$tiny1" "$tiny0" 10 "a 5 us kernel's estimate after its events' figure doubled"
+    near "$long1" $((2 * long0)) 10 "a 100 us kernel's estimate after its events' figure doubled"
+    ;;
 compute-robust)
     # signals, and leaving while threads wait in the gate
     export CUDA_CORE_LIMIT_0=30

@@ -479,13 +479,19 @@ static CUresult elapsed(float *ms, CUevent a, CUevent b)
     uint64_t now = sim_now_ns();
     if (now < ta || now < tb) return CUDA_ERROR_NOT_READY;
     /* VGPU_SIM_EVENT_SKEW: timing events that misreport by a factor, as events around tiny
-     * kernels do on real GPUs; lets tests check that a limiter does not trust them blindly */
+     * kernels do on real GPUs; lets tests check that a limiter does not trust them blindly.
+     * VGPU_SIM_EVENT_SKEW_AFTER_MS: only for events of a process this long after its first
+     * timing (on real GPUs the events' figure for a tiny kernel changes with how the launches
+     * are spaced, while the kernel does not) */
     static double skew = -1;
+    static uint64_t skew_from;
     if (skew < 0) {
-        const char *e = getenv("VGPU_SIM_EVENT_SKEW");
+        const char *e = getenv("VGPU_SIM_EVENT_SKEW"),
+                   *after = getenv("VGPU_SIM_EVENT_SKEW_AFTER_MS");
+        skew_from = now + (after ? (uint64_t)atoi(after) * 1000000ull : 0);
         skew = e && atof(e) > 0 ? atof(e) : 1.0;
     }
-    *ms = (float)((double)(int64_t)(tb - ta) * skew / 1e6);
+    *ms = (float)((double)(int64_t)(tb - ta) * (ta >= skew_from ? skew : 1.0) / 1e6);
     return CUDA_SUCCESS;
 }
 SIM_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)
