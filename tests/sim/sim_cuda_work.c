@@ -488,7 +488,7 @@ static CUresult elapsed(float *ms, CUevent a, CUevent b)
     if (skew < 0) {
         const char *e = getenv("VGPU_SIM_EVENT_SKEW"),
                    *after = getenv("VGPU_SIM_EVENT_SKEW_AFTER_MS");
-        skew_from = now + (after ? (uint64_t)atoi(after) * 1000000ull : 0);
+        skew_from = after ? now + (uint64_t)atoi(after) * 1000000ull : 0; /* 0: every event */
         skew = e && atof(e) > 0 ? atof(e) : 1.0;
     }
     *ms = (float)((double)(int64_t)(tb - ta) * (ta >= skew_from ? skew : 1.0) / 1e6);
