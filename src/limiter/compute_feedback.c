@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include "../common/shm_region.h"
+#include "compute_gate.h"
 #include "log.h"
 
 uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measured, int quiet)
@@ -105,7 +106,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
          * the loop can then step every second instead of every third. */
         uint32_t dvfs = atomic_load(&d->gate_dvfs);
         double charged_share = modelled * scale / 1024.0 * (dvfs > 1024 ? dvfs / 1024.0 : 1.0);
-        if (share && share < 10000 && charged_share >= 0.9 * share / 10000.0)
+        if (!VGPU_GATE_UNLIMITED(share) && charged_share >= 0.9 * share / 10000.0)
             atomic_store(&d->fb_modelled_ppm, (uint64_t)((double)ppm * scale / next));
         VLOG_DEBUG("compute feedback: modelled busy %.3f, measured %.3f: cost scale %.3f -> %.3f",
                    modelled, measured, scale / 1024.0, next / 1024.0);
