@@ -5,8 +5,8 @@
  * other pods use it (soft limits, the cost model's closed loop). Asking NVML from every process
  * every second costs each of them an NVML session, and inside a container NVML's process list
  * speaks of host PIDs the container cannot see, or NVML is not mounted at all. The daemon
- * samples NVML once for the node and writes the result here, in the shared-memory directory
- * next to the pod regions; limiters read it without a lock.
+ * samples NVML once for the node and writes the result here (<--shm-dir>/node/node.shm, a
+ * directory pods mount read-only); limiters read it without a lock.
  *
  * Consistency: a sequence lock. The writer makes `seq` odd, writes, makes it even again; a
  * reader copies the fields and retries while `seq` was odd or changed (node_region.c).
@@ -22,7 +22,7 @@
 
 #define VGPU_NODE_MAGIC 0x45444f4e55504756ULL /* "VGPUNODE" little-endian */
 #define VGPU_NODE_VERSION 1u
-#define VGPU_NODE_FILE "node.shm" /* in the shared-memory directory */
+#define VGPU_NODE_FILE "node.shm" /* in <--shm-dir>/node, read-only to pods */
 #define VGPU_NODE_MAX_PROCS 1024
 /* a limiter trusts figures younger than this (the daemon samples once a second) */
 #define VGPU_NODE_FRESH_NS 3000000000ull

@@ -12,30 +12,52 @@
 
 #define RELAXED memory_order_relaxed
 
+/* The node file in the daemon's directory `dfd`, opened for writing: reused when it is a
+ * regular file of ours with one link, otherwise (a symlink, a hard link, anything planted)
+ * removed and created anew with O_EXCL, so the daemon never writes through a name someone
+ * else chose. -1 with errno. */
+static int open_node_file(int dfd)
+{
+    int fd = openat(dfd, VGPU_NODE_FILE, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            st.st_nlink == 1)
+            return fd;
+        close(fd);
+    }
+    if (unlinkat(dfd, VGPU_NODE_FILE, 0) != 0 && errno != ENOENT) return -1;
+    return openat(dfd, VGPU_NODE_FILE, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 struct vgpu_node_shm *vgpu_node_create(const char *dir, char *err, size_t errlen)
 {
-    char path[512];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, VGPU_NODE_FILE) >= (int)sizeof(path)) {
-        snprintf(err, errlen, "%s: path too long", dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat ds;
+    if (dfd < 0 || fstat(dfd, &ds) != 0 || ds.st_uid != geteuid() || (ds.st_mode & 022)) {
+        snprintf(err, errlen, "%s: not a directory of uid %u that nobody else can write", dir,
+                 (unsigned)geteuid());
+        if (dfd >= 0) close(dfd);
         return NULL;
     }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open_node_file(dfd);
+    close(dfd);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s/%s: %s", dir, VGPU_NODE_FILE, strerror(errno));
         return NULL;
     }
     fchmod(fd, 0644); /* readable by limiters of every user, whatever the umask */
     struct stat st;
     int fresh = fstat(fd, &st) == 0 && st.st_size != (off_t)sizeof(struct vgpu_node_shm);
     if (fresh && ftruncate(fd, sizeof(struct vgpu_node_shm)) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s/%s: %s", dir, VGPU_NODE_FILE, strerror(errno));
         close(fd);
         return NULL;
     }
     struct vgpu_node_shm *n = mmap(NULL, sizeof(*n), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (n == MAP_FAILED) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s/%s: %s", dir, VGPU_NODE_FILE, strerror(errno));
         return NULL;
     }
     if (fresh || n->magic != VGPU_NODE_MAGIC || n->version != VGPU_NODE_VERSION ||
@@ -58,10 +80,11 @@ const struct vgpu_node_shm *vgpu_node_open(const char *dir)
     char path[512];
     if (snprintf(path, sizeof(path), "%s/%s", dir, VGPU_NODE_FILE) >= (int)sizeof(path))
         return NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size != (off_t)sizeof(struct vgpu_node_shm)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size != (off_t)sizeof(struct vgpu_node_shm)) {
         close(fd);
         return NULL;
     }

@@ -6,10 +6,15 @@
 
 #include "node_layout.h"
 
-/* The daemon's side: create or reuse DIR/node.shm (mode 0644) and map it writable. NULL with a
- * message in err on failure. */
+#define VGPU_NODE_DIR "node" /* under the daemon's --shm-dir */
+
+/* The daemon's side: create or reuse DIR/node.shm (mode 0644) and map it writable. DIR must be
+ * a directory of the daemon's user that nobody else can write; a node.shm that is not a regular
+ * file of that user with one link is replaced, never written through. NULL with a message in
+ * err on failure. */
 struct vgpu_node_shm *vgpu_node_create(const char *dir, char *err, size_t errlen);
-/* A limiter's side: map DIR/node.shm read-only; NULL when absent or not of this version. */
+/* A limiter's side: map DIR/node.shm read-only (no symlinks); NULL when absent or not of this
+ * version. In the daemon's layout DIR is <--shm-dir>/node (VGPU_NODE_DIR). */
 const struct vgpu_node_shm *vgpu_node_open(const char *dir);
 void vgpu_node_unmap(const struct vgpu_node_shm *n);
 

@@ -1,19 +1,25 @@
-/* shm_layout.h - the shared-memory region of one pod: the contract between limiter and daemon.
+/* shm_layout.h - a pod's ledger: the shared memory every process of one pod writes.
  *
- * Why this exists: every process of a pod (and the node daemon) must agree on one memory
- * ledger per GPU without talking to each other on the hot path. This header is that agreement:
+ * Why this exists: every process of a pod must agree on one memory ledger and one GPU-time
+ * budget per GPU without talking to each other on the hot path. This header is that agreement:
  * a versioned, fixed-size layout of C11 atomics plus one process-shared *robust* mutex. Change
  * it only together with VGPU_SHM_VERSION; both sides refuse a region whose magic, version or
- * size differ (tests/unit/test_shm_layout.c pins the offsets).
+ * size differ.
  *
- * Locking rules
+ * Trust: everything here is written by the pod's own processes, so the node daemon treats all
+ * of it as untrusted input. It never maps a ledger (a pod can truncate the file under a
+ * mapping), never takes its lock, and reads it with pread(2) and range checks
+ * (src/hypervisor/pod_regions.c). What the daemon decides for the pod (limits, weights,
+ * suspension) is in the pod's control region (ctl_layout.h), which the pod cannot write. The
+ * limits in dev[].lim are used only where no daemon manages the pod (standalone mode, or a
+ * process that runs on a private ledger); see limiter.h.
+ *
+ * Locking rules (among the pod's processes)
  *  - Every mutation of the memory ledger (dev[].mem_used, dev[].oversold_used, proc[].mem,
  *    proc[].ovh, proc[].oversold, proc[].pid) happens under `lock`. The mutex is robust: if a
  *    holder is killed with -9, the next locker gets EOWNERDEAD and rebuilds the totals from the
  *    process records (shm_ledger.c), so a dead peer can never wedge the pod.
- *  - Readers (views, daemon, CLI) read the atomics without the lock.
- *  - Limits (dev[].mem_limit, dev[].core_*) are single words that the daemon or CLI may store
- *    at any time; the limiter reads them on every decision.
+ *  - Readers (views) read the atomics without the lock.
  *  - The compute gate is lock-free: dev[].gate_vclock is a virtual clock (CLOCK_MONOTONIC ns)
  *    advanced with compare-and-swap by every process of the pod (compute_gate.c).
  */
@@ -25,7 +31,7 @@
 #include <stdint.h>
 
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
-#define VGPU_SHM_VERSION 3u
+#define VGPU_SHM_VERSION 4u
 #define VGPU_MAX_DEVICES 16
 #define VGPU_MAX_PROCS 512
 #define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
@@ -35,29 +41,39 @@
 /* dev[].flags */
 #define VGPU_DEV_OVERSOLD 0x1u /* allocations past the cap may be served from host memory */
 
-struct vgpu_shm_dev {
-    char uuid[VGPU_UUID_LEN];        /* written once (under lock) before state becomes READY */
-    _Atomic uint32_t state;          /* VGPU_DEV_EMPTY / VGPU_DEV_READY */
-    _Atomic uint32_t flags;          /* VGPU_DEV_* */
+/* One GPU's limits as the enforcing side reads them: in the control region when the daemon
+ * manages the pod (ctl_layout.h), in the ledger's dev[].lim otherwise. */
+struct vgpu_dev_limits {
     _Atomic uint64_t mem_limit;      /* bytes the pod may hold on this GPU; VGPU_UNLIMITED */
-    _Atomic uint64_t mem_used;       /* = sum over live proc[] of mem[d] + ovh[d] */
-    _Atomic uint64_t mem_peak;       /* high-water mark of mem_used */
     _Atomic uint64_t oversold_limit; /* bytes past the cap that may live in host memory */
-    _Atomic uint64_t oversold_used;  /* = sum over live proc[] of oversold[d] */
-    _Atomic uint64_t total_real;     /* physical memory of the GPU as the driver reports it */
-    _Atomic uint64_t oom_events;     /* allocations refused because of the cap */
+    _Atomic uint32_t flags;          /* VGPU_DEV_* */
     /* compute: percentages in hundredths (3000 = 30%); 0 = no limit */
-    _Atomic uint32_t core_limit;      /* ceiling: never more than this share of GPU time */
-    _Atomic uint32_t core_soft;       /* floor of a soft limit (0: hard); idle time may lift it */
-    _Atomic uint32_t core_effective;  /* the share the gate enforces now */
-    _Atomic uint32_t weight;          /* scheduler weight of the pod on this GPU (0 = 1) */
-    _Atomic int64_t gate_vclock;      /* virtual clock of the GPU-time budget, ns */
+    _Atomic uint32_t core_limit;     /* ceiling: never more than this share of GPU time */
+    _Atomic uint32_t core_soft;      /* floor of a soft limit (0: hard); idle time may lift it */
+    _Atomic uint32_t core_effective; /* the share the gate enforces now */
+    _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
+    uint32_t reserved;
+};
+
+struct vgpu_shm_dev {
+    char uuid[VGPU_UUID_LEN]; /* written once (under lock) before state becomes READY */
+    _Atomic uint32_t state;   /* VGPU_DEV_EMPTY / VGPU_DEV_READY */
+    uint32_t reserved0;
+    struct vgpu_dev_limits lim;     /* standalone / private ledgers only (see the top) */
+    _Atomic uint64_t mem_used;      /* = sum over live proc[] of mem[d] + ovh[d] */
+    _Atomic uint64_t mem_peak;      /* high-water mark of mem_used */
+    _Atomic uint64_t oversold_used; /* = sum over live proc[] of oversold[d] */
+    _Atomic uint64_t total_real;    /* physical memory of the GPU as the driver reports it */
+    _Atomic uint64_t oom_events;    /* allocations refused because of the cap */
+    _Atomic int64_t gate_vclock;    /* virtual clock of the GPU-time budget, ns */
+    _Atomic uint32_t gate_share;    /* the share gate_vclock is scaled for (compute_gate.c) */
+    uint32_t reserved1;
     _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
     _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
     _Atomic uint64_t gate_launches;   /* submissions that went through the gate */
     /* closed loop: measured busy time / modelled busy time, 1024 = 1.0 (compute_feedback.c) */
     _Atomic uint32_t gate_scale;
-    _Atomic uint32_t fb_share;        /* core_effective during the loop's current window */
+    _Atomic uint32_t fb_share;        /* the enforced share during the loop's current window */
     _Atomic uint64_t fb_last_ns;      /* when the loop last updated the scale */
     _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
     _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
@@ -91,13 +107,7 @@ struct vgpu_shm {
     } lock;
     _Atomic uint64_t last_reap_ns; /* CLOCK_MONOTONIC of the last scan for dead processes */
     _Atomic uint64_t reaped_procs; /* processes whose memory was returned after they died */
-    /* control by the node daemon (vgpu-hypervisor); see docs/hypervisor.md */
-    _Atomic uint32_t suspended;   /* != 0: every submission of GPU work of the pod blocks */
-    _Atomic uint32_t managed;     /* != 0: the daemon owns limits and core_effective; the
-                                     limiter's own soft policy stands aside */
-    _Atomic uint64_t managed_ns;  /* CLOCK_MONOTONIC of the daemon's last write (liveness) */
-    _Atomic uint64_t control_seq; /* last command sequence number applied to this region */
-    uint64_t reserved[11];
+    uint64_t reserved[13];
     struct vgpu_shm_dev dev[VGPU_MAX_DEVICES];
     struct vgpu_shm_proc proc[VGPU_MAX_PROCS];
 };

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl_layout.h"
 #include "shm_region.h"
 
 #define RELAXED memory_order_relaxed
@@ -100,15 +101,16 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
             if (atomic_load_explicit(&v->state, RELAXED) != VGPU_DEV_EMPTY) continue;
             memset(v->uuid, 0, sizeof(v->uuid));
             snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
-            atomic_store_explicit(&v->mem_limit, init->mem_limit, RELAXED);
-            atomic_store_explicit(&v->oversold_limit, init->oversold_limit, RELAXED);
-            atomic_store_explicit(&v->flags, init->flags, RELAXED);
+            atomic_store_explicit(&v->lim.mem_limit, init->mem_limit, RELAXED);
+            atomic_store_explicit(&v->lim.oversold_limit, init->oversold_limit, RELAXED);
+            atomic_store_explicit(&v->lim.flags, init->flags, RELAXED);
             atomic_store_explicit(&v->total_real, init->total_real, RELAXED);
-            atomic_store_explicit(&v->core_limit, init->core_limit, RELAXED);
-            atomic_store_explicit(&v->core_soft, init->core_soft, RELAXED);
+            atomic_store_explicit(&v->lim.core_limit, init->core_limit, RELAXED);
+            atomic_store_explicit(&v->lim.core_soft, init->core_soft, RELAXED);
             /* a soft limit starts at its floor until idle time is seen */
-            atomic_store_explicit(&v->core_effective,
-                                  init->core_soft ? init->core_soft : init->core_limit, RELAXED);
+            uint32_t eff = init->core_soft ? init->core_soft : init->core_limit;
+            atomic_store_explicit(&v->lim.core_effective, eff, RELAXED);
+            atomic_store_explicit(&v->gate_share, eff, RELAXED);
             atomic_store_explicit(&v->gate_vclock, 0, RELAXED);
             atomic_store_explicit(&v->gate_scale, 1024, RELAXED);
             atomic_store_explicit(&v->gate_dvfs, 1024, RELAXED);
@@ -144,15 +146,31 @@ static void release_slot_locked(struct vgpu_shm *s, struct vgpu_shm_proc *p)
     atomic_store_explicit(&p->pid, 0, memory_order_release);
 }
 
-int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns)
+/* Did the daemon report the process of record p gone? (its host PID and start time) */
+static int reported_dead(const struct vgpu_ctl *ctl, const struct vgpu_shm_proc *p)
+{
+    int32_t host = atomic_load_explicit(&p->host_pid, RELAXED);
+    if (!ctl || host <= 0) return 0;
+    uint64_t n = atomic_load_explicit(&ctl->dead_seq, memory_order_acquire);
+    for (uint64_t k = 0; k < VGPU_CTL_DEAD && k < n; k++) {
+        const struct vgpu_ctl_dead *e = &ctl->dead[k];
+        if (atomic_load_explicit(&e->host_pid, RELAXED) == host &&
+            atomic_load_explicit(&e->start_time, RELAXED) == p->start_time)
+            return 1;
+    }
+    return 0;
+}
+
+int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_ctl *ctl)
 {
     int freed = 0;
     if (vgpu_shm_lock(s) != 0) return 0;
     for (int i = 0; i < VGPU_MAX_PROCS; i++) {
         struct vgpu_shm_proc *p = &s->proc[i];
         pid_t pid = atomic_load_explicit(&p->pid, RELAXED);
-        if (pid <= 0 || p->pidns != self_pidns) continue;
-        if (vgpu_proc_alive(pid, p->start_time)) continue;
+        if (pid <= 0) continue;
+        if (p->pidns == self_pidns ? vgpu_proc_alive(pid, p->start_time) : !reported_dead(ctl, p))
+            continue;
         release_slot_locked(s, p);
         freed++;
     }
@@ -162,14 +180,15 @@ int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns)
     return freed;
 }
 
-int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, uint64_t interval_ns)
+int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_ctl *ctl,
+                            uint64_t interval_ns)
 {
     uint64_t now = vgpu_now_ns();
     uint64_t last = atomic_load_explicit(&s->last_reap_ns, RELAXED);
     if (now - last < interval_ns) return 0;
     /* one process per interval does the scan */
     if (!atomic_compare_exchange_strong(&s->last_reap_ns, &last, now)) return 0;
-    return vgpu_ledger_reap(s, self_pidns);
+    return vgpu_ledger_reap(s, self_pidns, ctl);
 }
 
 int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id)
@@ -197,7 +216,7 @@ int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id)
         }
         vgpu_shm_unlock(s);
         if (found >= 0) return found;
-        vgpu_ledger_reap(s, id->pidns);
+        vgpu_ledger_reap(s, id->pidns, NULL);
     }
     return -1;
 }
@@ -224,13 +243,13 @@ static int claimed(const struct vgpu_shm *s, int slot)
     return atomic_load_explicit(&s->proc[slot].pid, RELAXED) > 0;
 }
 
-static int try_reserve_locked(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over)
+static int try_reserve_locked(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over,
+                              uint64_t limit)
 {
     struct vgpu_shm_dev *v = &s->dev[dev];
     struct vgpu_shm_proc *p = &s->proc[slot];
     if (!claimed(s, slot)) return VGPU_LEDGER_ERROR;
     _Atomic uint64_t *used_p = over ? &v->oversold_used : &v->mem_used;
-    uint64_t limit = atomic_load_explicit(over ? &v->oversold_limit : &v->mem_limit, RELAXED);
     uint64_t used = atomic_load_explicit(used_p, RELAXED);
     if (bytes > limit || used > limit - bytes) return VGPU_LEDGER_OVER_CAP;
     atomic_store_explicit(used_p, used + bytes, RELAXED);
@@ -240,16 +259,19 @@ static int try_reserve_locked(struct vgpu_shm *s, int slot, int dev, uint64_t by
     return VGPU_LEDGER_OK;
 }
 
-static int reserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over)
+static int reserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over,
+                          const struct vgpu_dev_limits *lim, const struct vgpu_ctl *ctl)
 {
     if (slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES)
         return VGPU_LEDGER_ERROR;
     int r = VGPU_LEDGER_OVER_CAP;
     for (int attempt = 0; attempt < 2 && r == VGPU_LEDGER_OVER_CAP; attempt++) {
         /* before refusing, give back the bytes of processes that died, then try once more */
-        if (attempt == 1 && vgpu_ledger_reap(s, s->proc[slot].pidns) == 0) break;
+        if (attempt == 1 && vgpu_ledger_reap(s, s->proc[slot].pidns, ctl) == 0) break;
         if (vgpu_shm_lock(s) != 0) return VGPU_LEDGER_ERROR;
-        r = try_reserve_locked(s, slot, dev, bytes, over);
+        uint64_t limit =
+            atomic_load_explicit(over ? &lim->oversold_limit : &lim->mem_limit, RELAXED);
+        r = try_reserve_locked(s, slot, dev, bytes, over, limit);
         vgpu_shm_unlock(s);
     }
     if (r == VGPU_LEDGER_OVER_CAP) atomic_fetch_add_explicit(&s->dev[dev].oom_events, 1, RELAXED);
@@ -272,9 +294,10 @@ static void unreserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t byt
     vgpu_shm_unlock(s);
 }
 
-int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes)
+int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
+                        const struct vgpu_dev_limits *lim, const struct vgpu_ctl *ctl)
 {
-    return reserve_common(s, slot, dev, bytes, 0);
+    return reserve_common(s, slot, dev, bytes, 0, lim, ctl);
 }
 
 void vgpu_ledger_unreserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes)
@@ -282,9 +305,10 @@ void vgpu_ledger_unreserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes
     unreserve_common(s, slot, dev, bytes, 0);
 }
 
-int vgpu_ledger_reserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes)
+int vgpu_ledger_reserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
+                                 const struct vgpu_dev_limits *lim, const struct vgpu_ctl *ctl)
 {
-    return reserve_common(s, slot, dev, bytes, 1);
+    return reserve_common(s, slot, dev, bytes, 1, lim, ctl);
 }
 
 void vgpu_ledger_unreserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes)

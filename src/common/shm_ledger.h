@@ -1,10 +1,12 @@
-/* shm_ledger.h - the memory-ledger protocol on top of the shared region.
+/* shm_ledger.h - the memory-ledger protocol on top of a pod's ledger (shm_layout.h).
  *
  * Why this exists: "every process of a pod together never holds more than the cap" needs one
  * set of rules that every writer follows: reserve before the driver allocates (refuse past the
  * cap), give back on free, record per process so that the bytes of a process that died (even
- * by kill -9) return to the pod, and rebuild totals if a writer died mid-update. The daemon and
- * the limiter both use these functions; nobody writes ledger fields directly.
+ * by kill -9) return to the pod, and rebuild totals if a writer died mid-update. The pod's
+ * processes use these functions and nobody writes ledger fields directly; the node daemon never
+ * calls the ones that lock (it reads ledgers with pread and reports dead processes through the
+ * control region, ctl_layout.h).
  */
 #ifndef VGPU_SHM_LEDGER_H
 #define VGPU_SHM_LEDGER_H
@@ -13,6 +15,8 @@
 #include <sys/types.h>
 
 #include "shm_layout.h"
+
+struct vgpu_ctl;
 
 /* Identity of a process, enough to tell whether it is still the same living process. */
 struct vgpu_proc_id {
@@ -24,7 +28,7 @@ struct vgpu_proc_id {
 /* Fill `id` for the calling process. */
 void vgpu_proc_self(struct vgpu_proc_id *id);
 
-/* Limits a device slot starts with. */
+/* Limits a device slot starts with (dev[].lim: used where no daemon manages the pod). */
 struct vgpu_dev_init {
     uint64_t mem_limit;      /* VGPU_UNLIMITED for none */
     uint64_t oversold_limit; /* bytes past the cap allowed in host memory */
@@ -50,12 +54,15 @@ void vgpu_ledger_proc_release(struct vgpu_shm *s, int slot, pid_t pid);
 
 enum { VGPU_LEDGER_OK = 0, VGPU_LEDGER_OVER_CAP = 1, VGPU_LEDGER_ERROR = -1 };
 
-/* Reserve `bytes` on device `dev` for process record `slot` if the pod stays within the cap.
- * Reaps dead processes and retries once before refusing. */
-int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+/* Reserve `bytes` on device `dev` for process record `slot` if the pod stays within the cap
+ * lim->mem_limit. Reaps dead processes (those of our PID namespace, and those `ctl`, if not
+ * NULL, reports dead) and retries once before refusing. */
+int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
+                        const struct vgpu_dev_limits *lim, const struct vgpu_ctl *ctl);
 void vgpu_ledger_unreserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
-/* Same for the host-memory part of an oversubscribed device. */
-int vgpu_ledger_reserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
+/* Same for the host-memory part of an oversubscribed device (lim->oversold_limit). */
+int vgpu_ledger_reserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
+                                 const struct vgpu_dev_limits *lim, const struct vgpu_ctl *ctl);
 void vgpu_ledger_unreserve_oversold(struct vgpu_shm *s, int slot, int dev, uint64_t bytes);
 /* Memory the driver already holds for us (driver overhead, pool growth): recorded without a cap
  * check, since refusing cannot undo it. Sets the overhead bucket to `bytes`. */
@@ -63,12 +70,14 @@ void vgpu_ledger_set_overhead(struct vgpu_shm *s, int slot, int dev, uint64_t by
 /* Adds a signed delta to the allocation bucket without a cap check (pool true-ups). */
 void vgpu_ledger_adjust(struct vgpu_shm *s, int slot, int dev, int64_t delta);
 
-/* Return the bytes of dead processes. `self_pidns` limits the check to processes of our pid
- * namespace (others cannot be checked from here). Returns how many records were freed.
+/* Return the bytes of dead processes: of records in our pid namespace `self_pidns` whose
+ * process is gone, and of records in other namespaces (other containers of the pod) whose host
+ * PID and start time `ctl` (may be NULL) reports gone. Returns how many records were freed.
  * Takes the lock. */
-int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns);
+int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_ctl *ctl);
 /* Reap at most once per `interval_ns` across the pod (cheap check first). */
-int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, uint64_t interval_ns);
+int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_ctl *ctl,
+                            uint64_t interval_ns);
 
 /* Rebuild dev[] totals from the process records. Call with the lock held. */
 void vgpu_ledger_repair(struct vgpu_shm *s);

@@ -1,4 +1,4 @@
-/* shm_region.c - find, create, map and lock a pod's shared-memory region (see shm_region.h). */
+/* shm_region.c - create, find, map and lock a pod's ledger (see shm_region.h). */
 #define _GNU_SOURCE
 #include "shm_region.h"
 
@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -62,48 +63,63 @@ static void init_region(struct vgpu_shm *s, const char *pod_id)
     pthread_mutex_init(&s->lock.m, &a);
     pthread_mutexattr_destroy(&a);
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
-        atomic_store(&s->dev[d].mem_limit, VGPU_UNLIMITED);
+        atomic_store(&s->dev[d].lim.mem_limit, VGPU_UNLIMITED);
     }
     /* magic last: a reader that sees it sees an initialised region */
     __atomic_store_n(&s->magic, VGPU_SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
-static int make_dir(const char *path)
+void vgpu_shm_standalone_dir(char *out, size_t outlen)
 {
-    if (mkdir(path, 01777) == 0) {
-        chmod(path, 01777); /* mkdir is subject to umask; the directory is shared by pods */
-        return 0;
-    }
-    return errno == EEXIST ? 0 : -1;
+    snprintf(out, outlen, "/dev/shm/vgpu-%u", (unsigned)geteuid());
 }
 
-struct vgpu_shm *vgpu_shm_open_path(const char *path, int flags, const char *pod_id, char *err,
-                                    size_t errlen)
+/* The standalone directory: created 0700 when missing; used only if it is a directory (not a
+ * symlink) that this user owns and nobody else may write, so that no other user can plant or
+ * pre-create a region in it. Returns an O_DIRECTORY fd or -1 with a message. */
+static int open_private_dir(const char *path, int create, char *err, size_t errlen)
 {
-    int oflags = O_RDWR | O_CLOEXEC | ((flags & VGPU_SHM_CREATE) ? O_CREAT : 0);
-    int fd = open(path, oflags, 0660);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open shared memory %s: %s", path, strerror(errno));
-        return NULL;
+    if (create && mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+        return -1;
     }
-    struct vgpu_shm *s = NULL;
-    /* Only a creator takes the file lock (to initialise alone). Opening an existing region
-     * needs none: the magic is stored last, so a region whose magic is in place is complete;
-     * and the daemon, which never creates, cannot be stalled by a pod holding the lock. */
-    if ((flags & VGPU_SHM_CREATE) && flock(fd, LOCK_EX) != 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", path, strerror(errno));
-        goto out;
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, errlen, "cannot open directory %s: %s", path,
+                 errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink?)"
+                                                    : strerror(errno));
+        return -1;
     }
+    struct stat st;
+    if (fstat(dfd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        snprintf(err, errlen,
+                 "directory %s is owned by uid %u with mode %03o: only a directory of uid %u that "
+                 "nobody else can write holds its regions",
+                 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+        close(dfd);
+        return -1;
+    }
+    return dfd;
+}
+
+/* Map `fd` (sized already or empty) and check or initialise it. */
+static struct vgpu_shm *map_fd(int fd, const char *path, int create, const char *pod_id, char *err,
+                               size_t errlen)
+{
     struct stat st;
     if (fstat(fd, &st) != 0) {
         snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-        goto out;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file", path);
+        return NULL;
     }
     int fresh = 0;
-    if (st.st_size == 0 && (flags & VGPU_SHM_CREATE)) {
+    if (st.st_size == 0 && create) {
         if (ftruncate(fd, (off_t)sizeof(struct vgpu_shm)) != 0) {
             snprintf(err, errlen, "cannot size %s: %s", path, strerror(errno));
-            goto out;
+            return NULL;
         }
         fresh = 1;
     } else if (st.st_size != (off_t)sizeof(struct vgpu_shm)) {
@@ -111,23 +127,22 @@ struct vgpu_shm *vgpu_shm_open_path(const char *path, int flags, const char *pod
                  "shared memory %s has size %lld, this build expects %zu (a different vgpu "
                  "version is using it)",
                  path, (long long)st.st_size, sizeof(struct vgpu_shm));
-        goto out;
+        return NULL;
     }
     void *m = mmap(NULL, sizeof(struct vgpu_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
         snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
-        goto out;
+        return NULL;
     }
-    s = m;
+    struct vgpu_shm *s = m;
     uint64_t magic = __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE);
     if (fresh || magic == 0) {
-        /* new, or its creator died before finishing: we hold the flock, so nobody else is
-         * initialising it now */
-        if (!(flags & VGPU_SHM_CREATE)) {
+        /* new, or its creator died before finishing: the caller holds the flock, so nobody
+         * else is initialising it now */
+        if (!create) {
             snprintf(err, errlen, "shared memory %s is not initialised", path);
             munmap(m, sizeof(struct vgpu_shm));
-            s = NULL;
-            goto out;
+            return NULL;
         }
         init_region(s, pod_id ? pod_id : "");
     } else if (magic != VGPU_SHM_MAGIC || s->version != VGPU_SHM_VERSION ||
@@ -138,29 +153,92 @@ struct vgpu_shm *vgpu_shm_open_path(const char *path, int flags, const char *pod
                  path, (unsigned long long)magic, s->version, s->size, VGPU_SHM_VERSION,
                  sizeof(struct vgpu_shm));
         munmap(m, sizeof(struct vgpu_shm));
-        s = NULL;
+        return NULL;
     }
-out:
-    /* unlock explicitly: the mapping keeps the open file alive, and with it a flock */
-    flock(fd, LOCK_UN);
-    close(fd);
     return s;
 }
 
 struct vgpu_shm *vgpu_shm_open(const char *dir, const char *pod_id, int flags, char *err,
                                size_t errlen)
 {
-    char path[512];
-    if (!dir || !*dir) dir = VGPU_SHM_DEFAULT_DIR;
+    char path[512], def[64];
+    if (!dir || !*dir) {
+        vgpu_shm_standalone_dir(def, sizeof(def));
+        dir = def;
+    }
     if (vgpu_shm_path(dir, pod_id, path, sizeof(path)) != 0) {
         snprintf(err, errlen, "shared memory path too long under %s", dir);
         return NULL;
     }
-    if ((flags & VGPU_SHM_CREATE) && make_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+    int create = (flags & VGPU_SHM_CREATE) != 0;
+    int dfd = open_private_dir(dir, create, err, errlen);
+    if (dfd < 0) return NULL;
+    const char *name = strrchr(path, '/') + 1;
+    int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    close(dfd);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open shared memory %s: %s", path, strerror(errno));
         return NULL;
     }
-    return vgpu_shm_open_path(path, flags, pod_id, err, errlen);
+    struct vgpu_shm *s = NULL;
+    struct stat st;
+    /* Only a creator takes the file lock (to initialise alone). Opening an existing region
+     * needs none: the magic is stored last, so a region whose magic is in place is complete. */
+    if (fstat(fd, &st) != 0 || st.st_uid != geteuid()) {
+        snprintf(err, errlen, "shared memory %s is not owned by uid %u", path, (unsigned)geteuid());
+    } else if (create && flock(fd, LOCK_EX) != 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", path, strerror(errno));
+    } else {
+        s = map_fd(fd, path, create, pod_id, err, errlen);
+        /* unlock explicitly: the mapping keeps the open file alive, and with it a flock */
+        flock(fd, LOCK_UN);
+    }
+    close(fd);
+    return s;
+}
+
+struct vgpu_shm *vgpu_shm_map_existing(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open the pod's ledger %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct vgpu_shm *s = map_fd(fd, path, 0, NULL, err, errlen);
+    close(fd);
+    return s;
+}
+
+struct vgpu_shm *vgpu_shm_private(const char *pod_id)
+{
+    void *m = mmap(NULL, sizeof(struct vgpu_shm), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    init_region(m, pod_id ? pod_id : "");
+    return m;
+}
+
+int vgpu_shm_init_fd(int fd, const char *pod_id)
+{
+    struct vgpu_shm *s = calloc(1, sizeof(*s));
+    if (!s) return -1;
+    init_region(s, pod_id);
+    const char *p = (const char *)s;
+    size_t left = sizeof(*s);
+    off_t off = 0;
+    int r = 0;
+    while (left) {
+        ssize_t n = pwrite(fd, p + off, left, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            r = -1;
+            break;
+        }
+        off += n;
+        left -= (size_t)n;
+    }
+    free(s);
+    return r;
 }
 
 void vgpu_shm_close(struct vgpu_shm *s)
@@ -168,33 +246,9 @@ void vgpu_shm_close(struct vgpu_shm *s)
     if (s) munmap(s, sizeof(*s));
 }
 
-/* 0: wait as long as it takes (limiters: the holder is a peer of the same pod, and a dead one
- * is detected by the robust mutex). The daemon sets a bound: a process of a pod that stops
- * while holding its pod's lock must not stall the node's scheduler and API with it. */
-static _Atomic unsigned lock_timeout_ms;
-
-void vgpu_shm_set_lock_timeout(unsigned ms)
-{
-    atomic_store(&lock_timeout_ms, ms);
-}
-
 int vgpu_shm_lock(struct vgpu_shm *s)
 {
-    unsigned ms = atomic_load_explicit(&lock_timeout_ms, memory_order_relaxed);
-    int r;
-    if (!ms) {
-        r = pthread_mutex_lock(&s->lock.m);
-    } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts); /* the clock pthread_mutex_timedlock measures */
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        r = pthread_mutex_timedlock(&s->lock.m, &ts);
-    }
+    int r = pthread_mutex_lock(&s->lock.m);
     if (r == EOWNERDEAD) {
         /* a holder died inside a critical section: rebuild what it may have left half done */
         vgpu_ledger_repair(s);

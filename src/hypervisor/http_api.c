@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "command_channel.h"
@@ -245,14 +246,17 @@ struct reg_req {
 static int parse_registration(json_t *o, struct reg_req *q, char *err, size_t n)
 {
     memset(q, 0, sizeof(*q));
+    /* what a worker says of its pod is read (and checked) but decides nothing unless the
+     * daemon runs in development mode (--identity env) */
     json_t *v = json_object_get(o, "pod_id");
-    if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= VGPU_POD_ID_LEN ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(err, n, "pod_id: required, a non-empty string shorter than %d bytes",
+    if (v && !json_is_null(v) &&
+        (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= VGPU_POD_ID_LEN ||
+         strlen(json_string_value(v)) != json_string_length(v))) {
+        snprintf(err, n, "pod_id: must be a non-empty string shorter than %d bytes",
                  VGPU_POD_ID_LEN);
         return -1;
     }
-    snprintf(q->pod_id, sizeof(q->pod_id), "%s", json_string_value(v));
+    if (v && json_is_string(v)) snprintf(q->pod_id, sizeof(q->pod_id), "%s", json_string_value(v));
     if (opt_string(o, "namespace", q->ns, sizeof(q->ns), err, n) ||
         opt_string(o, "pod", q->pod, sizeof(q->pod), err, n) ||
         opt_string(o, "pod_uid", q->pod_uid, sizeof(q->pod_uid), err, n) ||
@@ -340,6 +344,35 @@ static void env_merge(struct hv_limits *a, const struct hv_limits *b)
     a->has |= b->has;
 }
 
+/* Development mode only: the pod the registration names ("namespace"/"pod", or "pod_id" as
+ * "ns/name" or a name); 0, or -1 with a message. */
+static int identity_from_body(const struct reg_req *q, struct hv_ident *who, char *err, size_t n)
+{
+    memset(who, 0, sizeof(*who));
+    const char *slash = strchr(q->pod_id, '/');
+    if (q->pod[0]) {
+        snprintf(who->name, sizeof(who->name), "%s", q->pod);
+        snprintf(who->ns, sizeof(who->ns), "%s", q->ns[0] ? q->ns : "default");
+    } else if (slash && slash != q->pod_id && slash[1] && !strchr(slash + 1, '/') &&
+               slash - q->pod_id < (long)sizeof(who->ns)) { /* the limiter's "ns/name" */
+        snprintf(who->ns, sizeof(who->ns), "%.*s", (int)(slash - q->pod_id), q->pod_id);
+        snprintf(who->name, sizeof(who->name), "%s", slash + 1);
+    } else if (q->pod_id[0]) {
+        snprintf(who->ns, sizeof(who->ns), "%s", q->ns[0] ? q->ns : "default");
+        snprintf(who->name, sizeof(who->name), "%s", q->pod_id);
+        for (char *s = who->name; *s; s++)
+            if (*s == '/') *s = '_';
+    } else {
+        snprintf(err, n, "pod_id: required in development mode (--identity env)");
+        return -1;
+    }
+    char key[HV_KEY_LEN];
+    snprintf(key, sizeof(key), "%s/%s", who->ns, who->name);
+    snprintf(who->dir, sizeof(who->dir), "env-%016llx",
+             (unsigned long long)vgpu_fnv1a64(key, strlen(key)));
+    return 0;
+}
+
 static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Connection *c,
                                    const struct req *r)
 {
@@ -375,49 +408,80 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
     }
     if (!q->pid) q->pid = host;
 
+    /* the pod: what the kernel says of the process (its cgroup), or in development mode what
+     * the registration says */
+    struct hv_ident who;
+    char why[800] = "";
+    int status = 0;
     registry_lock();
-    /* the pod: from the process's cgroup when the Kubernetes watch knows its UID */
-    char ns[64], name[254];
-    const struct hv_kube_pod *kp = registry_kube_for_pid(host);
-    if (kp) {
-        snprintf(ns, sizeof(ns), "%s", kp->ns);
-        snprintf(name, sizeof(name), "%s", kp->name);
+    if (hv_reg.cfg->identity_env) {
+        if (identity_from_body(q, &who, why, sizeof(why))) status = 400;
     } else {
-        const char *slash = strchr(q->pod_id, '/');
-        if (q->pod[0]) {
-            snprintf(name, sizeof(name), "%s", q->pod);
-            snprintf(ns, sizeof(ns), "%s", q->ns[0] ? q->ns : "default");
-        } else if (slash && slash != q->pod_id && slash[1] && !strchr(slash + 1, '/') &&
-                   slash - q->pod_id < (long)sizeof(ns)) { /* the limiter's "ns/name" */
-            snprintf(ns, sizeof(ns), "%.*s", (int)(slash - q->pod_id), q->pod_id);
-            snprintf(name, sizeof(name), "%s", slash + 1);
-        } else {
-            snprintf(ns, sizeof(ns), "%s", q->ns[0] ? q->ns : "default");
-            snprintf(name, sizeof(name), "%s", q->pod_id);
-            for (char *s = name; *s; s++)
-                if (*s == '/') *s = '_';
+        uint64_t deadline = vgpu_now_ns() + 2000000000ull;
+        int known;
+        /* a pod that has just started may not be in the watch's list yet: wait a little */
+        while ((known = registry_identify(host, &who)) == 1 && !hv_reg.stopping &&
+               vgpu_now_ns() < deadline) {
+            struct timespec ts = {(time_t)(deadline / 1000000000ull),
+                                  (long)(deadline % 1000000000ull)};
+            pthread_cond_timedwait(&hv_reg.cv, &hv_reg.mu, &ts);
+        }
+        if (known == 1) {
+            status = 503;
+            snprintf(why, sizeof(why),
+                     "pod: the Kubernetes pod %s of this process is not known to the daemon yet "
+                     "(register again)",
+                     who.id.uid);
+        } else if (known < 0) {
+            status = 403;
+            snprintf(why, sizeof(why), "pid: the cgroup of process %d cannot be read", (int)host);
         }
     }
-    struct hv_pod *p = registry_pod_get(ns, name);
+    if (status) {
+        registry_unlock();
+        free(q);
+        return reply_error(c, (unsigned)status, "%s", why);
+    }
+    struct hv_pod *p = registry_pod_get(who.ns, who.name);
     if (!p) {
         registry_unlock();
         free(q);
         return reply_error(c, 500, "internal: out of memory");
     }
-    if (p->pod_id[0] && strcmp(p->pod_id, q->pod_id) && p->nworkers) {
-        snprintf(err, sizeof(err), "pod_id: pod %s already uses the region '%s', not '%s'", p->key,
-                 p->pod_id, q->pod_id);
+    if (p->dir[0] && strcmp(p->dir, who.dir)) {
+        if (p->nworkers) { /* e.g. an earlier pod of the same name, still running */
+            snprintf(why, sizeof(why), "pod: %s already has processes in pods/%s, not pods/%s",
+                     p->key, p->dir, who.dir);
+            registry_unlock();
+            free(q);
+            return reply_error(c, 409, "%s", why);
+        }
+        region_close(p, 1);
+    }
+    snprintf(p->dir, sizeof(p->dir), "%s", who.dir);
+    if (p->nworkers >= HV_MAX_WORKERS_PER_POD) {
+        snprintf(why, sizeof(why), "pod: %s already has %d workers, the most one pod may have",
+                 p->key, p->nworkers);
         registry_unlock();
         free(q);
-        return reply_error(c, 409, "%s", err);
-    }
-    if (strcmp(p->pod_id, q->pod_id)) {
-        region_close(p, 0);
-        snprintf(p->pod_id, sizeof(p->pod_id), "%s", q->pod_id);
+        return reply_error(c, 429, "%s", why);
     }
     for (int i = 0; i < q->ngpu; i++) {
         struct hv_pod_gpu *g = registry_pod_gpu(p, q->gpu[i].uuid, q->gpu[i].index);
         if (g) env_merge(&g->env, &q->gpu[i].env);
+    }
+    registry_resolve(p);
+    /* the ledger belongs to the process's user (a pod's processes share one) */
+    struct stat pst;
+    char procdir[32];
+    snprintf(procdir, sizeof(procdir), "/proc/%d", (int)host);
+    int rr = stat(procdir, &pst) == 0 ? region_open(p, pst.st_uid, pst.st_gid, why, sizeof(why))
+                                      : (snprintf(why, sizeof(why), "the process is gone"), -1);
+    if (rr != 0) {
+        registry_pod_maybe_drop(p);
+        registry_unlock();
+        free(q);
+        return reply_error(c, rr == -2 ? 409 : 503, "region: %s", why);
     }
     struct hv_worker *w = registry_worker_add(p, host, (int)q->pid);
     if (!w) {
@@ -426,22 +490,22 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
         free(q);
         return reply_error(c, 500, "internal: out of memory");
     }
-    snprintf(w->container, sizeof(w->container), "%s", q->container);
-    int changed = registry_resolve(p);
-    p->region_retry_ns = 0;
-    region_try_open(p, vgpu_now_ns());
+    snprintf(w->container, sizeof(w->container), "%s",
+             hv_reg.cfg->identity_env ? q->container : who.container);
     region_apply(p);
-    if (changed && p->nworkers > 1) cmd_push_pod(p, "limits");
+    if (p->nworkers > 1) cmd_push_pod(p, "limits");
     for (int i = 0; i < p->ngpu; i++)
         p->gpu[i].pushed = p->gpu[i].effective;
     w->reg_seq = w->last_cmd_seq = w->acked_seq = hv_reg.seq;
+    char dir[POD_FILES_NAME_LEN + 8];
+    snprintf(dir, sizeof(dir), "pods/%s", p->dir);
     json_t *reply =
-        json_pack("{s:s, s:i, s:s, s:I, s:b, s:i, s:o}", "worker_id", w->id, "host_pid", (int)host,
-                  "pod", p->key, "seq", (json_int_t)hv_reg.seq, "suspended", p->suspended,
+        json_pack("{s:s, s:i, s:s, s:{s:s, s:s}, s:I, s:b, s:i, s:o}", "worker_id", w->id,
+                  "host_pid", (int)host, "pod", p->key, "region", "dir", dir, "token",
+                  p->files.ctl->token, "seq", (json_int_t)hv_reg.seq, "suspended", p->suspended,
                   "heartbeat_ms", hv_reg.cfg->heartbeat_ms, "limits", registry_limits_json(p));
-    hv_logf(HV_INFO, "worker registered", "{s:s, s:i, s:i, s:s, s:s, s:b}", "worker", w->id,
-            "host_pid", (int)host, "pid", (int)q->pid, "pod", p->key, "pod_id", p->pod_id, "region",
-            p->region != NULL);
+    hv_logf(HV_INFO, "worker registered", "{s:s, s:i, s:i, s:s, s:s}", "worker", w->id, "host_pid",
+            (int)host, "pid", (int)q->pid, "pod", p->key, "dir", p->dir);
     registry_unlock();
     free(q);
     return reply_json(c, 201, reply);
@@ -731,11 +795,21 @@ static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection 
     }
     if (!strcmp(url, "/metrics")) {
         if (!IS("GET") && !IS("HEAD")) return method_not_allowed(c, "GET, HEAD", method, url);
+        /* every pod's figures: for the node's operator, not for the pods */
+        if (l->kind != HV_LISTEN_OPERATOR)
+            return reply_error(c, 403, "path: /metrics is served on the operator socket only");
         return reply_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_render());
     }
     if (!strcmp(url, "/v1/status")) {
         if (!IS("GET") && !IS("HEAD")) return method_not_allowed(c, "GET, HEAD", method, url);
-        return reply_json(c, 200, status_json());
+        if (l->kind == HV_LISTEN_OPERATOR) return reply_json(c, 200, status_json());
+        /* a worker sees its own pod only: the pod of the process on the other end */
+        pid_t peer;
+        if (l->kind == HV_LISTEN_TCP || peer_unix_pid(c, &peer))
+            return reply_error(c, 403,
+                               "path: over TCP /v1/status is served on the operator "
+                               "socket only");
+        return reply_json(c, 200, status_peer_json(peer));
     }
     if (!strcmp(url, "/v1/workers")) {
         if (!IS("POST")) return method_not_allowed(c, "POST", method, url);
@@ -850,38 +924,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     }
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* The entry points http_server.c gives libmicrohttpd; cls is the request's struct hv_listener. */
+enum MHD_Result http_api_request(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **ctx)
 {
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        msg[--n] = 0;
-    hv_logf(HV_DEBUG, "libmicrohttpd", "{s:s}", "detail", msg);
+    return handle(cls, c, url, method, version, upload, upload_size, ctx);
 }
 
-int http_listener_start(struct hv_listener *l)
+void http_api_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                        enum MHD_RequestTerminationCode code)
 {
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                              NULL, /* first: MHD logs options */
-                              MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-    if (!l->mhd) {
-        hv_logf(HV_ERROR, "cannot start the HTTP server", "{s:s}", "socket",
-                l->path[0] ? l->path : "tcp");
-        return -1;
-    }
-    return 0;
-}
-
-void http_listener_stop(struct hv_listener *l)
-{
-    if (!l->mhd) return;
-    MHD_stop_daemon(l->mhd);
-    l->mhd = NULL;
+    completed(cls, c, ctx, code);
 }

@@ -1,26 +1,34 @@
 /* http_api.h - the daemon's HTTP API (docs/hypervisor.md) on its three kinds of listener.
  *
- * Why this exists: one libmicrohttpd daemon per listening socket (operator Unix socket, worker
- * Unix socket, optional TCP), each in thread-per-connection mode so that long-polls and event
- * streams may block their own thread. The listener kind decides what a request may do.
+ * Why this exists: the routes of every listening socket (operator Unix socket, worker Unix
+ * socket, optional TCP); the listener kind decides what a request may do. Its connections
+ * (thread per connection, so that long-polls and event streams may block their own thread,
+ * admission and deadlines) are http_server.h's.
  */
 #ifndef VGPU_HV_HTTP_API_H
 #define VGPU_HV_HTTP_API_H
+
+#include <microhttpd.h>
+#include <stddef.h>
 
 enum hv_listener_kind { HV_LISTEN_OPERATOR, HV_LISTEN_WORKER, HV_LISTEN_TCP };
 
 #define HV_MAX_BODY (64 * 1024)
 
-struct MHD_Daemon;
+struct http_server;
 struct hv_listener {
     enum hv_listener_kind kind;
-    int fd;         /* listening socket, created by main.c */
-    char path[256]; /* Unix socket path ("" for TCP) */
-    struct MHD_Daemon *mhd;
+    int fd;                     /* listening socket, created by main.c */
+    char path[256];             /* Unix socket path ("" for TCP) */
+    struct http_server *server; /* while it is served (http_server.h) */
 };
 
-/* Serve the listener's socket. 0, or -1 (logged). */
-int http_listener_start(struct hv_listener *l);
-void http_listener_stop(struct hv_listener *l);
+/* libmicrohttpd's access handler and request-completed callback for the API; cls is the
+ * struct hv_listener the request came in on. */
+enum MHD_Result http_api_request(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **ctx);
+void http_api_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                        enum MHD_RequestTerminationCode code);
 
 #endif

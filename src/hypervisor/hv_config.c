@@ -71,10 +71,84 @@ bad:
     return -1;
 }
 
+/* "cgroup" (a worker's pod is its cgroup's) or "env" (development: what it says) */
+static int parse_identity(const char *text, int *env)
+{
+    if (!strcmp(text, "cgroup"))
+        *env = 0;
+    else if (!strcmp(text, "env"))
+        *env = 1;
+    else
+        return -1;
+    return 0;
+}
+
+/* A namespace name as Kubernetes allows it: a DNS label (RFC 1123), 1-63 of [a-z0-9-], not
+ * starting or ending with '-'. Nothing else can name a real namespace, so anything else in the
+ * trusted list is a typo that would silently trust nothing. */
+static int dns_label(const char *s, size_t n)
+{
+    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-') return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* Add the namespaces of `list` (separated by commas and/or white space) to c's trusted ones.
+ * Returns 0, or -1 with a message naming the first bad entry in why (nothing after it added). */
+static int add_trusted(struct hv_config *c, const char *list, char *why, size_t n)
+{
+    for (const char *p = list;;) {
+        p += strspn(p, ", \t\r\n");
+        if (!*p) return 0;
+        size_t len = strcspn(p, ", \t\r\n");
+        if (!dns_label(p, len)) {
+            snprintf(why, n,
+                     "invalid namespace '%.*s' (a DNS label: 1-63 of a-z, 0-9 and '-', not "
+                     "starting or ending with '-')",
+                     (int)(len > 80 ? 80 : len), p);
+            return -1;
+        }
+        char ns[64];
+        memcpy(ns, p, len);
+        ns[len] = 0;
+        p += len;
+        if (hv_config_ns_trusted(c, ns)) continue;
+        if (c->n_trusted_ns >= HV_MAX_TRUSTED_NS) {
+            snprintf(why, n, "more than %d namespaces", HV_MAX_TRUSTED_NS);
+            return -1;
+        }
+        memcpy(c->trusted_ns[c->n_trusted_ns++], ns, len + 1);
+    }
+}
+
+int hv_config_ns_trusted(const struct hv_config *c, const char *ns)
+{
+    for (int i = 0; i < c->n_trusted_ns; i++)
+        if (!strcmp(c->trusted_ns[i], ns)) return 1;
+    return 0;
+}
+
 struct ini_ctx {
     struct hv_config *c;
     char err[256];
+    int line, err_line; /* lines read so far; the line whose value was refused (0: none) */
+    FILE *f;            /* what ini_read reads: the file, or else the text */
+    const char *text;
 };
+
+/* A [daemon] text value into its field; refused when it does not fit, never cut. */
+static int ini_text(struct ini_ctx *x, const char *name, char *dst, size_t n, const char *value)
+{
+    size_t len = strlen(value);
+    if (len >= n) {
+        snprintf(x->err, sizeof(x->err), "[daemon] %s: longer than %zu bytes", name, n - 1);
+        return 0;
+    }
+    memcpy(dst, value, len + 1);
+    return 1;
+}
 
 static int ini_cb(void *arg, const char *section, const char *name, const char *value)
 {
@@ -88,33 +162,69 @@ static int ini_cb(void *arg, const char *section, const char *name, const char *
         }
         return 1;
     }
+    if (!strcmp(section, "kubernetes")) {
+        /* a repeated key or a continuation line adds to the list (libinih cuts lines at 200
+         * bytes, so a long list needs several) */
+        char e[200];
+        if (strcmp(name, "trusted_namespaces")) {
+            snprintf(x->err, sizeof(x->err), "[kubernetes] unknown key '%s'", name);
+            return 0;
+        }
+        if (add_trusted(c, value, e, sizeof(e))) {
+            snprintf(x->err, sizeof(x->err), "[kubernetes] trusted_namespaces: %s", e);
+            return 0;
+        }
+        return 1;
+    }
     if (strcmp(section, "daemon")) {
         snprintf(x->err, sizeof(x->err), "unknown section [%s]", section);
         return 0;
     }
     long v;
     if (!strcmp(name, "socket"))
-        copy(c->socket, sizeof(c->socket), value);
+        return ini_text(x, name, c->socket, sizeof(c->socket), value);
     else if (!strcmp(name, "worker_socket"))
-        copy(c->worker_socket, sizeof(c->worker_socket), value);
+        return ini_text(x, name, c->worker_socket, sizeof(c->worker_socket), value);
     else if (!strcmp(name, "listen"))
-        copy(c->listen, sizeof(c->listen), value);
+        return ini_text(x, name, c->listen, sizeof(c->listen), value);
     else if (!strcmp(name, "shm_dir"))
-        copy(c->shm_dir, sizeof(c->shm_dir), value);
+        return ini_text(x, name, c->shm_dir, sizeof(c->shm_dir), value);
     else if (!strcmp(name, "state"))
-        copy(c->state, sizeof(c->state), value);
+        return ini_text(x, name, c->state, sizeof(c->state), value);
     else if (!strcmp(name, "node_name"))
-        copy(c->node_name, sizeof(c->node_name), value);
+        return ini_text(x, name, c->node_name, sizeof(c->node_name), value);
     else if (!strcmp(name, "kube_api"))
-        copy(c->kube_api, sizeof(c->kube_api), value);
+        return ini_text(x, name, c->kube_api, sizeof(c->kube_api), value);
     else if (!strcmp(name, "policy"))
-        copy(c->policy, sizeof(c->policy), value);
-    else if (!strcmp(name, "tick_ms") || !strcmp(name, "heartbeat_ms")) {
+        return ini_text(x, name, c->policy, sizeof(c->policy), value);
+    else if (!strcmp(name, "identity")) {
+        if (parse_identity(value, &c->identity_env)) {
+            snprintf(x->err, sizeof(x->err),
+                     "[daemon] identity: invalid value '%s' (cgroup, or env for development)",
+                     value);
+            return 0;
+        }
+    } else if (!strcmp(name, "tick_ms") || !strcmp(name, "heartbeat_ms")) {
         if (parse_int(value, 10, 600000, &v)) {
             snprintf(x->err, sizeof(x->err), "[daemon] %s: invalid value '%s'", name, value);
             return 0;
         }
         *(name[0] == 't' ? &c->tick_ms : &c->heartbeat_ms) = (int)v;
+    } else if (!strcmp(name, "max_connections") || !strcmp(name, "max_connections_per_pod")) {
+        if (parse_int(value, 1, 1048576, &v)) {
+            snprintf(x->err, sizeof(x->err), "[daemon] %s: invalid value '%s' (1..1048576)", name,
+                     value);
+            return 0;
+        }
+        *(!strcmp(name, "max_connections") ? &c->max_connections : &c->max_connections_per_pod) =
+            (int)v;
+    } else if (!strcmp(name, "request_timeout_ms")) {
+        if (parse_int(value, 100, 600000, &v)) {
+            snprintf(x->err, sizeof(x->err),
+                     "[daemon] request_timeout_ms: invalid value '%s' (100..600000 ms)", value);
+            return 0;
+        }
+        c->request_timeout_ms = (int)v;
     } else if (!strcmp(name, "log_level")) {
         if ((c->log_level = hv_log_parse_level(value)) < 0) {
             snprintf(x->err, sizeof(x->err), "[daemon] log_level: invalid value '%s'", value);
@@ -127,21 +237,86 @@ static int ini_cb(void *arg, const char *section, const char *name, const char *
     return 1;
 }
 
+/* libinih goes on after an error and returns the line of the first one, which may be a syntax
+ * error the callback never saw. So lines are counted here (libinih counts one per read) and
+ * only the first refused value's message is kept, and shown only for its own line. */
+static char *ini_read(char *str, int num, void *stream)
+{
+    struct ini_ctx *x = stream;
+    char *r = NULL;
+    if (x->f) {
+        r = fgets(str, num, x->f);
+    } else if (*x->text && num > 1) { /* as ini_parse_string reads */
+        int n = 0;
+        while (n < num - 1 && x->text[n] && x->text[n] != '\n')
+            n++;
+        if (n < num - 1 && x->text[n] == '\n') n++;
+        memcpy(str, x->text, (size_t)n);
+        str[n] = 0;
+        x->text += n;
+        r = str;
+    }
+    if (r) x->line++;
+    return r;
+}
+
+static int ini_cb_first(void *arg, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *x = arg;
+    if (x->err_line) return 1; /* refused already: the first message stands */
+    if (ini_cb(arg, section, name, value)) return 1;
+    x->err_line = x->line;
+    return 0;
+}
+
+static const char *ini_error(const struct ini_ctx *x, int line)
+{
+    return line == x->err_line ? x->err : "syntax error";
+}
+
+int hv_config_parse_ini(struct hv_config *c, const char *text, char *err, size_t errlen)
+{
+    struct ini_ctx x = {.c = c, .text = text};
+    int r = ini_parse_stream(ini_read, &x, ini_cb_first, &x);
+    if (r == 0) return 0;
+    if (r < 0)
+        snprintf(err, errlen, "out of memory");
+    else
+        snprintf(err, errlen, "line %d: %s", r, ini_error(&x, r));
+    return -1;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: vgpu-hypervisor [options]\n"
-          "  --config FILE        INI file ([daemon], [defaults])\n"
+          "  --config FILE        INI file ([daemon], [defaults], [kubernetes])\n"
           "  --socket PATH        operator socket (env VGPU_SOCKET; /run/vgpu/vgpu.sock)\n"
           "  --worker-socket PATH worker socket (worker.sock beside the operator socket)\n"
           "  --listen IP:PORT     also serve workers over TCP\n"
-          "  --shm-dir DIR        pod regions (env VGPU_SHM_DIR; /dev/shm/vgpu)\n"
+          "  --shm-dir DIR        pod regions (env VGPU_SHM_DIR; /run/vgpu/shm)\n"
+          "  --identity MODE      a worker's pod: cgroup (from the kernel), or env: what its\n"
+          "                       registration says (development only: any process can\n"
+          "                       then act as any pod)\n"
           "  --state FILE         operator settings (/var/lib/vgpu/state.json)\n"
           "  --tick-ms N          scheduling period (100)\n"
           "  --heartbeat-ms N     heartbeat interval asked of workers (1000)\n"
           "  --policy NAME        compute policy (weighted)\n"
           "  --kube-api URL       Kubernetes API server (in-cluster when KUBERNETES_SERVICE_HOST)\n"
           "  --node-name NAME     this node's name (env NODE_NAME)\n"
-          "  --log-level LEVEL    debug|info|warn|error (info)\n",
+          "  --trusted-namespaces LIST\n"
+          "                       namespaces (comma or space separated) whose pods' vgpu.io/*\n"
+          "                       annotations replace [defaults]; elsewhere annotations may\n"
+          "                       only lower them (replaces [kubernetes] trusted_namespaces)\n"
+          "  --log-level LEVEL    debug|info|warn|error (info)\n"
+          "  --max-connections N  open connections at most on the worker socket and TCP\n"
+          "                       together, and as many on the operator socket (8192)\n"
+          "  --max-connections-per-pod N\n"
+          "                       open connections at most per pod (over TCP: per peer\n"
+          "                       address); more are answered 503 at once (256)\n"
+          "  --request-timeout-ms N\n"
+          "                       a connection must deliver each request, headers and body,\n"
+          "                       within N ms (of its start for the first); else it is cut\n"
+          "                       (10000). Replies (long-polls, events) are not limited.\n",
           f);
 }
 
@@ -158,6 +333,11 @@ enum {
     O_KUBE,
     O_NODE,
     O_LOG,
+    O_MAXCONN,
+    O_MAXPOD,
+    O_REQ_TIMEOUT,
+    O_IDENTITY,
+    O_TRUSTED_NS,
     O_HELP,
     O_VERSION
 };
@@ -173,6 +353,11 @@ static const struct option opts[] = {{"config", required_argument, 0, O_CONFIG},
                                      {"kube-api", required_argument, 0, O_KUBE},
                                      {"node-name", required_argument, 0, O_NODE},
                                      {"log-level", required_argument, 0, O_LOG},
+                                     {"max-connections", required_argument, 0, O_MAXCONN},
+                                     {"max-connections-per-pod", required_argument, 0, O_MAXPOD},
+                                     {"request-timeout-ms", required_argument, 0, O_REQ_TIMEOUT},
+                                     {"identity", required_argument, 0, O_IDENTITY},
+                                     {"trusted-namespaces", required_argument, 0, O_TRUSTED_NS},
                                      {"help", no_argument, 0, O_HELP},
                                      {"version", no_argument, 0, O_VERSION},
                                      {0, 0, 0, 0}};
@@ -181,12 +366,17 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
 {
     memset(c, 0, sizeof(*c));
     copy(c->socket, sizeof(c->socket), "/run/vgpu/vgpu.sock");
-    copy(c->shm_dir, sizeof(c->shm_dir), VGPU_SHM_DEFAULT_DIR);
+    copy(c->shm_dir, sizeof(c->shm_dir), VGPU_SHM_MANAGED_DIR);
     copy(c->state, sizeof(c->state), "/var/lib/vgpu/state.json");
     copy(c->policy, sizeof(c->policy), "weighted");
     c->tick_ms = 100;
     c->heartbeat_ms = 1000;
     c->log_level = HV_INFO;
+    /* a limiter holds one connection (its long poll) and opens one more at times: 256 lets a
+     * pod run some 200 GPU processes, and takes 32 pods at their caps to fill the total */
+    c->max_connections = 8192;
+    c->max_connections_per_pod = 256;
+    c->request_timeout_ms = 10000;
 
     /* first pass: only --config (and --help), so that the file comes before env and flags */
     opterr = 0;
@@ -204,15 +394,15 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
         }
     }
     if (c->config_file[0]) {
-        struct ini_ctx x = {.c = c};
-        int r = ini_parse(c->config_file, ini_cb, &x);
+        struct ini_ctx x = {.c = c, .f = fopen(c->config_file, "r")};
+        int r = x.f ? ini_parse_stream(ini_read, &x, ini_cb_first, &x) : -1;
+        if (x.f) fclose(x.f);
         if (r < 0) {
             snprintf(err, errlen, "--config %s: cannot read the file", c->config_file);
             return -1;
         }
         if (r > 0) {
-            snprintf(err, errlen, "--config %s line %d: %s", c->config_file, r,
-                     x.err[0] ? x.err : "syntax error");
+            snprintf(err, errlen, "--config %s line %d: %s", c->config_file, r, ini_error(&x, r));
             return -1;
         }
     }
@@ -228,6 +418,12 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case O_CONFIG:
+            break;
+        case O_IDENTITY:
+            if (parse_identity(optarg, &c->identity_env)) {
+                snprintf(err, errlen, "--identity: invalid value '%s' (cgroup, or env)", optarg);
+                return -1;
+            }
             break;
         case O_SOCKET:
             copy(c->socket, sizeof(c->socket), optarg);
@@ -253,6 +449,15 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
         case O_NODE:
             copy(c->node_name, sizeof(c->node_name), optarg);
             break;
+        case O_TRUSTED_NS: { /* the flag's list replaces the file's ("" trusts none) */
+            char why[200];
+            c->n_trusted_ns = 0;
+            if (add_trusted(c, optarg, why, sizeof(why))) {
+                snprintf(err, errlen, "--trusted-namespaces: %s", why);
+                return -1;
+            }
+            break;
+        }
         case O_TICK:
         case O_HB:
             if (parse_int(optarg, 10, 600000, &v)) {
@@ -261,6 +466,23 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
                 return -1;
             }
             *(o == O_TICK ? &c->tick_ms : &c->heartbeat_ms) = (int)v;
+            break;
+        case O_MAXCONN:
+        case O_MAXPOD:
+            if (parse_int(optarg, 1, 1048576, &v)) {
+                snprintf(err, errlen, "--%s: invalid value '%s' (1..1048576)",
+                         o == O_MAXCONN ? "max-connections" : "max-connections-per-pod", optarg);
+                return -1;
+            }
+            *(o == O_MAXCONN ? &c->max_connections : &c->max_connections_per_pod) = (int)v;
+            break;
+        case O_REQ_TIMEOUT:
+            if (parse_int(optarg, 100, 600000, &v)) {
+                snprintf(err, errlen, "--request-timeout-ms: invalid value '%s' (100..600000 ms)",
+                         optarg);
+                return -1;
+            }
+            c->request_timeout_ms = (int)v;
             break;
         case O_LOG:
             if ((c->log_level = hv_log_parse_level(optarg)) < 0) {

@@ -19,6 +19,8 @@ struct hv_limits {
     int soft;        /* 0 / 1 */
 };
 
+#define HV_MAX_TRUSTED_NS 256
+
 struct hv_config {
     char config_file[512];
     char socket[256];        /* operator socket */
@@ -32,12 +34,31 @@ struct hv_config {
     int tick_ms;
     int heartbeat_ms;
     int log_level;
+    int max_connections;         /* open at once: operator socket; worker socket + TCP (8192) */
+    int max_connections_per_pod; /* per pod (or peer address over TCP) (256) */
+    int request_timeout_ms;      /* to deliver a request, headers and body (10000) */
+    /* development mode (--identity env): a worker's pod is what its registration says, not
+     * its cgroup; any process can then act as any pod (docs/security.md) */
+    int identity_env;
     struct hv_limits defaults;
+    /* Namespaces whose pods' vgpu.io annotations are the operator's word ([kubernetes]
+     * trusted_namespaces, --trusted-namespaces): they replace [defaults]. Every other pod's
+     * annotations are its tenant's and may only lower them (registry.c). Each entry is a
+     * valid DNS label. */
+    int n_trusted_ns;
+    char trusted_ns[HV_MAX_TRUSTED_NS][64];
 };
 
 /* Fill `c` from defaults, the --config file, the environment and argv. Returns 0, 1 when the
  * program should exit successfully (--help, --version), or -1 with a message in err. */
 int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Apply INI text in the --config file's format ([daemon], [defaults], [kubernetes]) to c, over what
+ * it holds, with the same checks as the file. Returns 0, or -1 with "line N: message" in err. */
+int hv_config_parse_ini(struct hv_config *c, const char *text, char *err, size_t errlen);
+
+/* 1 when pods of namespace `ns` may set their limits freely by annotations (trusted_ns). */
+int hv_config_ns_trusted(const struct hv_config *c, const char *ns);
 
 /* Parse one limit field given as text ("core_limit", "mem_limit", "weight", "soft") into l.
  * Returns 0, or -1 with a message naming the field in err. */

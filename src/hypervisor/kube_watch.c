@@ -55,6 +55,9 @@ struct kube_watch {
     char rv[256];
 };
 
+_Static_assert(sizeof(((struct kube_watch *)0)->rv) == sizeof(((struct kube_event *)0)->rv),
+               "a resourceVersion is copied whole between kube_event and kube_watch");
+
 /* What one watch transfer ended with. */
 enum watch_end { WATCH_CLOSED, WATCH_GONE, WATCH_ERROR };
 
@@ -144,11 +147,26 @@ static void known_remove(struct kube_watch *w, const char *uid)
     *k = w->known[--w->n_known];
 }
 
-static int copy_field(char *dst, size_t len, const char *src)
+/* metadata.<key> of a pod into dst[cap]: 0, or -1 with why it cannot be used in why */
+static int pod_field(json_t *md, const char *key, char *dst, size_t cap, char *why, size_t whylen)
 {
-    if (!src || !*src || strlen(src) >= len) return -1;
-    memcpy(dst, src, strlen(src) + 1);
-    return 0;
+    json_t *v = json_object_get(md, key);
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    if (!v)
+        snprintf(why, whylen, "metadata.%s is missing", key);
+    else if (!s)
+        snprintf(why, whylen, "metadata.%s is not a string", key);
+    else if (!n)
+        snprintf(why, whylen, "metadata.%s is empty", key);
+    else if (n >= cap)
+        snprintf(why, whylen, "metadata.%s is %zu bytes, longer than the %zu this daemon holds",
+                 key, n, cap - 1);
+    else {
+        memcpy(dst, s, n + 1);
+        return 0;
+    }
+    return -1;
 }
 
 /* Annotation text, or NULL when absent; a non-string value is malformed. */
@@ -164,18 +182,27 @@ static const char *annotation(json_t *ann, const char *key, int *malformed)
     return json_string_value(v);
 }
 
-/* Fill p from a Pod object. Malformed annotations go into warn (one line each) and are left
- * absent. -1 when the object has no usable identity. */
-static int parse_pod(json_t *obj, struct kube_pod *p, char *warn, size_t warnlen)
+int kube_pod_parse(json_t *obj, struct kube_pod *p, char *msg, size_t msglen)
 {
     memset(p, 0, sizeof(*p));
-    warn[0] = 0;
+    msg[0] = 0;
     json_t *md = json_object_get(obj, "metadata");
-    if (!json_is_object(md)) return -1;
-    if (copy_field(p->ns, sizeof(p->ns), json_string_value(json_object_get(md, "namespace"))) ||
-        copy_field(p->name, sizeof(p->name), json_string_value(json_object_get(md, "name"))) ||
-        copy_field(p->uid, sizeof(p->uid), json_string_value(json_object_get(md, "uid"))))
+    if (!json_is_object(md)) {
+        snprintf(msg, msglen, "ignoring a pod object without metadata");
         return -1;
+    }
+    char why[160];
+    if (pod_field(md, "namespace", p->ns, sizeof(p->ns), why, sizeof(why)) ||
+        pod_field(md, "name", p->name, sizeof(p->name), why, sizeof(why)) ||
+        pod_field(md, "uid", p->uid, sizeof(p->uid), why, sizeof(why))) {
+        const char *ns = json_string_value(json_object_get(md, "namespace"));
+        const char *name = json_string_value(json_object_get(md, "name"));
+        const char *uid = json_string_value(json_object_get(md, "uid"));
+        snprintf(msg, msglen, "ignoring pod %.300s/%.300s (uid %.100s): %s", ns ? ns : "?",
+                 name ? name : "?", uid ? uid : "?", why);
+        memset(p, 0, sizeof(*p));
+        return -1;
+    }
     json_t *ann = json_object_get(md, "annotations");
     if (!json_is_object(ann)) return 0;
 
@@ -210,54 +237,127 @@ static int parse_pod(json_t *obj, struct kube_pod *p, char *warn, size_t warnlen
             p->has_soft = !bad;
         }
         if (bad) {
-            size_t used = strlen(warn);
-            snprintf(warn + used, warnlen - used, "pod %s/%s: annotation %s ignored: %s\n", p->ns,
+            size_t used = strlen(msg);
+            snprintf(msg + used, msglen - used, "pod %s/%s: annotation %s ignored: %s\n", p->ns,
                      p->name, keys[i], err);
         }
     }
     return 0;
 }
 
-static void update_rv(struct kube_watch *w, json_t *obj)
+/* metadata.resourceVersion of obj into rv[cap]; "" when absent, not a string or too long */
+static void object_rv(json_t *obj, char *rv, size_t cap)
 {
-    const char *rv =
+    const char *s =
         json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
-    if (rv && *rv && strlen(rv) < sizeof(w->rv)) memcpy(w->rv, rv, strlen(rv) + 1);
+    rv[0] = 0;
+    if (s && strlen(s) < cap) memcpy(rv, s, strlen(s) + 1);
 }
 
-/* Report a pod that exists (list item, ADDED, MODIFIED) or is gone (DELETED). */
-static void report(struct kube_watch *w, json_t *obj, int deleted)
+int kube_event_parse(const char *line, size_t len, struct kube_event *ev)
 {
-    struct kube_pod p;
-    char warn[2048];
-    if (parse_pod(obj, &p, warn, sizeof(warn)) != 0) {
-        logmsg("ignoring a pod object without namespace, name or uid");
+    memset(ev, 0, sizeof(*ev));
+    json_error_t jerr;
+    json_t *j = json_loadb(line, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    json_t *obj = json_object_get(j, "object");
+    if (!type || !json_is_object(obj)) {
+        snprintf(ev->msg, sizeof(ev->msg), "ignoring a malformed watch event (%s)",
+                 j ? "no type or object" : jerr.text);
+        json_decref(j);
+        return -1;
+    }
+    object_rv(obj, ev->rv, sizeof(ev->rv));
+    if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 ||
+        strcmp(type, "DELETED") == 0) {
+        ev->type = type[0] == 'A'   ? KUBE_EV_ADDED
+                   : type[0] == 'M' ? KUBE_EV_MODIFIED
+                                    : KUBE_EV_DELETED;
+        ev->pod_ok = kube_pod_parse(obj, &ev->pod, ev->msg, sizeof(ev->msg)) == 0;
+        if (ev->pod_ok) ev->pod.deleted = ev->type == KUBE_EV_DELETED;
+    } else if (strcmp(type, "BOOKMARK") == 0) {
+        ev->type = KUBE_EV_BOOKMARK;
+    } else if (strcmp(type, "ERROR") == 0) {
+        const char *m = json_string_value(json_object_get(obj, "message"));
+        ev->type = KUBE_EV_ERROR;
+        ev->code = json_integer_value(json_object_get(obj, "code"));
+        snprintf(ev->msg, sizeof(ev->msg), "watch error %lld: %s", ev->code,
+                 m ? m : "(no message)");
+    } else {
+        ev->type = KUBE_EV_OTHER;
+    }
+    json_decref(j);
+    return 0;
+}
+
+int kube_list_parse(const char *body, size_t len, kube_item_fn fn, void *arg, char *rv,
+                    size_t rvlen, char *msg, size_t msglen)
+{
+    json_error_t jerr;
+    json_t *list = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
+    json_t *items = json_object_get(list, "items");
+    msg[0] = 0;
+    if (!json_is_array(items)) {
+        snprintf(msg, msglen, "not a pod list (%s)", list ? "no items" : jerr.text);
+        json_decref(list);
+        return -1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        struct kube_pod p;
+        char m[2048];
+        int ok = kube_pod_parse(item, &p, m, sizeof(m)) == 0;
+        fn(arg, ok, &p, m);
+    }
+    object_rv(list, rv, rvlen);
+    json_decref(list);
+    return 0;
+}
+
+static void log_lines(const char *text)
+{
+    char copy[2048];
+    snprintf(copy, sizeof(copy), "%s", text);
+    char *save = NULL;
+    for (char *ln = strtok_r(copy, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save))
+        logmsg("%s", ln);
+}
+
+/* Report a pod that exists (list item, ADDED, MODIFIED) or is gone (DELETED); ok and msg as
+ * kube_pod_parse returned them. */
+static void report(struct kube_watch *w, int ok, const struct kube_pod *p, const char *msg)
+{
+    if (!ok) {
+        log_lines(msg);
         return;
     }
-    if (deleted) {
+    if (p->deleted) {
         struct kube_pod d = {0};
-        memcpy(d.ns, p.ns, sizeof(d.ns));
-        memcpy(d.name, p.name, sizeof(d.name));
-        memcpy(d.uid, p.uid, sizeof(d.uid));
+        memcpy(d.ns, p->ns, sizeof(d.ns));
+        memcpy(d.name, p->name, sizeof(d.name));
+        memcpy(d.uid, p->uid, sizeof(d.uid));
         d.deleted = 1;
-        known_remove(w, p.uid);
+        known_remove(w, p->uid);
         w->cb(&d, w->cb_arg);
         return;
     }
-    struct known_pod *k = known_find(w, p.uid);
-    uint32_t h = warn[0] ? fnv1a(2166136261u, warn) : 0;
-    if (warn[0] && (!k || k->warn_hash != h)) {
-        /* one log line per malformed annotation, once per distinct value */
-        char *save = NULL;
-        for (char *ln = strtok_r(warn, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save))
-            logmsg("%s", ln);
-    }
-    if (!k) k = known_add(w, &p);
+    struct known_pod *k = known_find(w, p->uid);
+    uint32_t h = msg[0] ? fnv1a(2166136261u, msg) : 0;
+    /* one log line per malformed annotation, once per distinct value */
+    if (msg[0] && (!k || k->warn_hash != h)) log_lines(msg);
+    if (!k) k = known_add(w, p);
     if (k) {
         k->warn_hash = h;
         k->seen = 1;
     }
-    w->cb(&p, w->cb_arg);
+    w->cb(p, w->cb_arg);
+}
+
+static void report_item(void *arg, int ok, const struct kube_pod *pod, const char *msg)
+{
+    report(arg, ok, pod, msg);
 }
 
 /* ---- HTTP ---- */
@@ -343,19 +443,13 @@ static int do_list(struct kube_watch *w)
         logmsg("listing pods at %s: HTTP %ld %s", w->list_url, status, status_message(body.p));
         goto out;
     }
-    json_error_t jerr;
-    json_t *list = json_loadb(body.p ? body.p : "", body.len, 0, &jerr);
-    json_t *items = json_object_get(list, "items");
-    if (!json_is_array(items)) {
-        logmsg("listing pods: not a pod list (%s)", list ? "no items" : jerr.text);
-        json_decref(list);
-        goto out;
-    }
+    char rv[sizeof(w->rv)], msg[300];
     for (size_t i = 0; i < w->n_known; i++)
         w->known[i].seen = 0;
-    size_t i;
-    json_t *item;
-    json_array_foreach(items, i, item) report(w, item, 0);
+    if (kube_list_parse(body.p, body.len, report_item, w, rv, sizeof(rv), msg, sizeof(msg)) != 0) {
+        logmsg("listing pods: %s", msg);
+        goto out;
+    }
     /* pods that went away while we were not watching */
     for (size_t k = 0; k < w->n_known;) {
         if (w->known[k].seen) {
@@ -370,9 +464,7 @@ static int do_list(struct kube_watch *w)
         w->known[k] = w->known[--w->n_known];
         w->cb(&d, w->cb_arg);
     }
-    w->rv[0] = 0;
-    update_rv(w, list);
-    json_decref(list);
+    memcpy(w->rv, rv, sizeof(w->rv));
     rc = 0;
 out:
     if (c) curl_easy_cleanup(c);
@@ -384,35 +476,33 @@ out:
 static void watch_event(struct watch_ctx *x, const char *line, size_t len)
 {
     struct kube_watch *w = x->w;
-    json_error_t jerr;
-    json_t *ev = json_loadb(line, len, 0, &jerr);
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    json_t *obj = json_object_get(ev, "object");
-    if (!type || !json_is_object(obj)) {
-        logmsg("ignoring a malformed watch event (%s)", ev ? "no type or object" : jerr.text);
-        json_decref(ev);
+    struct kube_event ev;
+    if (kube_event_parse(line, len, &ev) != 0) {
+        logmsg("%s", ev.msg);
         return;
     }
     x->events++;
-    if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
-        report(w, obj, 0);
-        update_rv(w, obj);
-    } else if (strcmp(type, "DELETED") == 0) {
-        report(w, obj, 1);
-        update_rv(w, obj);
-    } else if (strcmp(type, "BOOKMARK") == 0) {
-        update_rv(w, obj);
-    } else if (strcmp(type, "ERROR") == 0) {
-        json_int_t code = json_integer_value(json_object_get(obj, "code"));
-        const char *msg = json_string_value(json_object_get(obj, "message"));
-        if (code == 410) {
+    switch (ev.type) {
+    case KUBE_EV_ADDED:
+    case KUBE_EV_MODIFIED:
+    case KUBE_EV_DELETED:
+        report(w, ev.pod_ok, &ev.pod, ev.msg);
+        if (ev.rv[0]) memcpy(w->rv, ev.rv, sizeof(w->rv));
+        break;
+    case KUBE_EV_BOOKMARK:
+        if (ev.rv[0]) memcpy(w->rv, ev.rv, sizeof(w->rv));
+        break;
+    case KUBE_EV_ERROR:
+        if (ev.code == 410) {
             x->gone = 1;
         } else {
-            logmsg("watch error %lld: %s", (long long)code, msg ? msg : "(no message)");
+            logmsg("%s", ev.msg);
             x->failed = 1;
         }
+        break;
+    case KUBE_EV_OTHER:
+        break;
     }
-    json_decref(ev);
 }
 
 static size_t watch_write(char *p, size_t sz, size_t n, void *arg)

@@ -2,9 +2,9 @@
  *
  * Why this exists: the daemon's life cycle in one place. It creates the listening sockets
  * itself (removing stale socket files, refusing to start when another daemon answers on them),
- * hands each to its own libmicrohttpd daemon, starts the tick and the optional Kubernetes
- * watch, then waits for SIGTERM/SIGINT (blocked in every thread, taken with sigwait) and
- * stops everything in order, unlinking its socket files.
+ * hands each to http_server.c with the configured connection caps and request deadline, starts
+ * the tick and the optional Kubernetes watch, then waits for SIGTERM/SIGINT (blocked in every
+ * thread, taken with sigwait) and stops everything in order, unlinking its socket files.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,11 +21,14 @@
 #include <unistd.h>
 
 #include "http_api.h"
+#include "http_server.h"
 #include "hv_config.h"
 #include "hv_log.h"
 #include "kube_watch.h"
 #include "node_publish.h"
 #include "nvml_monitor.h"
+#include "pod_files.h"
+#include "pod_identity.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "shm_region.h"
@@ -161,14 +164,21 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     registry_init(&cfg);
-    state_load(cfg.state);
+    if (state_load(cfg.state, err, sizeof(err))) { /* never without the operator's settings */
+        fprintf(stderr, "vgpu-hypervisor: %s\n", err);
+        return 2;
+    }
     nvml_monitor_start();
-    /* a pod's processes share its region's lock with the daemon: one of them stopped while
-     * holding it must cost the daemon 50 ms at a time, not its scheduler and API */
-    vgpu_shm_set_lock_timeout(50);
-    /* the pods' directory: limiters create their regions in it, the daemon its node region */
-    if (mkdir(cfg.shm_dir, 01777) == 0) chmod(cfg.shm_dir, 01777);
-    node_publish_open(cfg.shm_dir);
+    /* the daemon's directory: it makes every pod's files there itself (pod_files.h) */
+    if (pod_files_init(cfg.shm_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vgpu-hypervisor: %s\n", err);
+        nvml_monitor_stop();
+        return 2;
+    }
+    node_publish_open(pod_files_node_dir());
+    /* with a Kubernetes watch, a worker's pod is known by its UID: registrations wait for it */
+    int want_kube = cfg.kube_api[0] || getenv("KUBERNETES_SERVICE_HOST");
+    hv_reg.kube_on = want_kube;
 
     struct hv_listener ls[3] = {{.kind = HV_LISTEN_OPERATOR, .fd = -1},
                                 {.kind = HV_LISTEN_WORKER, .fd = -1},
@@ -176,22 +186,33 @@ int main(int argc, char **argv)
     snprintf(ls[0].path, sizeof(ls[0].path), "%s", cfg.socket);
     snprintf(ls[1].path, sizeof(ls[1].path), "%s", cfg.worker_socket);
     int nl = cfg.listen[0] ? 3 : 2, rc = 1;
+    /* connections are counted per pod, as the kernel files its processes (pod_identity.h) */
+    http_server_set_grouper(pod_identity_key);
     ls[0].fd = unix_listen(cfg.socket, 0660);
     ls[1].fd = ls[0].fd >= 0 ? unix_listen(cfg.worker_socket, 0666) : -1;
     if (nl == 3 && ls[1].fd >= 0) ls[2].fd = tcp_listen(cfg.listen);
+    const struct http_server_limits lim = {
+        .max_connections = (unsigned)cfg.max_connections,
+        .max_connections_per_pod = (unsigned)cfg.max_connections_per_pod,
+        .request_timeout_ms = (unsigned)cfg.request_timeout_ms,
+    };
     int ok = 1;
     for (int i = 0; i < nl; i++)
-        if (ls[i].fd < 0 || http_listener_start(&ls[i])) ok = 0;
+        if (ls[i].fd < 0 || http_listener_start(&ls[i], &lim)) ok = 0;
     struct kube_watch *kw = NULL;
     if (ok && tick_start(policy, cfg.tick_ms, cfg.heartbeat_ms)) ok = 0;
-    if (ok && (cfg.kube_api[0] || getenv("KUBERNETES_SERVICE_HOST"))) {
+    if (ok && want_kube) {
         struct kube_watch_opts ko = {.api_url = cfg.kube_api[0] ? cfg.kube_api : NULL,
                                      .node_name = cfg.node_name[0] ? cfg.node_name : NULL};
         kw = kube_watch_start(&ko, registry_kube_update, NULL, err, sizeof(err));
-        if (!kw)
+        if (!kw) {
             hv_logf(HV_WARN,
-                    "Kubernetes watch not started: annotations and cgroup pod identity off",
+                    "Kubernetes watch not started: annotations off, pods known by their UID",
                     "{s:s}", "error", err);
+            registry_lock();
+            hv_reg.kube_on = 0;
+            registry_unlock();
+        }
     }
     if (ok) {
         hv_logf(HV_INFO, "vgpu-hypervisor started", "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
@@ -214,7 +235,7 @@ int main(int argc, char **argv)
     registry_shutdown();
     if (kw) kube_watch_stop(kw);
     for (int i = 0; i < nl; i++) {
-        if (ls[i].mhd)
+        if (ls[i].server)
             http_listener_stop(&ls[i]); /* closes the listening socket */
         else if (ls[i].fd >= 0)
             close(ls[i].fd);

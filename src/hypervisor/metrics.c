@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_server.h"
 #include "nvml_monitor.h"
 #include "registry.h"
 
@@ -188,6 +189,22 @@ char *metrics_render(void)
                 hv_reg.unreg[k].gpu, (int)hv_reg.unreg[k].host_pid,
                 (unsigned long long)hv_reg.unreg[k].mem);
     registry_unlock();
+
+    struct http_server_stats hs;
+    http_server_stats(&hs);
+    static const char *const listener[] = {"operator", "worker", "tcp"};
+    family(f, "vgpu_http_connections_open", "gauge", "open HTTP connections per listener");
+    for (int k = 0; k < 3; k++)
+        fprintf(f, "vgpu_http_connections_open{listener=\"%s\"} %u\n", listener[k], hs.open[k]);
+    family(f, "vgpu_http_refused_total", "counter",
+           "connections answered 503 over max_connections or max_connections_per_pod");
+    for (int k = 0; k < 3; k++)
+        fprintf(f, "vgpu_http_refused_total{listener=\"%s\"} %llu\n", listener[k], hs.refused[k]);
+    family(f, "vgpu_http_deadline_cut_total", "counter",
+           "connections cut for not delivering a request within request_timeout_ms");
+    for (int k = 0; k < 3; k++)
+        fprintf(f, "vgpu_http_deadline_cut_total{listener=\"%s\"} %llu\n", listener[k],
+                hs.deadline_cut[k]);
     free(s);
     fclose(f);
     return text;

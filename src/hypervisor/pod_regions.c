@@ -1,116 +1,129 @@
-/* pod_regions.c - map pod regions, write their control fields, read their usage.
- *
- * Why this exists: see pod_regions.h. Control fields are single atomic words the limiter reads
- * on every decision, so they are stored without the region's ledger lock; a missing device slot
- * is created through the ledger protocol (vgpu_ledger_dev_attach) with the daemon's limits, so
- * the limiter that binds the GPU later finds them in place.
- */
+/* pod_regions.c - write a pod's control region, read its ledger (see pod_regions.h). */
 #define _GNU_SOURCE
 #include "pod_regions.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "ctl_region.h"
 #include "hv_log.h"
+#include "ledger_reader.h"
 #include "nvml_monitor.h"
-#include "shm_ledger.h"
+#include "pod_files.h"
 #include "shm_region.h"
 
-void region_try_open(struct hv_pod *p, uint64_t now)
+static void mark_broken(struct hv_pod *p, const char *why)
 {
-    if (p->region || !p->pod_id[0] || now < p->region_retry_ns) return;
-    char err[256] = "";
-    p->region = vgpu_shm_open(hv_reg.cfg->shm_dir, p->pod_id, 0, err, sizeof(err));
-    if (!p->region) {
-        if (!p->region_retry_ns)
-            hv_logf(HV_DEBUG, "pod region not available yet", "{s:s, s:s, s:s}", "pod", p->key,
-                    "pod_id", p->pod_id, "error", err);
-        p->region_retry_ns = now + 1000000000ull;
-        return;
+    if (!p->broken[0])
+        hv_logf(HV_WARN, "pod's ledger unusable: its GPU work is refused", "{s:s, s:s}", "pod",
+                p->key, "error", why);
+    snprintf(p->broken, sizeof(p->broken), "%s", why);
+    if (p->files.ctl) {
+        atomic_store(&p->files.ctl->state, (uint32_t)VGPU_CTL_BROKEN);
+        atomic_store(&p->files.ctl->suspended, 1u);
     }
-    p->region_retry_ns = 0;
-    hv_logf(HV_INFO, "pod region opened", "{s:s, s:s}", "pod", p->key, "pod_id", p->pod_id);
-    region_apply(p);
 }
 
-static struct vgpu_shm_dev *dev_of(struct hv_pod *p, const struct hv_pod_gpu *g)
+int region_open(struct hv_pod *p, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
-    struct vgpu_shm *s = p->region;
-    int d = vgpu_ledger_dev_find(s, g->uuid);
-    if (d < 0) {
-        uint32_t lim = (uint32_t)(g->core * 100.0 + 0.5);
-        struct vgpu_dev_init init = {
-            .mem_limit = g->mem ? g->mem : VGPU_UNLIMITED,
-            .total_real = nvml_mem_total(g->uuid),
-            .core_limit = g->soft && lim ? 10000 : lim,
-            .core_soft = g->soft ? lim : 0,
-        };
-        int created;
-        d = vgpu_ledger_dev_attach(s, g->uuid, &init, &created);
-        if (d < 0) {
-            hv_logf(HV_WARN, "pod region has no room for another GPU", "{s:s, s:s}", "pod", p->key,
-                    "gpu", g->uuid);
-            return NULL;
-        }
+    if (p->files.ctl) return 0;
+    int r = pod_files_open(p->dir, p->key, uid, gid, &p->files, err, errlen);
+    if (r != 0) return r;
+    p->broken[0] = 0;
+    atomic_store(&p->files.ctl->state, (uint32_t)VGPU_CTL_OK);
+    for (int i = 0; i < p->ngpu; i++)
+        p->gpu[i].have_sample = 0;
+    hv_logf(HV_INFO, "pod region opened", "{s:s, s:s}", "pod", p->key, "dir", p->dir);
+    region_apply(p);
+    return 0;
+}
+
+/* the control region's entry for a GPU, added when missing (uuid first, then READY) */
+static struct vgpu_ctl_dev *ctl_dev(struct hv_pod *p, const struct hv_pod_gpu *g)
+{
+    struct vgpu_ctl *c = p->files.ctl;
+    int d = vgpu_ctl_dev_find(c, g->uuid);
+    if (d >= 0) return &c->dev[d];
+    for (int k = 0; k < VGPU_MAX_DEVICES; k++) {
+        struct vgpu_ctl_dev *v = &c->dev[k];
+        if (atomic_load(&v->state) != VGPU_DEV_EMPTY) continue;
+        memset(v->uuid, 0, sizeof(v->uuid));
+        snprintf(v->uuid, sizeof(v->uuid), "%s", g->uuid);
+        atomic_store(&v->lim.mem_limit, VGPU_UNLIMITED);
+        atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
+        return v;
     }
-    return &s->dev[d];
+    return NULL;
 }
 
 void region_write_effective(struct hv_pod *p, const struct hv_pod_gpu *g)
 {
-    if (!p->region) return;
-    struct vgpu_shm_dev *v = dev_of(p, g);
-    if (v) atomic_store(&v->core_effective, g->effective);
+    if (!p->files.ctl) return;
+    struct vgpu_ctl_dev *v = ctl_dev(p, g);
+    if (v) atomic_store(&v->lim.core_effective, g->effective);
 }
 
 void region_apply(struct hv_pod *p)
 {
-    struct vgpu_shm *s = p->region;
-    if (!s) return;
+    struct vgpu_ctl *c = p->files.ctl;
+    if (!c) return;
     for (int i = 0; i < p->ngpu; i++) {
         const struct hv_pod_gpu *g = &p->gpu[i];
-        struct vgpu_shm_dev *v = dev_of(p, g);
+        struct vgpu_ctl_dev *v = ctl_dev(p, g);
         if (!v) continue;
-        uint32_t lim = (uint32_t)(g->core * 100.0 + 0.5);
-        atomic_store(&v->mem_limit, g->mem ? g->mem : VGPU_UNLIMITED);
+        uint32_t lim = hv_percent_x100(g->core);
+        /* the limit first, the share it bounds last: a reader never sees a share above a new,
+         * lower limit together with the old limit */
+        atomic_store(&v->lim.mem_limit, g->mem ? g->mem : VGPU_UNLIMITED);
         /* hard: a ceiling; soft: a floor, the ceiling being the whole GPU */
-        atomic_store(&v->core_soft, g->soft ? lim : 0);
-        atomic_store(&v->core_limit, g->soft && lim ? 10000 : lim);
-        atomic_store(&v->weight, g->weight);
-        atomic_store(&v->core_effective, g->effective);
+        atomic_store(&v->lim.core_soft, g->soft ? lim : 0);
+        atomic_store(&v->lim.core_limit, g->soft && lim ? 10000 : lim);
+        atomic_store(&v->lim.weight, g->weight);
+        atomic_store(&v->lim.core_effective, g->effective);
     }
-    atomic_store(&s->suspended, (uint32_t)(p->suspended != 0));
-    atomic_store(&s->managed, 1u);
-    atomic_store(&s->managed_ns, vgpu_now_ns());
+    atomic_store(&c->suspended, (uint32_t)(p->suspended != 0 || p->broken[0]));
+    atomic_store(&c->state, (uint32_t)(p->broken[0] ? VGPU_CTL_BROKEN : VGPU_CTL_OK));
+    atomic_store(&c->managed_ns, vgpu_now_ns());
 }
 
 void region_set_seq(struct hv_pod *p, uint64_t seq)
 {
-    if (p->region) atomic_store(&p->region->control_seq, seq);
+    if (p->files.ctl) atomic_store(&p->files.ctl->control_seq, seq);
 }
 
 void region_sample(struct hv_pod *p, uint64_t now)
 {
-    struct vgpu_shm *s = p->region;
-    if (!s) return;
-    atomic_store(&s->managed_ns, now);
+    if (!p->files.ctl) return;
+    atomic_store(&p->files.ctl->managed_ns, now);
+    /* only its header and dev[] are read (a few KiB); callers hold the registry lock */
+    static struct vgpu_shm copy;
+    char why[160];
+    if (ledger_read_head(p->files.ledger_fd, &copy, why, sizeof(why)) != 0) {
+        mark_broken(p, why);
+        return;
+    }
     for (int i = 0; i < p->ngpu; i++) {
         struct hv_pod_gpu *g = &p->gpu[i];
-        int d = vgpu_ledger_dev_find(s, g->uuid);
-        if (d < 0) continue;
-        struct vgpu_shm_dev *v = &s->dev[d];
-        uint64_t charged = atomic_load(&v->gate_charged_ns);
-        uint64_t waited = atomic_load(&v->gate_waited_ns);
-        g->mem_used = atomic_load(&v->mem_used);
-        g->dvfs = atomic_load(&v->gate_dvfs);
+        const struct vgpu_shm_dev *v = ledger_dev(&copy, g->uuid);
+        if (!v) continue;
+        uint64_t charged = atomic_load_explicit(&v->gate_charged_ns, memory_order_relaxed);
+        uint64_t waited = atomic_load_explicit(&v->gate_waited_ns, memory_order_relaxed);
+        uint64_t used = atomic_load_explicit(&v->mem_used, memory_order_relaxed);
+        uint32_t dvfs = atomic_load_explicit(&v->gate_dvfs, memory_order_relaxed);
+        /* the pod's own figures: bounded so that no value breaks a reply or a sum */
+        g->mem_used = used > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : used;
+        g->dvfs = dvfs >= 256 && dvfs <= 8192 ? dvfs : 0;
         if (g->have_sample && now > g->sample_ns) {
             uint64_t dc = charged >= g->last_charged ? charged - g->last_charged : 0;
-            uint64_t share = dc * 10000ull / (now - g->sample_ns);
+            uint64_t dt = now - g->sample_ns;
+            uint64_t share = dc / dt >= 1 ? 10000 : dc * 10000ull / dt;
             g->used = (uint32_t)(share > 10000 ? 10000 : share);
-            /* what an operator reads: one tick's figure swings with the gate's bursts (a pod
-             * at 65% over the run read 50% in one status on the H200); weight each tick by
-             * its length over a second */
-            uint64_t dt = now - g->sample_ns, w = dt > 1000000000ull ? 1000000000ull : dt;
+            /* what an operator reads: one tick's figure swings with the gate's bursts; weight
+             * each tick by its length over a second */
+            uint64_t w = dt > 1000000000ull ? 1000000000ull : dt;
             g->used_avg =
                 (uint32_t)(((uint64_t)g->used_avg * (1000000000ull - w) + (uint64_t)g->used * w) /
                            1000000000ull);
@@ -123,53 +136,60 @@ void region_sample(struct hv_pod *p, uint64_t now)
     }
 }
 
-void region_close(struct hv_pod *p, int unmanage)
+static int reported(const struct vgpu_ctl *c, pid_t host, uint64_t start)
 {
-    if (!p->region) return;
-    if (unmanage) atomic_store(&p->region->managed, 0u);
-    vgpu_shm_close(p->region);
-    p->region = NULL;
-    for (int i = 0; i < p->ngpu; i++)
-        p->gpu[i].have_sample = 0;
+    uint64_t n = atomic_load(&c->dead_seq);
+    for (uint64_t k = 0; k < VGPU_CTL_DEAD && k < n; k++)
+        if (atomic_load(&c->dead[k].host_pid) == host &&
+            atomic_load(&c->dead[k].start_time) == start)
+            return 1;
+    return 0;
 }
 
-int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid)
+void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time)
 {
-    struct vgpu_shm *s = p->region;
-    if (!s || host_pid <= 0 || ns_pid <= 0) return 0;
-    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
-        if (atomic_load(&s->proc[i].pid) != ns_pid || atomic_load(&s->proc[i].host_pid) != host_pid)
-            continue;
-        vgpu_ledger_proc_release(s, i, ns_pid);
-        if (atomic_load(&s->proc[i].pid) == ns_pid) { /* the pod's lock was not free in time */
-            hv_logf(HV_WARN,
-                    "pod's ledger lock busy: a dead worker's memory is returned once it is free",
-                    "{s:s, s:i}", "pod", p->key, "host_pid", (int)host_pid);
-            p->reap_pending = 1;
-            return 0;
-        }
-        hv_logf(HV_INFO, "released a dead worker's memory", "{s:s, s:i, s:i}", "pod", p->key,
-                "host_pid", (int)host_pid, "slot", i);
-        return 1;
-    }
-    return 0;
+    struct vgpu_ctl *c = p->files.ctl;
+    if (!c || host_pid <= 0 || reported(c, host_pid, start_time)) return;
+    uint64_t n = atomic_load(&c->dead_seq);
+    struct vgpu_ctl_dead *e = &c->dead[n % VGPU_CTL_DEAD];
+    atomic_store(&e->host_pid, 0); /* no reader matches a half-written entry */
+    atomic_store(&e->start_time, start_time);
+    atomic_store(&e->host_pid, host_pid);
+    atomic_store_explicit(&c->dead_seq, n + 1, memory_order_release);
+    hv_logf(HV_INFO, "reported a dead process to its pod", "{s:s, s:i}", "pod", p->key, "host_pid",
+            (int)host_pid);
 }
 
 int region_reap_dead(struct hv_pod *p)
 {
-    struct vgpu_shm *s = p->region;
-    if (!s) return 0;
-    int left = 0;
+    if (!p->files.ctl || p->files.ledger_fd < 0) return 0;
+    static struct vgpu_shm_proc procs[VGPU_MAX_PROCS]; /* callers hold the registry lock */
+    if (ledger_read_procs(p->files.ledger_fd, procs) != 0) {
+        mark_broken(p, "the ledger file is shorter than a ledger");
+        return 0;
+    }
+    int live = 0;
     for (int i = 0; i < VGPU_MAX_PROCS; i++) {
-        int32_t pid = atomic_load(&s->proc[i].pid), host = atomic_load(&s->proc[i].host_pid);
-        if (pid <= 0 || host <= 0 || vgpu_proc_alive(host, s->proc[i].start_time)) continue;
-        vgpu_ledger_proc_release(s, i, pid);
-        if (atomic_load(&s->proc[i].pid) == pid) {
-            left++; /* lock busy: next second */
+        int32_t pid = atomic_load_explicit(&procs[i].pid, memory_order_relaxed);
+        int32_t host = atomic_load_explicit(&procs[i].host_pid, memory_order_relaxed);
+        if (pid <= 0) continue;
+        if (host <= 0 || registry_pid_alive(host, procs[i].start_time)) {
+            live++; /* alive, or not known to the host yet: kept */
             continue;
         }
-        hv_logf(HV_INFO, "released a dead process's memory", "{s:s, s:i, s:i}", "pod", p->key,
-                "host_pid", (int)host, "slot", i);
+        region_report_dead(p, host, procs[i].start_time);
     }
-    return left;
+    return live;
+}
+
+void region_close(struct hv_pod *p, int remove)
+{
+    if (!p->files.ctl) return;
+    pod_files_close(&p->files);
+    for (int i = 0; i < p->ngpu; i++)
+        p->gpu[i].have_sample = 0;
+    if (remove) {
+        pod_files_remove(p->dir);
+        hv_logf(HV_INFO, "pod region removed", "{s:s, s:s}", "pod", p->key, "dir", p->dir);
+    }
 }

@@ -1,35 +1,40 @@
-/* pod_regions.h - the daemon's side of the pods' shared-memory regions.
+/* pod_regions.h - the daemon's side of a pod's regions: it writes the control region and reads
+ * the ledger.
  *
- * Why this exists: the limiter enforces whatever its pod region says. The daemon maps the
- * region of each registered pod (src/common/shm_region.h), writes the control fields
- * (managed, managed_ns, suspended, control_seq, dev[].mem_limit, core_limit, core_soft,
- * core_effective, weight) and reads the usage counters the scheduler and status need.
+ * Why this exists: the limiter enforces whatever the pod's control region says
+ * (src/common/ctl_layout.h), and the scheduler and status need what the pod's processes
+ * recorded in its ledger (shm_layout.h). The control region is the daemon's alone: limits,
+ * weights, the share the gate enforces, suspension, dead processes, liveness. The ledger is
+ * the pod's and untrusted: it is read with pread (never mapped: a pod can truncate it; never
+ * locked), every figure is range-checked, and a ledger that is not one (magic, version, size,
+ * short) marks only its own pod broken (its processes fail closed).
  * All functions: registry lock held.
  */
 #ifndef VGPU_HV_POD_REGIONS_H
 #define VGPU_HV_POD_REGIONS_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "registry.h"
 
-/* Map the pod's region if it exists in --shm-dir (retried at most once a second), then apply. */
-void region_try_open(struct hv_pod *p, uint64_t now_ns);
+/* Open (or make) the pod's directory p->dir with its ledger for uid/gid, then apply. 0, -1 or
+ * -2 (the directory is another pod's) with a message in err. */
+int region_open(struct hv_pod *p, uid_t uid, gid_t gid, char *err, size_t errlen);
 /* Write every control field from the registry's view of the pod. */
 void region_apply(struct hv_pod *p);
-/* Only core_effective of one GPU (the tick). */
+/* Only the share the gate enforces on one GPU (the tick). */
 void region_write_effective(struct hv_pod *p, const struct hv_pod_gpu *g);
 void region_set_seq(struct hv_pod *p, uint64_t seq);
-/* Read usage into p->gpu[] (mem_used, used share, wants_more); refresh managed_ns. */
+/* Read usage into p->gpu[] (mem_used, used share, wants_more, clock factor); refresh liveness. */
 void region_sample(struct hv_pod *p, uint64_t now_ns);
-/* Unmap; with unmanage, hand the pod back to the limiter's own policy (managed = 0). */
-void region_close(struct hv_pod *p, int unmanage);
-/* A worker died: return the memory its process record holds in the pod's region. The daemon
- * sees every PID namespace, so this also frees records that no process of another container
- * of the pod could reap. Returns 1 when a record was released. */
-int region_release_dead(struct hv_pod *p, pid_t host_pid, int ns_pid);
-/* The same for every record of the region whose process (by the host PID its limiter learnt
- * at registration) is gone: catches what a busy lock or a daemon restart left behind. */
-int region_reap_dead(struct hv_pod *p); /* records still to release (their lock was busy) */
+/* Close the pod's files; with `remove`, also delete its directory (the caller has seen that no
+ * live process has a record in its ledger: region_reap_dead). */
+void region_close(struct hv_pod *p, int remove);
+/* A process of the pod is gone: tell its limiters (ctl_layout.h dead[]) to release its record. */
+void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time);
+/* Report every ledger record whose process (by the host PID its limiter recorded) is gone; at
+ * most VGPU_MAX_PROCS checks. Returns the records that belong to live processes. */
+int region_reap_dead(struct hv_pod *p);
 
 #endif

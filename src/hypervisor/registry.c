@@ -1,8 +1,20 @@
 /* registry.c - pods, workers, settings by source, and the lock that guards them.
  *
- * Why this exists: see registry.h. This file also decides which source wins for each limit:
- * operator > Kubernetes annotations > [defaults] > the worker's environment, where the
- * environment may only lower a default (min(env, default) field by field; absent = no limit).
+ * Why this exists: see registry.h. This file also decides which source wins for each limit,
+ * field by field (pick):
+ *   operator (vgpu set, --state)
+ *   > annotations of a pod in a trusted namespace ([kubernetes] trusted_namespaces): they
+ *     replace [defaults], as an operator wrote them
+ *   > the tightest of [defaults], the annotations of a pod in any other namespace, and the
+ *     worker's environment.
+ * A pod writes its own annotations and environment, so both are its tenant's word: they may
+ * lower what the operator's defaults give, never raise it. "Absent" is no limit from that
+ * source. Tighter: a smaller core limit, a smaller memory cap (0 = no cap, the loosest), a
+ * smaller weight, and hard rather than soft (a soft limit also lends the GPU's idle time, so
+ * the result is soft only when every present source says soft; [defaults] with a core_limit
+ * and no soft key are a hard default). The reported source of a field is the one whose value
+ * binds; on a tie the operator's side wins (defaults, then annotations, then environment), so
+ * "kubernetes" or "env" there means the tenant really lowered the default.
  */
 #define _GNU_SOURCE
 #include "registry.h"
@@ -11,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +32,7 @@
 #include "command_channel.h"
 #include "hv_log.h"
 #include "kube_watch.h"
+#include "pod_identity.h"
 #include "pod_regions.h"
 #include "shm_ledger.h"
 #include "shm_region.h"
@@ -75,6 +89,7 @@ struct hv_pod *registry_pod_get(const char *ns, const char *name)
             p->has_kube = 1;
             p->kube = k->l;
         }
+    p->files.ledger_fd = -1;
     p->next = hv_reg.pods;
     hv_reg.pods = p;
     return p;
@@ -82,9 +97,12 @@ struct hv_pod *registry_pod_get(const char *ns, const char *name)
 
 void registry_pod_maybe_drop(struct hv_pod *p)
 {
-    if (p->nworkers > 0 || p->reap_pending) return;
+    if (p->nworkers > 0) return;
+    /* a process of the pod still has a record in its ledger (it has not exited, or not yet
+     * released it): the files stay, and the tick looks again */
+    p->draining = p->files.ctl && region_reap_dead(p) > 0;
+    if (p->draining) return;
     region_close(p, 1);
-    p->pod_id[0] = 0;
     p->ngpu = 0;
     if (p->n_op || p->suspended) return;
     for (struct hv_pod **pp = &hv_reg.pods; *pp; pp = &(*pp)->next)
@@ -171,11 +189,20 @@ static const struct hv_limits *op_for(const struct hv_pod *p, const struct hv_po
 enum { SRC_NONE, SRC_ENV, SRC_DEFAULTS, SRC_KUBE, SRC_OPERATOR };
 static const char *const src_names[] = {"none", "env", "defaults", "kubernetes", "operator"};
 
-static uint64_t mem_min(uint64_t a, uint64_t b) /* 0 = no cap */
+/* 1 when field `bit` of a gives the pod strictly less than that of b (both present): a smaller
+ * core limit or weight, a memory cap under b's (0 = no cap, the loosest), hard against soft. */
+static int tighter(unsigned bit, const struct hv_limits *a, const struct hv_limits *b)
 {
-    if (!a) return b;
-    if (!b) return a;
-    return a < b ? a : b;
+    switch (bit) {
+    case HV_HAS_CORE:
+        return a->core < b->core;
+    case HV_HAS_MEM:
+        return a->mem && (!b->mem || a->mem < b->mem);
+    case HV_HAS_WEIGHT:
+        return a->weight < b->weight;
+    default: /* HV_HAS_SOFT */
+        return !a->soft && b->soft;
+    }
 }
 
 /* Field `bit` of one GPU: the winning source's value in *out, the source's rank returned. */
@@ -187,29 +214,34 @@ static int pick(const struct hv_pod *p, const struct hv_pod_gpu *g, unsigned bit
         *out = *o;
         return SRC_OPERATOR;
     }
-    if (p->has_kube && (p->kube.has & bit)) {
+    int trusted = p->has_kube && hv_config_ns_trusted(hv_reg.cfg, p->ns);
+    if (trusted && (p->kube.has & bit)) {
         *out = p->kube;
         return SRC_KUBE;
     }
-    const struct hv_limits *d = &hv_reg.cfg->defaults, *e = &g->env;
-    int hd = (d->has & bit) != 0, he = (e->has & bit) != 0;
-    if (hd && he) {
-        *out = *d;
-        out->core = e->core < d->core ? e->core : d->core;
-        out->mem = mem_min(e->mem, d->mem);
-        out->weight = e->weight < d->weight ? e->weight : d->weight;
-        out->soft = e->soft && d->soft;
-        return SRC_DEFAULTS;
+    /* A core limit the operator (or a trusted namespace) set without saying soft is hard: the
+     * tenant's words below may not make it soft (soft lends idle time: more than hard) */
+    if (bit == HV_HAS_SOFT &&
+        (op_for(p, g, HV_HAS_CORE) || (trusted && (p->kube.has & HV_HAS_CORE)))) {
+        memset(out, 0, sizeof(*out));
+        out->has = HV_HAS_SOFT;
+        return op_for(p, g, HV_HAS_CORE) ? SRC_OPERATOR : SRC_KUBE;
     }
-    if (hd) {
-        *out = *d;
-        return SRC_DEFAULTS;
+    /* The tenant's words against the operator's defaults: the tightest present source binds.
+     * In order of precedence, so that on a tie the strict `tighter` keeps the earlier one. */
+    struct hv_limits d = hv_reg.cfg->defaults;
+    if (bit == HV_HAS_SOFT && (d.has & HV_HAS_CORE) && !(d.has & HV_HAS_SOFT)) {
+        d.has |= HV_HAS_SOFT; /* a default core limit is hard unless it says soft */
+        d.soft = 0;
     }
-    if (he) {
-        *out = *e;
-        return SRC_ENV;
-    }
-    return SRC_NONE;
+    const struct hv_limits *c[3] = {&d, p->has_kube && !trusted ? &p->kube : NULL, &g->env};
+    static const int rank[3] = {SRC_DEFAULTS, SRC_KUBE, SRC_ENV};
+    int best = -1;
+    for (int i = 0; i < 3; i++)
+        if (c[i] && (c[i]->has & bit) && (best < 0 || tighter(bit, c[i], c[best]))) best = i;
+    if (best < 0) return SRC_NONE;
+    *out = *c[best];
+    return rank[best];
 }
 
 int registry_resolve(struct hv_pod *p)
@@ -237,7 +269,7 @@ int registry_resolve(struct hv_pod *p)
         g->weight = weight;
         g->soft = soft;
         g->source = src_names[best];
-        uint32_t lim = (uint32_t)(core * 100.0 + 0.5);
+        uint32_t lim = hv_percent_x100(core);
         if (!lim)
             g->effective = 0;
         else if (!soft || !g->effective)
@@ -318,30 +350,62 @@ int registry_norm_uuid(const char *in, char *out, size_t outlen)
 
 /* --- Kubernetes ----------------------------------------------------------------------------- */
 
-const struct hv_kube_pod *registry_kube_for_pid(pid_t host_pid)
+/* a cgroup path as a pod name: "/a/b.scope" -> "a:b.scope"; other characters than
+ * [A-Za-z0-9._-] -> '_', and then, or when too long, "~<hash>" keeps names apart */
+static void cgroup_name(const struct pod_identity *id, char *out, size_t n)
 {
-    if (!hv_reg.kube) return NULL;
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)host_pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return NULL;
-    buf[n] = 0;
-    /* ".../pod<uid>/..." (cgroupfs) or "...-pod<uid with _>.slice" (systemd) */
-    for (char *s = strstr(buf, "pod"); s; s = strstr(s + 3, "pod")) {
-        char uid[40];
-        size_t k = 0;
-        for (const char *c = s + 3;
-             k < 36 && (isxdigit((unsigned char)*c) || *c == '-' || *c == '_'); c++)
-            uid[k++] = *c == '_' ? '-' : *c;
-        uid[k] = 0;
-        if (k != 36) continue;
-        for (const struct hv_kube_pod *kp = hv_reg.kube; kp; kp = kp->next)
-            if (!strcasecmp(kp->uid, uid)) return kp;
+    const char *p = id->cgroup;
+    while (*p == '/')
+        p++;
+    if (!*p) {
+        snprintf(out, n, "root");
+        return;
     }
-    return NULL;
+    size_t k = 0;
+    int changed = id->cgroup_truncated;
+    for (; *p && k + 1 < n && k < 180; p++) {
+        char c = *p;
+        int ok = isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
+        out[k++] = c == '/' ? ':' : ok ? c : '_';
+        changed |= !ok && c != '/';
+    }
+    out[k] = 0;
+    if (*p || changed)
+        snprintf(out + k, n - k, "~%08llx", (unsigned long long)(id->cgroup_hash & 0xffffffffull));
+}
+
+int registry_identify(pid_t host_pid, struct hv_ident *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct pod_identity *id = &out->id;
+    if (pod_identity_of_pid(host_pid, id) != 0) return -1;
+    snprintf(out->container, sizeof(out->container), "%s", id->container);
+    switch (id->kind) {
+    case POD_KIND_K8S:
+        for (const struct hv_kube_pod *kp = hv_reg.kube; kp; kp = kp->next)
+            if (!strcasecmp(kp->uid, id->uid)) {
+                snprintf(out->ns, sizeof(out->ns), "%s", kp->ns);
+                snprintf(out->name, sizeof(out->name), "%s", kp->name);
+            }
+        if (!out->ns[0]) {
+            if (hv_reg.kube_on) return 1; /* the watch has not reported it yet */
+            snprintf(out->ns, sizeof(out->ns), "k8s");
+            snprintf(out->name, sizeof(out->name), "%s", id->uid);
+        }
+        snprintf(out->dir, sizeof(out->dir), "k8s-%s", id->uid);
+        break;
+    case POD_KIND_CONTAINER:
+        snprintf(out->ns, sizeof(out->ns), "container");
+        snprintf(out->name, sizeof(out->name), "%s", id->container);
+        snprintf(out->dir, sizeof(out->dir), "ctr-%s", id->container);
+        break;
+    default:
+        snprintf(out->ns, sizeof(out->ns), "cgroup");
+        cgroup_name(id, out->name, sizeof(out->name));
+        snprintf(out->dir, sizeof(out->dir), "cg-%016llx", (unsigned long long)id->cgroup_hash);
+        break;
+    }
+    return 0;
 }
 
 static void kube_limits(const struct kube_pod *kp, struct hv_limits *l)

@@ -15,11 +15,14 @@
 #include <sys/types.h>
 
 #include "hv_config.h"
+#include "pod_files.h"
+#include "pod_identity.h"
 #include "shm_layout.h"
 
 #define HV_MAX_GPUS VGPU_MAX_DEVICES
 #define HV_CMD_QUEUE 32 /* commands kept per worker (a newer limits command supersedes) */
 #define HV_KEY_LEN 320  /* "namespace/name" */
+#define HV_MAX_WORKERS_PER_POD VGPU_MAX_PROCS /* registrations one pod may hold (429 past it) */
 
 /* Operator settings of a pod for one GPU key: "all", an index ("0") or a uuid ("gpu-..."). */
 struct hv_op_entry {
@@ -52,6 +55,15 @@ struct hv_pod_gpu {
     uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };
 
+/* percent -> hundredths, the unit of shares: a limit above 0 is never 0 (which means none) */
+static inline uint32_t hv_percent_x100(double pct)
+{
+    if (!(pct > 0)) return 0;
+    if (pct >= 100) return 10000;
+    uint32_t v = (uint32_t)(pct * 100.0 + 0.5);
+    return v ? v : 1;
+}
+
 /* The pod's clock factor on this GPU (src/limiter/dvfs_model.h): 1.0 until its region says */
 static inline double hv_clock_factor(const struct hv_pod_gpu *g)
 {
@@ -63,11 +75,10 @@ struct hv_pod {
     char key[HV_KEY_LEN]; /* ns/name */
     char ns[64];
     char name[254];
-    char pod_id[VGPU_POD_ID_LEN]; /* region name the workers registered with */
-    struct vgpu_shm *region;      /* NULL until the region exists in --shm-dir */
-    uint64_t region_retry_ns;
-    int reap_pending; /* a dead worker's record could not be released yet (its lock was busy):
-                         the region stays open until the tick has released it */
+    char dir[POD_FILES_NAME_LEN]; /* its directory under <shm-dir>/pods ("" none yet) */
+    struct pod_files files;       /* its control region and ledger, open while it has workers */
+    char broken[160];             /* why its ledger is unusable ("" fine): it fails closed */
+    int draining; /* no workers, but live processes still have records in its ledger */
     int suspended;
     int n_op; /* operator settings (persisted) */
     struct hv_op_entry op[HV_MAX_GPUS + 1];
@@ -126,6 +137,7 @@ struct hv_registry {
     uint64_t seq;         /* last command sequence number of this daemon */
     uint64_t next_worker; /* worker ids */
     uint64_t commands;    /* commands pushed (metrics) */
+    int kube_on;          /* a Kubernetes watch runs: pods are known by their UID */
     int stopping;
     int nunreg;
     struct hv_unreg unreg[HV_MAX_UNREG];
@@ -157,8 +169,17 @@ int registry_resolve(struct hv_pod *p);
 int registry_op_set(struct hv_pod *p, const char *gpu_key, const struct hv_limits *l);
 void registry_op_clear(struct hv_pod *p);
 
-/* Kubernetes: the pod whose UID appears in /proc/PID/cgroup, if the watch told us about it. */
-const struct hv_kube_pod *registry_kube_for_pid(pid_t host_pid);
+/* A process's pod as the kernel says (pod_identity.h): its key's parts and the name of its
+ * directory under <shm-dir>/pods. */
+struct hv_ident {
+    char ns[64], name[254];
+    char dir[POD_FILES_NAME_LEN];
+    char container[72];
+    struct pod_identity id;
+};
+/* 0; 1 when it is a Kubernetes pod the watch has not reported (yet); -1 unreadable (the
+ * process is gone). */
+int registry_identify(pid_t host_pid, struct hv_ident *out);
 /* kube_watch callback (takes the lock itself). */
 struct kube_pod;
 void registry_kube_update(const struct kube_pod *kp, void *arg);

@@ -38,10 +38,24 @@ json_t *status_pod_json(const struct hv_pod *p)
                                (json_int_t)((now - w->last_seen_ns) / 1000000ull), "acked_seq",
                                (json_int_t)w->acked_seq, "container", w->container));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:o, s:o}", "pod", p->key, "namespace",
-                     p->ns, "name", p->name, "pod_id", p->pod_id, "region", p->region != NULL,
-                     "suspended", p->suspended, "source", rank[best], "gpus", gpus, "workers",
-                     workers);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:o, s:o}", "pod", p->key,
+                     "namespace", p->ns, "name", p->name, "dir", p->dir, "region",
+                     p->files.ctl != NULL, "broken", p->broken, "suspended", p->suspended, "source",
+                     rank[best], "gpus", gpus, "workers", workers);
+}
+
+json_t *status_peer_json(pid_t host_pid)
+{
+    json_t *pods = json_array();
+    registry_lock();
+    for (const struct hv_worker *w = hv_reg.workers; w; w = w->next) {
+        if (w->host_pid != host_pid) continue;
+        const struct hv_pod *p = registry_pod_find(w->pod_key);
+        if (p) json_array_append_new(pods, status_pod_json(p));
+        break;
+    }
+    registry_unlock();
+    return json_pack("{s:o}", "pods", pods);
 }
 
 json_t *status_json(void)

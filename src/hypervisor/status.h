@@ -8,6 +8,7 @@
 #define VGPU_HV_STATUS_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "registry.h"
 
@@ -15,5 +16,8 @@
 json_t *status_pod_json(const struct hv_pod *p);
 /* The whole document (takes the lock). */
 json_t *status_json(void);
+/* What a worker may see: {"pods": [its own pod]} for the registered process `host_pid`, or no
+ * pod when it has not registered (takes the lock). */
+json_t *status_peer_json(pid_t host_pid);
 
 #endif

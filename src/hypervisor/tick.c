@@ -3,9 +3,11 @@
  * Why this exists: see tick.h. Per tick, under the registry lock:
  *  - workers whose host process is gone (or is a zombie, or a reused pid) are removed at once;
  *    those silent for 3 heartbeat intervals (and not waiting in a long-poll) too;
- *  - each pod region is sampled (delta of gate_charged_ns = share used; gate_waited_ns grew =
- *    wants more), the policy allocates every GPU's limited pods, core_effective is written, and a
- *    change of more than 1 percentage point since the last command goes out as `limits`;
+ *  - each pod's ledger is sampled (delta of gate_charged_ns = share used; gate_waited_ns grew =
+ *    wants more), the policy allocates every GPU's limited pods, core_effective is written into
+ *    their control regions, and a change of more than 1 percentage point since the last command
+ *    goes out as `limits`; once a second, ledger records of processes that are gone are
+ *    reported to their pods (ctl_layout.h dead[]);
  *  - once a second NVML is sampled (outside the lock) for the backstop: processes on a GPU that
  *    no worker registered ("unregistered") and pods whose processes exceed their cap ("over_cap"),
  *    each logged once when it appears.
@@ -41,7 +43,7 @@ static void reap_workers(uint64_t now)
         struct hv_worker *next = w->next;
         if (!registry_pid_alive(w->host_pid, w->start_time)) {
             struct hv_pod *p = registry_pod_find(w->pod_key);
-            if (p) region_release_dead(p, w->host_pid, w->pid);
+            if (p) region_report_dead(p, w->host_pid, w->start_time);
             registry_worker_remove(w, "process gone");
         } else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
             registry_worker_remove(w, "silent for 3 heartbeats");
@@ -73,7 +75,7 @@ static void schedule(void)
     static char done[4096];
     size_t n = 0;
     for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
-        for (int i = 0; p->region && i < p->ngpu && n < 4096; i++)
+        for (int i = 0; p->files.ctl && i < p->ngpu && n < 4096; i++)
             if (p->gpu[i].core > 0) slots[n++] = (struct slot){p, &p->gpu[i]};
     memset(done, 0, n);
     for (size_t a = 0; a < n; a++) {
@@ -86,8 +88,7 @@ static void schedule(void)
                 done[b] = 1;
                 idx[k] = b;
                 const struct hv_pod_gpu *g = slots[b].g;
-                uint32_t lim = (uint32_t)(g->core * 100.0 + 0.5);
-                in[k++] = (struct sched_pod){.limit = lim ? lim : 1,
+                in[k++] = (struct sched_pod){.limit = hv_percent_x100(g->core),
                                              .weight = g->weight ? g->weight : 1,
                                              .soft = g->soft,
                                              .used = g->used,
@@ -100,7 +101,12 @@ static void schedule(void)
         uint32_t sum = 0;
         for (size_t j = 0; j < k; j++)
             sum += in[j].used;
-        int saturated = sum >= 9000 || gpu_util_x100(slots[a].g->uuid) >= 9000;
+        int util = gpu_util_x100(slots[a].g->uuid);
+        int saturated = sum >= 9000 || util >= 9000;
+        /* The use each pod reports is its own word. Balancing takes from one pod by what the
+         * others report, so it acts only while the reports account for most of what NVML
+         * measured: a pod that hides its use cannot have its neighbours trimmed for it. */
+        int reports_hold = util < 0 || (uint64_t)sum * 10 >= (uint64_t)util * 7;
         if (saturated)
             for (size_t j = 0; j < k; j++)
                 if (in[j].used >= 200) in[j].wants_more = 1;
@@ -116,7 +122,7 @@ static void schedule(void)
                                           .contending = g->contend_ticks,
                                           .trim = g->trim};
         }
-        share_balance(bal, k, saturated);
+        share_balance(bal, k, saturated && reports_hold);
         for (size_t j = 0; j < k; j++) {
             struct slot *s = &slots[idx[j]];
             s->g->trim = bal[j].trim;
@@ -206,12 +212,12 @@ static void *run(void *arg)
         reap_workers(now);
         for (struct hv_pod *p = hv_reg.pods, *pnext; p; p = pnext) {
             pnext = p->next; /* p may be dropped below */
-            if (p->nworkers) region_try_open(p, now);
             region_sample(p, now);
-            if (snap && region_reap_dead(p) == 0 && p->reap_pending) { /* once a second */
-                p->reap_pending = 0;
+            if (!snap) continue; /* the rest once a second */
+            if (p->draining)
                 registry_pod_maybe_drop(p);
-            }
+            else
+                region_reap_dead(p);
         }
         schedule();
         if (snap && snap->ok) backstop(snap);

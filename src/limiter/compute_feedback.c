@@ -47,7 +47,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
     if (!atomic_compare_exchange_strong(&d->fb_last_ns, &last, now)) return; /* another process */
     uint64_t charged = atomic_load(&d->gate_charged_ns);
     uint64_t before = atomic_exchange(&d->fb_charged_ns, charged);
-    uint32_t share = atomic_load(&d->core_effective);
+    uint32_t share = atomic_load(&d->gate_share); /* the enforced share (compute_gate.h) */
     uint32_t share_before = atomic_exchange(&d->fb_share, share);
     /* compare like with like: NVML's figure covers about the last second, so only a window of
      * about a second, under one share, with the pod running, is a fair comparison */

@@ -65,6 +65,9 @@ int vgpu_stream_capturing(CUstream stream, int per_thread)
 struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream)
 {
     if (!vgpu_g.cfg.gate_on) return NULL; /* no compute limit and no daemon that may set one */
+    /* no ledger to gate with (a daemon that has not answered, no limits of our own): wait */
+    const _Atomic uint32_t *local = &vgpu_g.local_suspended;
+    if (__builtin_expect(atomic_load_explicit(local, RELAXED) != 0, 0)) vgpu_hv_wait_resumed(local);
     CUdevice dev = 0;
     int one = device_count() == 1;
     /* one visible GPU: no need to ask the driver which one is current */
@@ -73,11 +76,12 @@ struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_strea
     if (atomic_load_explicit(&b->state, RELAXED) != VGPU_BIND_LEDGER) return NULL;
     struct vgpu_shm *s = atomic_load_explicit(&vgpu_g.shm, memory_order_acquire);
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
+    const _Atomic uint32_t *susp = vgpu_suspended_word();
     if (one && !vgpu_failed_closed()) {
-        vgpu_gate_hot.shm = s;
+        vgpu_gate_hot.susp = susp;
         atomic_store_explicit(&vgpu_gate_hot.dev, d, memory_order_release);
     }
-    return vgpu_gate_admit(s, d, stream, per_thread_stream);
+    return vgpu_gate_admit(susp, d, stream, per_thread_stream);
 }
 
 static void sleep_until(uint64_t t)
@@ -92,11 +96,12 @@ static void sleep_until(uint64_t t)
  * waited is published every step of at most 50 ms, not at the end: the node daemon reads a
  * pod whose waited time grows as one that wants more, and one that has waited a whole tick
  * without a sign as idle (its share would shrink while it waits, and the wait with it grow). */
-static void wait_turn(struct vgpu_shm_dev *d, uint64_t target, uint32_t share)
+static void wait_turn(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim, uint64_t target,
+                      uint32_t share)
 {
     uint64_t now = vgpu_now_ns();
     while (now < target) {
-        uint32_t cur = atomic_load_explicit(&d->core_effective, RELAXED);
+        uint32_t cur = atomic_load_explicit(&lim->core_effective, RELAXED);
         if (UNLIMITED(cur)) break;
         if (cur != share) {
             target = now + (target - now) * share / cur;
@@ -120,9 +125,17 @@ static void wait_turn(struct vgpu_shm_dev *d, uint64_t target, uint32_t share)
  * wrong model.)
  * At most VGPU_GATE_BACKLOG_NS is tracked, so that estimates of work never timed yet cannot
  * stall a pod for long when a limit comes. */
+/* the limits of ledger device d in this process (bound before any charge reaches it) */
+static const struct vgpu_dev_limits *lim_of(const struct vgpu_shm_dev *d)
+{
+    const struct vgpu_shm *s = atomic_load_explicit(&vgpu_g.shm, RELAXED);
+    return atomic_load_explicit(&vgpu_ledger_lim[d - s->dev], memory_order_acquire);
+}
+
 static void publish(struct vgpu_shm_dev *d, uint64_t cost)
 {
-    uint32_t share = atomic_load_explicit(&d->core_effective, RELAXED);
+    const struct vgpu_dev_limits *lim = lim_of(d);
+    uint32_t share = vgpu_gate_sync(d, lim);
     atomic_fetch_add_explicit(&d->gate_charged_ns, cost, RELAXED);
     atomic_fetch_add_explicit(&d->gate_launches, tl_launches, RELAXED);
     tl_launches = 0;
@@ -143,7 +156,7 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
         if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
     } while (!atomic_compare_exchange_weak_explicit(&d->gate_vclock, &old, next,
                                                     memory_order_acq_rel, RELAXED));
-    if (!unlimited && base > now) wait_turn(d, (uint64_t)base, share);
+    if (!unlimited && base > now) wait_turn(d, lim, (uint64_t)base, share);
 }
 
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
@@ -161,18 +174,30 @@ void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
     publish(d, cost);
 }
 
-void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
+uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim)
 {
-    uint32_t old = atomic_exchange(&d->core_effective, share);
-    if (old == share) return;
+    uint32_t share = atomic_load_explicit(&lim->core_effective, RELAXED);
+    uint32_t old = atomic_load_explicit(&d->gate_share, RELAXED);
+    if (__builtin_expect(old == share, 1)) return share;
+    /* one process of the pod rescales: the one whose exchange moves gate_share */
+    if (!atomic_compare_exchange_strong(&d->gate_share, &old, share)) return share;
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t v = atomic_load(&d->gate_vclock), nv;
     do {
+        /* a pod not ahead of its clock keeps what it has banked: the daemon moves shares every
+         * tick, and a bank reset on each move would hand out a fresh burst every 100 ms */
         if (v <= now)
-            nv = 0;
-        else if (UNLIMITED(old) || UNLIMITED(share))
+            return share;
+        if (UNLIMITED(old) || UNLIMITED(share))
             nv = v; /* queued work (see publish): the pod waits until the GPU is through it */
         else
             nv = now + (int64_t)((uint64_t)(v - now) * old / share); /* budget: rescaled */
     } while (!atomic_compare_exchange_weak(&d->gate_vclock, &v, nv));
+    return share;
+}
+
+void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
+{
+    atomic_store(&d->lim.core_effective, share);
+    vgpu_gate_sync(d, &d->lim);
 }

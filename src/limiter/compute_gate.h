@@ -40,7 +40,7 @@
  * mapping); processes that see several GPUs take the full lookup every time. */
 struct vgpu_gate_hot {
     _Atomic(struct vgpu_shm_dev *) dev; /* NULL: ask vgpu_gate_lookup_slow */
-    struct vgpu_shm *shm;               /* the pod region dev lies in */
+    const _Atomic uint32_t *susp;       /* vgpu_suspended_word() when dev was set */
     _Atomic int captures;               /* stream captures in progress in this process */
 } __attribute__((aligned(64)));
 extern struct vgpu_gate_hot vgpu_gate_hot;
@@ -56,17 +56,19 @@ static inline int vgpu_gate_hot_ready(void)
     return atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_relaxed) != NULL;
 }
 
-/* Whether a submission to pod state d (in region s) goes through the gate: d, or NULL when the
- * stream is being captured (captured work does not run now). Waits here while the node daemon
- * has the pod suspended. Work is charged also while the share is unlimited (it never waits
- * then): the daemon's scheduler must see a busy pod as busy, and the work queued meanwhile is
- * still owed when a limit comes (see publish in compute_gate.c). */
-static inline struct vgpu_shm_dev *vgpu_gate_admit(struct vgpu_shm *s, struct vgpu_shm_dev *d,
-                                                   CUstream stream, int per_thread_stream)
+/* Whether a submission to pod state d goes through the gate: d, or NULL when the stream is
+ * being captured (captured work does not run now). Waits here while the pod is suspended
+ * (`susp`: the control region's word, or the process's own; limiter.h). Work is charged also
+ * while the share is unlimited (it never waits then): the daemon's scheduler must see a busy
+ * pod as busy, and the work queued meanwhile is still owed when a limit comes (see publish in
+ * compute_gate.c). */
+static inline struct vgpu_shm_dev *vgpu_gate_admit(const _Atomic uint32_t *susp,
+                                                   struct vgpu_shm_dev *d, CUstream stream,
+                                                   int per_thread_stream)
 {
     /* suspended: one relaxed load of a line every submission reads */
-    if (__builtin_expect(atomic_load_explicit(&s->suspended, memory_order_relaxed) != 0, 0))
-        vgpu_hv_wait_resumed(s);
+    if (__builtin_expect(atomic_load_explicit(susp, memory_order_relaxed) != 0, 0))
+        vgpu_hv_wait_resumed(susp);
     if (__builtin_expect(atomic_load_explicit(&vgpu_gate_hot.captures, memory_order_relaxed) > 0,
                          0) &&
         vgpu_stream_capturing(stream, per_thread_stream))
@@ -79,15 +81,19 @@ static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thr
 {
     struct vgpu_shm_dev *d = atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_acquire);
     if (__builtin_expect(!d, 0)) return vgpu_gate_lookup_slow(stream, per_thread_stream);
-    return vgpu_gate_admit(vgpu_gate_hot.shm, d, stream, per_thread_stream);
+    return vgpu_gate_admit(vgpu_gate_hot.susp, d, stream, per_thread_stream);
 }
 
 /* Charge cost_ns of GPU time; waits while the pod is over its share. */
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
 
-/* Change the enforced share (hundredths of a percent; 0 or >= 10000: no limit) and rescale the
- * outstanding budget so the new share applies from now on, also to threads already waiting. */
+/* Where the limiter itself sets the share (no daemon: the soft policy, the environment's limits
+ * on a private ledger): store it in the ledger's own limits and rescale. */
 void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share);
+/* Bring the budget to the share `lim` says now, if it changed (whoever writes it): the
+ * outstanding budget is rescaled once for the pod, so the new share applies from now on, also
+ * to threads already waiting. Returns the share. */
+uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim);
 
 /* Stream capture in progress somewhere in the process (launches are recorded, not run; timing
  * events and event queries are not allowed). */

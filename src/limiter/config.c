@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/flat_json.h"
+#include "../common/shm_region.h"
 #include "../common/size_parse.h"
 #include "log.h"
 
@@ -87,10 +88,19 @@ static int add_to(struct vgpu_limit_entry *list, int *n, const char *uuid, int i
     return 0;
 }
 
-static int add_entry(struct vgpu_config *cfg, const char *uuid, int index, uint64_t value,
-                     const char *source)
+/* A limit that finds its table full is an error: dropping it would leave that GPU less
+ * limited than configured. */
+static void table_full(struct vgpu_config *cfg, const char *source)
 {
-    return add_to(cfg->mem, &cfg->n_mem, uuid, index, value, source);
+    char detail[96];
+    snprintf(detail, sizeof(detail), "more than %d limits of this kind in all", VGPU_CFG_MAX_KEYS);
+    set_error(cfg, "%s: %s", source, detail);
+}
+
+static void add_entry(struct vgpu_config *cfg, const char *uuid, int index, uint64_t value,
+                      const char *source)
+{
+    if (add_to(cfg->mem, &cfg->n_mem, uuid, index, value, source) != 0) table_full(cfg, source);
 }
 
 /* a compute share: percent in (0, 100] -> hundredths */
@@ -203,9 +213,10 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
                     set_error(cfg, "%s: %s", name, err);
                     continue;
                 }
-                if (k == 3)
-                    add_to(cfg->core, &cfg->n_core, NULL, idx, pct, name);
-                else
+                if (k == 3) {
+                    if (add_to(cfg->core, &cfg->n_core, NULL, idx, pct, name) != 0)
+                        table_full(cfg, name);
+                } else
                     cfg->core_soft[idx] = (uint32_t)pct;
             } else {
                 char *end;
@@ -399,11 +410,17 @@ void vgpu_config_load(struct vgpu_config *cfg, char *const *envp)
             cfg->context_reserve_set = 1;
     }
 
-    const char *dir = env_get(envp, "VGPU_SHM_DIR");
-    snprintf(cfg->shm_dir, sizeof(cfg->shm_dir), "%s", dir && *dir ? dir : "/dev/shm/vgpu");
     load_pod_identity(cfg, envp);
     load_visible(cfg, envp);
     load_hypervisor(cfg, envp);
+    /* managed: the daemon's directory as mounted into the pod; standalone: this user's own */
+    const char *dir = env_get(envp, "VGPU_SHM_DIR");
+    if (dir && *dir)
+        snprintf(cfg->shm_dir, sizeof(cfg->shm_dir), "%s", dir);
+    else if (cfg->hv_on)
+        snprintf(cfg->shm_dir, sizeof(cfg->shm_dir), "%s", VGPU_SHM_MANAGED_DIR);
+    else
+        vgpu_shm_standalone_dir(cfg->shm_dir, sizeof(cfg->shm_dir));
     cfg->ledger_on = cfg->n_mem > 0 || cfg->has_core || cfg->hv_on;
     cfg->gate_on = cfg->has_core || cfg->hv_on;
 }

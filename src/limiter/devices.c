@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/ctl_region.h"
 #include "../common/shm_ledger.h"
 #include "../common/size_parse.h"
 #include "hook_dispatch.h"
@@ -13,6 +14,7 @@
 #include "maintenance.h"
 
 struct vgpu_binding vgpu_bindings[VGPU_MAX_DEVICES];
+const struct vgpu_dev_limits *_Atomic vgpu_ledger_lim[VGPU_MAX_DEVICES];
 static struct vgpu_binding failed_binding = {.state = VGPU_BIND_FAILED, .ledger = -1};
 static struct vgpu_binding pass_binding = {.state = VGPU_BIND_PASS, .ledger = -1};
 static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,16 +47,30 @@ void vgpu_format_uuid(const CUuuid *u, char *out, unsigned outlen)
              b[15]);
 }
 
+int vgpu_device_uuid(CUdevice dev, char *out, unsigned outlen)
+{
+    CUuuid u;
+    vgpu_helper_fn_cuDeviceGetUuid get_uuid = VGPU_HELPER(cuDeviceGetUuid);
+    if (!get_uuid || get_uuid(&u, dev) != CUDA_SUCCESS) return -1;
+    vgpu_format_uuid(&u, out, outlen);
+    return 0;
+}
+
+const struct vgpu_dev_limits *vgpu_limits_for(struct vgpu_shm *s, int idx, const char *uuid)
+{
+    const struct vgpu_ctl *ctl = atomic_load(&vgpu_g.ctl);
+    if (!ctl) return &s->dev[idx].lim;
+    int k = vgpu_ctl_dev_find(ctl, uuid);
+    return k < 0 ? NULL : &ctl->dev[k].lim;
+}
+
 static int bind_device(struct vgpu_binding *b, CUdevice dev)
 {
     const struct vgpu_config *cfg = &vgpu_g.cfg;
-    CUuuid u;
-    vgpu_helper_fn_cuDeviceGetUuid get_uuid = VGPU_HELPER(cuDeviceGetUuid);
-    if (!get_uuid || get_uuid(&u, dev) != CUDA_SUCCESS) {
+    if (vgpu_device_uuid(dev, b->uuid, sizeof(b->uuid)) != 0) {
         VLOG_ERROR("cannot read the UUID of GPU %d", dev);
         return VGPU_BIND_FAILED;
     }
-    vgpu_format_uuid(&u, b->uuid, sizeof(b->uuid));
     size_t total = 0;
     vgpu_fn_cuDeviceTotalMem_v2 total_fn = VGPU_REAL(cuDeviceTotalMem_v2);
     if (total_fn) total_fn(&total, dev);
@@ -93,26 +109,38 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
                    VGPU_MAX_DEVICES);
         return VGPU_BIND_FAILED;
     }
-    struct vgpu_shm_dev *v = &s->dev[idx];
+    const struct vgpu_dev_limits *lim = vgpu_limits_for(s, idx, b->uuid);
+    if (!lim) {
+        VLOG_ERROR("GPU %d (%s): the node daemon set no limits for it: GPU work on it is refused",
+                   dev, b->uuid);
+        return VGPU_BIND_FAILED;
+    }
+    if (atomic_load(&vgpu_g.ctl)) /* managed: only the daemon lends host memory */
+        b->oversold = (atomic_load(&lim->flags) & VGPU_DEV_OVERSOLD) != 0;
     char a[32], c[32];
-    uint64_t pod_limit = atomic_load(&v->mem_limit);
+    uint64_t pod_limit = atomic_load(&lim->mem_limit);
     if (!created && !cfg->hv_on &&
-        (pod_limit != limit || atomic_load(&v->core_limit) != init.core_limit ||
-         atomic_load(&v->core_soft) != init.core_soft))
+        (pod_limit != limit || atomic_load(&lim->core_limit) != init.core_limit ||
+         atomic_load(&lim->core_soft) != init.core_soft))
         VLOG_WARN(
             "GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
             "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
             dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)),
-            atomic_load(&v->core_limit) / 100.0, atomic_load(&v->core_soft) / 100.0,
+            atomic_load(&lim->core_limit) / 100.0, atomic_load(&lim->core_soft) / 100.0,
             vgpu_format_size(limit, c, sizeof(c)), init.core_limit / 100.0, init.core_soft / 100.0);
     b->ledger = idx;
+    b->lim = lim;
     if (vgpu_slot() < 0) return VGPU_BIND_FAILED;
+    atomic_store_explicit(&vgpu_ledger_lim[idx], lim, memory_order_release);
     VLOG_INFO(
         "GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %.2f%% (soft %.2f%%)",
         dev, b->uuid,
         pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
-        why ? why : "-", b->oversold ? "on" : "off", atomic_load(&v->core_limit) / 100.0,
-        atomic_load(&v->core_soft) / 100.0);
+        atomic_load(&vgpu_g.ctl) ? "the node daemon"
+        : why                    ? why
+                                 : "-",
+        b->oversold ? "on" : "off", atomic_load(&lim->core_limit) / 100.0,
+        atomic_load(&lim->core_soft) / 100.0);
     return VGPU_BIND_LEDGER;
 }
 
@@ -131,4 +159,20 @@ const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
     pthread_mutex_unlock(&bind_lock);
     if (st == VGPU_BIND_LEDGER) vgpu_maintenance_true_up_now();
     return b;
+}
+
+void vgpu_devices_rebind_failed(void)
+{
+    int bound = 0;
+    pthread_mutex_lock(&bind_lock);
+    for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
+        struct vgpu_binding *b = &vgpu_bindings[d];
+        if (atomic_load(&b->state) != VGPU_BIND_FAILED) continue;
+        b->ledger = -1;
+        int st = bind_device(b, d);
+        atomic_store_explicit(&b->state, st, memory_order_release);
+        bound |= st == VGPU_BIND_LEDGER;
+    }
+    pthread_mutex_unlock(&bind_lock);
+    if (bound) vgpu_maintenance_true_up_now();
 }

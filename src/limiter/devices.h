@@ -23,6 +23,9 @@ enum {
 struct vgpu_binding {
     _Atomic int state;
     int ledger; /* index in shm->dev when state == VGPU_BIND_LEDGER */
+    /* the limits this GPU is held to (limiter.h): the control region's when the daemon manages
+     * the pod, else the ledger's own dev[].lim; set before state becomes VGPU_BIND_LEDGER */
+    const struct vgpu_dev_limits *lim;
     int oversold;
     CUdevice ordinal;
     char uuid[VGPU_UUID_LEN]; /* normalised "gpu-..." */
@@ -33,6 +36,8 @@ struct vgpu_binding {
 
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev);
 extern struct vgpu_binding vgpu_bindings[VGPU_MAX_DEVICES];
+/* The limits of ledger device `d` (index in shm->dev) in this process, NULL while unbound. */
+extern const struct vgpu_dev_limits *_Atomic vgpu_ledger_lim[VGPU_MAX_DEVICES];
 
 /* Binding of GPU ordinal `dev`, resolved on first use. Never NULL. */
 static inline const struct vgpu_binding *vgpu_bind(CUdevice dev)
@@ -50,6 +55,14 @@ CUresult vgpu_current_device(CUdevice *dev);
 
 /* Format the 16 UUID bytes as "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
 void vgpu_format_uuid(const CUuuid *u, char *out, unsigned outlen);
+/* The limits ledger device `idx` (uuid) is held to (see vgpu_binding.lim); NULL when the
+ * daemon's control region has none for it. */
+const struct vgpu_dev_limits *vgpu_limits_for(struct vgpu_shm *s, int idx, const char *uuid);
+/* The normalised UUID of GPU ordinal `dev` from the driver, without binding it. 0 or -1. */
+int vgpu_device_uuid(CUdevice dev, char *out, unsigned outlen);
+/* Bind again every GPU whose binding failed because no ledger could be had (a daemon that
+ * answered late): nothing was charged through a failed binding, so it may change. */
+void vgpu_devices_rebind_failed(void);
 
 void vgpu_devices_lock(void);
 void vgpu_devices_unlock(void);

@@ -77,7 +77,7 @@ static void init_table(void)
 /* ---- real libraries and dlsym ------------------------------------------------------------- */
 /* Used by dlsym_trampoline.S, which may run before sanitizer runtimes are initialised: these
  * two functions are not instrumented. */
-#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
 void *(*vgpu_real_dlsym_fn)(void *, const char *)__attribute__((visibility("hidden")));
 
 NO_SANITIZE __attribute__((visibility("hidden"))) void vgpu_init_real_dlsym(void)

@@ -37,7 +37,8 @@ static struct {
     uint64_t seq;       /* highest command applied (thread, or the first registration) */
     unsigned heartbeat_ms;
     int ndev; /* GPUs this process sees (bound at the first registration) */
-    int ever; /* a registration succeeded once in this process */
+    char uuid[VGPU_MAX_DEVICES][VGPU_UUID_LEN]; /* their UUIDs ("" unknown) */
+    int ever;                                   /* a registration succeeded once in this process */
 } hv = {.mu = PTHREAD_MUTEX_INITIALIZER, .lp_fd = -1, .heartbeat_ms = 1000};
 /* held through the first registration: other threads' cuInit wait for its outcome */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -57,18 +58,11 @@ static void sleep_ms(unsigned ms)
     }
 }
 
-void vgpu_hv_wait_resumed(const struct vgpu_shm *s)
+void vgpu_hv_wait_resumed(const _Atomic uint32_t *word)
 {
     /* no lock is held here, so exit() from another thread (or a signal) is never blocked */
-    while (atomic_load_explicit(&s->suspended, memory_order_relaxed))
+    while (atomic_load_explicit(word, memory_order_relaxed))
         sleep_ms(1);
-}
-
-static void store_max(_Atomic uint64_t *p, uint64_t v)
-{
-    uint64_t old = atomic_load(p);
-    while (old < v && !atomic_compare_exchange_weak(p, &old, v)) {
-    }
 }
 
 /* the region's device for a limits entry: by UUID when it has one, else by our GPU index */
@@ -124,12 +118,21 @@ int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size
             snprintf(err, errlen, "limits[%d]: a field has the wrong type or is out of range", i);
             return -1;
         }
+        char raw[96], uuid[VGPU_UUID_LEN];
+        if (d == -1 && hv_json_string(hv_json_get(e, "uuid"), raw, sizeof(raw)) == 0 &&
+            vgpu_normalize_uuid(raw, uuid, sizeof(uuid)) == 0) {
+            /* a GPU not bound yet: its slot, so the limits are in place when it is */
+            struct vgpu_dev_init init = {.mem_limit = VGPU_UNLIMITED};
+            int created;
+            d = vgpu_ledger_dev_attach(s, uuid, &init, &created);
+        }
         if (d < 0) {
             VLOG_DEBUG("node daemon: limits[%d] names a GPU this process does not use", i);
             continue;
         }
         struct vgpu_shm_dev *v = &s->dev[d];
-        if (mv && !hv_json_is_null(mv)) atomic_store(&v->mem_limit, mem ? mem : VGPU_UNLIMITED);
+        struct vgpu_dev_limits *l = &v->lim;
+        if (mv && !hv_json_is_null(mv)) atomic_store(&l->mem_limit, mem ? mem : VGPU_UNLIMITED);
         if (!have_eff && have_core) {
             have_eff = 1;
             eff = core;
@@ -141,9 +144,9 @@ int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size
             soft = is_soft && core ? core : 0;
             if (soft) core = 10000;
         }
-        if (have_core) atomic_store(&v->core_limit, core);
-        if (have_soft) atomic_store(&v->core_soft, soft);
-        if (wv && !hv_json_is_null(wv)) atomic_store(&v->weight, (uint32_t)weight);
+        if (have_core) atomic_store(&l->core_limit, core);
+        if (have_soft) atomic_store(&l->core_soft, soft);
+        if (wv && !hv_json_is_null(wv)) atomic_store(&l->weight, (uint32_t)weight);
         if (have_eff) vgpu_gate_set_effective(v, eff);
         n++;
     }
@@ -151,8 +154,6 @@ int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size
         snprintf(err, errlen, "limits: not an array");
         return -1;
     }
-    atomic_store(&s->managed, 1);
-    atomic_store(&s->managed_ns, vgpu_now_ns());
     return n;
 }
 
@@ -184,13 +185,13 @@ static int build_register(char *out, size_t cap)
     bad |= append(out, cap, &n, ", \"pid\": %d, \"gpus\": [", (int)getpid());
     int first = 1;
     for (int o = 0; o < hv.ndev; o++) {
-        const struct vgpu_binding *b = &vgpu_bindings[o];
-        if (!b->uuid[0]) continue;
-        uint64_t mem = vgpu_config_mem_limit(cfg, o, b->uuid, NULL);
+        const char *uuid = hv.uuid[o];
+        if (!uuid[0]) continue;
+        uint64_t mem = vgpu_config_mem_limit(cfg, o, uuid, NULL);
         uint32_t hard, soft;
-        vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
+        vgpu_config_core_limit(cfg, o, uuid, &hard, &soft);
         bad |= append(out, cap, &n, "%s{\"index\": %d, \"uuid\": \"%s\", \"env\": {",
-                      first ? "" : ", ", o, b->uuid);
+                      first ? "" : ", ", o, uuid);
         const char *sep = "";
         /* past int64 is no cap in effect, and more than the daemon's JSON parser takes */
         if (mem != VGPU_UNLIMITED && mem <= (uint64_t)INT64_MAX) {
@@ -220,10 +221,11 @@ static int id_ok(const char *id)
     return 1;
 }
 
-static void set_suspended(struct vgpu_shm *s, int on)
+/* suspension of a process the control region does not hold (private ledger, fail closed) */
+static void set_suspended(int on)
 {
-    if (atomic_exchange(&s->suspended, (uint32_t)(on != 0)) != (uint32_t)(on != 0))
-        VLOG_INFO("node daemon: pod %s", on ? "suspended: GPU work waits" : "resumed");
+    if (atomic_exchange(&vgpu_g.local_suspended, (uint32_t)(on != 0)) != (uint32_t)(on != 0))
+        VLOG_INFO("node daemon: %s", on ? "suspended: GPU work waits" : "resumed");
 }
 
 /* POST /v1/workers; on success the reply's limits and state are in the region. 0 or -1. */
@@ -260,21 +262,43 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
         return -1;
     }
     if ((v = hv_json_get(rb, "host_pid"))) hv_json_u64(v, &host_pid);
-    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
-    if (s) {
+    if (host_pid > 0 && host_pid < (1u << 31)) vgpu_set_host_pid((int)host_pid);
+    char dir[256] = "", token[64] = "";
+    const char *region = hv_json_get(rb, "region");
+    if (!region || hv_json_string(hv_json_get(region, "dir"), dir, sizeof(dir)) != 0 ||
+        hv_json_string(hv_json_get(region, "token"), token, sizeof(token)) != 0) {
+        VLOG_WARN("node daemon: registration reply names no region: %.300s", rb);
+        return -1;
+    }
+    int r = vgpu_attach_managed(dir, token, err, sizeof(err));
+    if (r < 0 && atomic_load(&vgpu_g.ctl)) {
+        /* our charges are in the region we have; the daemon now names another */
+        VLOG_ERROR("node daemon: %s: this process cannot move its charges there and refuses GPU "
+                   "work from now on (restart it)",
+                   err);
+        atomic_store(&vgpu_g.fail_closed, 1);
+        return -1;
+    }
+    if (r == 0) {
+        /* the daemon holds the pod through its control region from now on */
+        vgpu_devices_rebind_failed();
+        set_suspended(0);
+    } else {
+        /* not reachable from here (not mounted?) or a private ledger already: the daemon's
+         * limits hold this process on its own ledger */
+        if (r < 0)
+            VLOG_WARN("node daemon: cannot use the pod's region (%s): this process is held to "
+                      "the pod's limits on its own; mount %s/%s into the container",
+                      err, vgpu_g.cfg.shm_dir, dir);
+        struct vgpu_shm *s = vgpu_shm_private_now();
         const char *limits = hv_json_get(rb, "limits");
-        if (limits && !hv_json_is_null(limits) &&
-            vgpu_hv_apply_limits(s, limits, err, sizeof(err)) < 0) {
-            VLOG_WARN("node daemon: registration reply: %s", err);
+        if (!s || (limits && !hv_json_is_null(limits) &&
+                   vgpu_hv_apply_limits(s, limits, err, sizeof(err)) < 0)) {
+            VLOG_WARN("node daemon: registration reply: %s", s ? err : "no private ledger");
             return -1;
         }
-        atomic_store(&s->managed, 1);
-        atomic_store(&s->managed_ns, vgpu_now_ns());
-        set_suspended(s, susp);
-        store_max(&s->control_seq, seq);
-        int slot = atomic_load(&vgpu_g.slot);
-        if (slot >= 0 && host_pid > 0 && host_pid < (1u << 31))
-            atomic_store(&s->proc[slot].host_pid, (int32_t)host_pid);
+        vgpu_devices_rebind_failed();
+        set_suspended(susp);
     }
     pthread_mutex_lock(&hv.mu);
     snprintf(hv.worker_id, sizeof(hv.worker_id), "%s", id);
@@ -287,37 +311,18 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
     return 0;
 }
 
-/* No registration yet: the environment's limits, or fail closed without any. A region the
- * daemon manages (another process of the pod registered) keeps the daemon's limits. */
+/* No registration yet: the environment's limits hold this process on a private ledger
+ * (limiter.c); without any, GPU work waits and memory is refused until the daemon answers. */
 static void apply_fallback(void)
 {
-    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
-    if (!s || atomic_load(&s->managed)) return;
     const struct vgpu_config *cfg = &vgpu_g.cfg;
-    int env = cfg->n_mem > 0 || cfg->has_core;
-    for (int o = 0; o < hv.ndev; o++) {
-        const struct vgpu_binding *b = &vgpu_bindings[o];
-        if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
-        struct vgpu_shm_dev *v = &s->dev[b->ledger];
-        if (!env) {
-            atomic_store(&v->mem_limit, 0);
-            continue;
-        }
-        uint32_t hard, soft;
-        vgpu_config_core_limit(cfg, o, b->uuid, &hard, &soft);
-        if (soft && hard && soft > hard) soft = hard;
-        atomic_store(&v->mem_limit, vgpu_config_mem_limit(cfg, o, b->uuid, NULL));
-        atomic_store(&v->core_limit, hard ? hard : (soft ? 10000 : 0));
-        atomic_store(&v->core_soft, soft);
-        vgpu_gate_set_effective(v, soft ? soft : hard);
-    }
-    set_suspended(s, !env);
-    if (env)
+    if (cfg->n_mem > 0 || cfg->has_core) {
         VLOG_WARN("node daemon unreachable: the environment's limits apply until it answers");
-    else
-        VLOG_ERROR(
-            "node daemon unreachable and no limits in the environment: GPU memory is refused and "
-            "GPU work waits until it answers");
+        return;
+    }
+    set_suspended(1);
+    VLOG_ERROR("node daemon unreachable and no limits in the environment: GPU memory is refused "
+               "and GPU work waits until it answers");
 }
 
 static void lost(const char *why)
@@ -354,7 +359,8 @@ static int worker_call(const char *method, const char *id, const char *what, con
 /* Apply every command newer than hv.seq, in order, then ack the highest. -1: re-register. */
 static int run_commands(const char *body, char *buf, size_t cap, const char *id)
 {
-    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
+    /* with the pod's control region, the daemon has already written what a command says */
+    struct vgpu_shm *s = atomic_load(&vgpu_g.ctl) ? NULL : atomic_load(&vgpu_g.shm);
     const char *it = hv_json_valid(body) ? hv_json_get(body, "commands") : NULL, *c;
     if (!it) {
         VLOG_WARN("node daemon: malformed commands reply: %.300s", body);
@@ -369,17 +375,12 @@ static int run_commands(const char *body, char *buf, size_t cap, const char *id)
         if (hv_json_u64(hv_json_get(c, "seq"), &seq) != 0 || seq <= hv.seq) continue;
         if (hv_json_string(hv_json_get(c, "type"), type, sizeof(type)) != 0) type[0] = 0;
         int r = 0;
-        if (!s) {
-            r = -1;
-            snprintf(err, sizeof(err), "the pod's shared memory is not available");
-        } else if (strcmp(type, "suspend") == 0 || strcmp(type, "resume") == 0) {
-            set_suspended(s, type[0] == 's');
-            atomic_store(&s->managed, 1);
-            atomic_store(&s->managed_ns, vgpu_now_ns());
+        if (strcmp(type, "suspend") == 0 || strcmp(type, "resume") == 0) {
+            if (!atomic_load(&vgpu_g.ctl)) set_suspended(type[0] == 's');
         } else if (strcmp(type, "limits") == 0) {
             const char *l = hv_json_get(c, "limits");
-            r = vgpu_hv_apply_limits(s, l, err, sizeof(err)) < 0 ? -1 : 0;
-            if (r == 0)
+            if (s) r = vgpu_hv_apply_limits(s, l, err, sizeof(err)) < 0 ? -1 : 0;
+            if (s && r == 0)
                 VLOG_INFO("node daemon: limits of command %llu applied", (unsigned long long)seq);
         } else {
             r = -1;
@@ -390,7 +391,6 @@ static int run_commands(const char *body, char *buf, size_t cap, const char *id)
             VLOG_WARN("node daemon: command %llu: %s", (unsigned long long)seq, err);
         }
         hv.seq = top = seq;
-        if (s) store_max(&s->control_seq, seq);
     }
     if (!top) return 0;
     char ack[512];
@@ -548,18 +548,21 @@ void vgpu_hv_start(void)
     snprintf(hv.ep.path, sizeof(hv.ep.path), "%s", cfg->hv_socket);
     snprintf(hv.ep.ip, sizeof(hv.ep.ip), "%s", cfg->hv_ip);
     hv.ep.port = cfg->hv_port;
-    /* every GPU joins the pod's ledger now: the daemon's limits land there */
     int count = 0;
     vgpu_helper_fn_cuDeviceGetCount get_count = VGPU_HELPER(cuDeviceGetCount);
     if (!get_count || get_count(&count) != CUDA_SUCCESS) count = 0;
     hv.ndev = count > VGPU_MAX_DEVICES ? VGPU_MAX_DEVICES : count;
     for (int o = 0; o < hv.ndev; o++)
-        vgpu_bind(o);
+        if (vgpu_device_uuid(o, hv.uuid[o], sizeof(hv.uuid[o])) != 0) hv.uuid[o][0] = 0;
 
     char *buf = malloc(RESP_CAP);
     int ok = buf && register_once(vgpu_now_ns() + 1000 * MS, buf, RESP_CAP, 0) == 0;
     free(buf);
     if (!ok) apply_fallback();
+    /* every GPU joins the pod's ledger now (or this process's own with the environment's
+     * limits): the daemon sees the process's record from the start */
+    for (int o = 0; o < hv.ndev; o++)
+        vgpu_bind(o);
 
     static int exit_hook;
     if (!exit_hook) exit_hook = atexit(at_exit) == 0;

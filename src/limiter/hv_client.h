@@ -3,11 +3,13 @@
  * Why this exists: with a daemon configured (VGPU_HYPERVISOR_SOCKET, or HYPERVISOR_IP +
  * HYPERVISOR_PORT) the pod's limits come from the daemon and may change, or the pod may be
  * suspended, at any time. This module registers the process at its first cuInit (synchronously,
- * 1 s at most), then a background thread long-polls the daemon's commands, applies them to the
- * pod's shared region (the same stores the daemon makes), acks them, heartbeats, and registers
- * again with backoff when the daemon goes away; the last limits stay in force meanwhile. Until
- * a first registration succeeds the environment's limits apply; without any, the process fails
- * closed (memory cap 0, submissions suspended). Nothing here is on the launch path except
+ * 1 s at most); the reply names the pod's ledger and control region, which the limiter then
+ * attaches (limiter.h): the daemon writes limits and suspension into the control region
+ * itself. A background thread long-polls the daemon's commands (which then only need an ack,
+ * or, for a process on a private ledger, to be applied to it), heartbeats, and registers again
+ * with backoff when the daemon goes away; the last limits stay in force meanwhile. Until a first
+ * registration succeeds the environment's limits apply to this process alone; without any, the
+ * process fails closed (no memory, submissions wait). Nothing here is on the launch path except
  * vgpu_hv_wait_resumed, reached only while the pod is suspended.
  */
 #ifndef VGPU_HV_CLIENT_H
@@ -23,11 +25,12 @@ void vgpu_hv_start(void);
 /* In the child after fork(): no thread, no registration; the next cuInit registers anew. */
 void vgpu_hv_after_fork(void);
 
-/* The pod is suspended: wait until it is not (1 ms steps). */
-void vgpu_hv_wait_resumed(const struct vgpu_shm *s);
+/* The pod is suspended (*word != 0): wait until it is not (1 ms steps). */
+void vgpu_hv_wait_resumed(const _Atomic uint32_t *word);
 
-/* Apply a JSON array of per-GPU limits (docs/hypervisor.md) to the region: returns the number
- * of GPUs written, -1 on a malformed entry (err says which). Sets `managed`. */
+/* Apply a JSON array of per-GPU limits (docs/hypervisor.md) to a private ledger's own limits
+ * (a process the daemon does not hold through the pod's control region): returns the number
+ * of GPUs written, -1 on a malformed entry (err says which). */
 int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size_t errlen);
 
 /* Percent as the daemon writes it (float) -> hundredths, clamped to [0, 10000]. */

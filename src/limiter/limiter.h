@@ -12,15 +12,28 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "../common/ctl_layout.h"
 #include "../common/shm_ledger.h"
 #include "config.h"
 
+/* Where the ledger (shm) and the limits come from:
+ *  - managed (a daemon configured, registration answered): the pod's ledger and control region
+ *    in the directory the daemon named; limits from the control region (read-only here);
+ *  - standalone (no daemon): the pod's ledger in this user's own directory; limits from the
+ *    environment, kept in the ledger's dev[].lim;
+ *  - private: a ledger in this process's memory (no daemon at start, or the standalone
+ *    directory unusable); limits from the environment (or commands) in its dev[].lim, held by
+ *    this process alone. */
 struct vgpu_limiter {
     struct vgpu_config cfg;
-    _Atomic int fail_closed;        /* configuration unreadable: refuse CUDA work */
-    _Atomic int exiting;            /* past exit(): hooks pass through */
-    _Atomic(struct vgpu_shm *) shm; /* the pod's region, once attached */
-    _Atomic int slot;               /* this process's record in shm->proc, -1 until claimed */
+    _Atomic int fail_closed;              /* configuration unreadable: refuse CUDA work */
+    _Atomic int exiting;                  /* past exit(): hooks pass through */
+    _Atomic(struct vgpu_shm *) shm;       /* the pod's ledger, once attached */
+    _Atomic(const struct vgpu_ctl *) ctl; /* managed: the daemon's decisions for the pod */
+    _Atomic int private_ledger;           /* shm is this process's own */
+    _Atomic uint32_t local_suspended;     /* suspension where no control region says */
+    _Atomic int slot;                     /* this process's record in shm->proc, -1 until claimed */
+    _Atomic int host_pid; /* our PID as the host sees it (the daemon says), 0 unknown */
     struct vgpu_proc_id self;
     pthread_mutex_t lock; /* slow paths: attach, claim, device binding */
     _Atomic int reported; /* configuration problems logged */
@@ -36,8 +49,36 @@ static inline int vgpu_failed_closed(void)
 /* Log the configuration error (once) and tell whether the process must fail closed. */
 int vgpu_check_config(void);
 
-/* The pod's shared region, created on first use; NULL (logged) if it cannot be had. */
+/* The pod's ledger, attached on first use (see above); NULL (logged) when a daemon is
+ * configured, has not answered, and the environment has no limits: GPU work is refused then. */
 struct vgpu_shm *vgpu_shm(void);
+
+/* Managed: attach the ledger and control region the daemon named in its registration reply
+ * (`dir` relative to VGPU_SHM_DIR, `token` that of its control region). 0 attached (or the
+ * same region again); 1 when the process already runs on a private ledger and stays there;
+ * -1 with a message in err. Called by hv_client.c. */
+int vgpu_attach_managed(const char *dir, const char *token, char *err, size_t errlen);
+
+/* The daemon found the pod's ledger unusable (ctl_layout.h VGPU_CTL_BROKEN): fail closed. */
+static inline int vgpu_pod_broken(void)
+{
+    const struct vgpu_ctl *c = atomic_load_explicit(&vgpu_g.ctl, memory_order_acquire);
+    return c && atomic_load_explicit(&c->state, memory_order_relaxed) != VGPU_CTL_OK;
+}
+
+/* The ledger of this process alone, made now if there is none yet; the existing one if it is
+ * private; NULL if the process is on a shared ledger. */
+struct vgpu_shm *vgpu_shm_private_now(void);
+
+/* Our host PID (from the daemon's reply): recorded in our ledger record, now or when claimed. */
+void vgpu_set_host_pid(int host_pid);
+
+/* The word every submission checks: the control region's `suspended`, or local_suspended. */
+static inline const _Atomic uint32_t *vgpu_suspended_word(void)
+{
+    const struct vgpu_ctl *c = atomic_load_explicit(&vgpu_g.ctl, memory_order_acquire);
+    return c ? &c->suspended : &vgpu_g.local_suspended;
+}
 
 /* This process's record in the region, claimed on first use; -1 (logged) on failure. */
 int vgpu_slot(void);

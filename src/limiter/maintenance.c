@@ -117,15 +117,22 @@ static void node_refresh(void)
     uint64_t now = vgpu_now_ns();
     node_fresh = 0;
     if (!node && now >= node_retry_ns) {
-        node = vgpu_node_open(vgpu_g.cfg.shm_dir);
+        char dir[320];
+        snprintf(dir, sizeof(dir), "%s/%s", vgpu_g.cfg.shm_dir, VGPU_NODE_DIR);
+        node = vgpu_node_open(dir);
         node_retry_ns = now + 5000000000ull; /* look again in 5 s */
     }
     if (!node) return;
     node_fresh = vgpu_node_read(node, &node_view, now) == 0;
     if (node_fresh && !node_said) {
         node_said = 1;
-        VLOG_INFO("GPU utilisation from the node daemon's NVML samples (%s/%s)", vgpu_g.cfg.shm_dir,
-                  VGPU_NODE_FILE);
+        VLOG_INFO("GPU utilisation from the node daemon's NVML samples (%s/%s/%s)",
+                  vgpu_g.cfg.shm_dir, VGPU_NODE_DIR, VGPU_NODE_FILE);
+    }
+    if (!node_fresh && now >= node_retry_ns) {
+        /* a daemon that started again may have made a new file: map it anew */
+        vgpu_node_unmap(node);
+        node = NULL;
     }
 }
 
@@ -287,22 +294,27 @@ static double pod_busy(void *vctx)
 
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
  * uses the GPU and its ceiling while none does. Limits written at run time land here too.
- * While the node daemon manages the pod it owns core_effective; only the feedback runs here. */
+ * While the node daemon manages the pod it sets the share in the control region; only the
+ * feedback runs here. */
 static void apply_compute_policy(struct vgpu_shm *s)
 {
-    int managed = atomic_load(&s->managed) != 0;
+    int managed = atomic_load(&vgpu_g.ctl) != NULL;
     node_refresh();
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         const struct vgpu_binding *b = &vgpu_bindings[d];
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
         struct vgpu_shm_dev *v = &s->dev[b->ledger];
-        uint32_t ceiling = atomic_load(&v->core_limit), floor = atomic_load(&v->core_soft);
-        uint32_t target = ceiling;
-        if (!managed && floor && floor < (ceiling ? ceiling : 10000))
-            target = others_busy(s, b->uuid) ? floor : ceiling;
-        if (!managed && target != atomic_load(&v->core_effective)) {
-            VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
-            vgpu_gate_set_effective(v, target);
+        if (managed) {
+            vgpu_gate_sync(v, b->lim); /* the daemon's share, also while nothing is launched */
+        } else {
+            uint32_t ceiling = atomic_load(&b->lim->core_limit);
+            uint32_t floor = atomic_load(&b->lim->core_soft), target = ceiling;
+            if (floor && floor < (ceiling ? ceiling : 10000))
+                target = others_busy(s, b->uuid) ? floor : ceiling;
+            if (target != atomic_load(&b->lim->core_effective)) {
+                VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
+                vgpu_gate_set_effective(v, target);
+            }
         }
         if (feedback_on) {
             struct busy_ctx ctx = {s, b->uuid};
@@ -318,7 +330,8 @@ void vgpu_maintenance_tick(void)
     int slot = atomic_load(&vgpu_g.slot);
     if (!s || slot < 0 || atomic_load(&vgpu_g.exiting)) return;
     atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
-    vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, (uint64_t)interval_ms * 1000000ull);
+    vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, atomic_load(&vgpu_g.ctl),
+                            (uint64_t)interval_ms * 1000000ull);
     true_up_overhead(s, slot);
     if (vgpu_g.cfg.gate_on) {
         apply_compute_policy(s);

@@ -9,6 +9,8 @@
 #include "maintenance.h"
 #include "mem_pools.h"
 
+#define CTL() atomic_load_explicit(&vgpu_g.ctl, memory_order_acquire)
+
 uint64_t vgpu_footprint(uint64_t size)
 {
     /* Measured on H100 / driver 580 (tests/gpu/run, calibrate): above 1 MiB an allocation takes
@@ -56,6 +58,11 @@ int vgpu_charge_begin(CUdevice dev, struct vgpu_charge *c, CUresult *err)
         return VGPU_CHARGE_REFUSE;
     }
     if (atomic_load_explicit(&vgpu_g.exiting, memory_order_relaxed)) return VGPU_CHARGE_PASS;
+    if (__builtin_expect(vgpu_pod_broken(), 0)) {
+        VLOG_ERROR("the node daemon found this pod's ledger unusable: GPU memory is refused");
+        *err = CUDA_ERROR_OUT_OF_MEMORY;
+        return VGPU_CHARGE_REFUSE;
+    }
     c->b = vgpu_bind(dev);
     int st = atomic_load_explicit(&c->b->state, memory_order_relaxed);
     if (st == VGPU_BIND_PASS) return VGPU_CHARGE_PASS;
@@ -90,7 +97,7 @@ int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
          * before weighing this allocation against the cap */
         vgpu_maintenance_true_up_now();
     }
-    int r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes);
+    int r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     if (r == VGPU_LEDGER_ERROR) {
         /* our record was taken back (another process judged us dead): claim a new one */
         VLOG_WARN("this process's record in the pod's ledger was released; claiming a new one");
@@ -98,11 +105,11 @@ int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
         atomic_compare_exchange_strong(&vgpu_g.slot, &expected, -1);
         ((struct vgpu_charge *)c)->slot = vgpu_slot();
         if (c->slot < 0) return VGPU_LEDGER_OVER_CAP;
-        r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes);
+        r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     }
     if (r == VGPU_LEDGER_OVER_CAP && vgpu_pools_true_up_all() < 0) {
         /* our pools gave memory back to the driver since we last looked: try again */
-        r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes);
+        r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     }
     return r == VGPU_LEDGER_OK ? VGPU_LEDGER_OK : VGPU_LEDGER_OVER_CAP;
 }
@@ -156,7 +163,7 @@ void vgpu_charge_give_back(const struct vgpu_alloc *a)
 int vgpu_charge_over_cap(const struct vgpu_charge *c)
 {
     const struct vgpu_shm_dev *v = &c->s->dev[c->b->ledger];
-    return atomic_load(&v->mem_used) > atomic_load(&v->mem_limit);
+    return atomic_load(&v->mem_used) > atomic_load(&c->b->lim->mem_limit);
 }
 
 void vgpu_charge_log_refusal(const struct vgpu_charge *c, uint64_t request, int oversold)
@@ -175,13 +182,13 @@ void vgpu_charge_log_refusal(const struct vgpu_charge *c, uint64_t request, int 
                   "%s of host memory past it (the most allowed)%s",
                   c->b->ordinal, c->b->uuid, vgpu_format_size(request, a, sizeof(a)),
                   vgpu_format_size(atomic_load(&v->mem_used), b, sizeof(b)),
-                  vgpu_format_size(atomic_load(&v->mem_limit), l, sizeof(l)),
+                  vgpu_format_size(atomic_load(&c->b->lim->mem_limit), l, sizeof(l)),
                   vgpu_format_size(atomic_load(&v->oversold_used), o, sizeof(o)),
                   more ? " (more refusals in the last second not shown)" : "");
     else
         VLOG_WARN("out of memory on GPU %d (%s): %s requested, the pod holds %s of its %s cap%s",
                   c->b->ordinal, c->b->uuid, vgpu_format_size(request, a, sizeof(a)),
                   vgpu_format_size(atomic_load(&v->mem_used), b, sizeof(b)),
-                  vgpu_format_size(atomic_load(&v->mem_limit), l, sizeof(l)),
+                  vgpu_format_size(atomic_load(&c->b->lim->mem_limit), l, sizeof(l)),
                   more ? " (more refusals in the last second not shown)" : "");
 }

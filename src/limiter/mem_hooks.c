@@ -68,7 +68,8 @@ static CUresult alloc_oversold(const struct vgpu_charge *c, CUdeviceptr *dptr, s
                                unsigned int flags)
 {
     uint64_t fp = vgpu_footprint(size);
-    if (vgpu_ledger_reserve_oversold(c->s, c->slot, c->b->ledger, fp) != VGPU_LEDGER_OK) {
+    if (vgpu_ledger_reserve_oversold(c->s, c->slot, c->b->ledger, fp, c->b->lim,
+                                     atomic_load(&vgpu_g.ctl)) != VGPU_LEDGER_OK) {
         vgpu_charge_log_refusal(c, size, 1);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }

@@ -19,10 +19,16 @@
 
 #define REAP_INTERVAL_NS 500000000ull
 
-static void view(const struct vgpu_shm_dev *v, uint64_t real_free, uint64_t real_total,
-                 uint64_t *vfree, uint64_t *vtotal)
+struct capped {
+    const struct vgpu_shm_dev *v;
+    const struct vgpu_dev_limits *lim;
+};
+
+static void view(struct capped c, uint64_t real_free, uint64_t real_total, uint64_t *vfree,
+                 uint64_t *vtotal)
 {
-    uint64_t cap = atomic_load(&v->mem_limit);
+    const struct vgpu_shm_dev *v = c.v;
+    uint64_t cap = atomic_load(&c.lim->mem_limit);
     uint64_t used = atomic_load(&v->mem_used);
     uint64_t total = cap < real_total ? cap : real_total;
     uint64_t free = total > used ? total - used : 0;
@@ -30,17 +36,17 @@ static void view(const struct vgpu_shm_dev *v, uint64_t real_free, uint64_t real
     *vfree = free < real_free ? free : real_free;
 }
 
-/* ledger device of the current GPU, with pools and dead processes settled; NULL if uncapped */
-static const struct vgpu_shm_dev *current_view(CUresult *err, int *refuse)
+/* ledger device of the current GPU, with pools and dead processes settled; v NULL if uncapped */
+static struct capped current_view(CUresult *err, int *refuse)
 {
     struct vgpu_charge c;
     *refuse = 0;
     int st = vgpu_charge_begin_current(&c, err, NULL);
     if (st == VGPU_CHARGE_REFUSE) *refuse = 1;
-    if (st != VGPU_CHARGE_YES) return NULL;
+    if (st != VGPU_CHARGE_YES) return (struct capped){NULL, NULL};
     vgpu_pools_true_up_all();
-    vgpu_ledger_reap_if_due(c.s, vgpu_g.self.pidns, REAP_INTERVAL_NS);
-    return &c.s->dev[c.b->ledger];
+    vgpu_ledger_reap_if_due(c.s, vgpu_g.self.pidns, atomic_load(&vgpu_g.ctl), REAP_INTERVAL_NS);
+    return (struct capped){&c.s->dev[c.b->ledger], c.b->lim};
 }
 
 CUresult hook_mem_get_info(void *real, size_t *free, size_t *total)
@@ -49,9 +55,9 @@ CUresult hook_mem_get_info(void *real, size_t *free, size_t *total)
     CUresult r = ((vgpu_fn_cuMemGetInfo_v2)real)(free, total);
     if (r != CUDA_SUCCESS || !free || !total) return r;
     int refuse;
-    const struct vgpu_shm_dev *v = current_view(&r, &refuse);
+    struct capped v = current_view(&r, &refuse);
     if (refuse) return r;
-    if (v) {
+    if (v.v) {
         uint64_t f, t;
         view(v, *free, *total, &f, &t);
         *free = f;
@@ -66,9 +72,9 @@ CUresult hook_mem_get_info_v1(void *real, unsigned int *free, unsigned int *tota
     CUresult r = ((vgpu_fn_cuMemGetInfo)real)(free, total);
     if (r != CUDA_SUCCESS || !free || !total) return r;
     int refuse;
-    const struct vgpu_shm_dev *v = current_view(&r, &refuse);
+    struct capped v = current_view(&r, &refuse);
     if (refuse) return r;
-    if (v) {
+    if (v.v) {
         uint64_t f, t;
         /* the 32-bit call saturates; compare against the uncapped card as the driver sees it */
         view(v, UINT64_MAX, UINT64_MAX, &f, &t);
@@ -83,7 +89,7 @@ static uint64_t capped_total(CUdevice dev, uint64_t real_total)
     struct vgpu_charge c;
     CUresult err;
     if (vgpu_charge_begin(dev, &c, &err) != VGPU_CHARGE_YES) return real_total;
-    uint64_t cap = atomic_load(&c.s->dev[c.b->ledger].mem_limit);
+    uint64_t cap = atomic_load(&c.b->lim->mem_limit);
     return cap < real_total ? cap : real_total;
 }
 
@@ -144,10 +150,14 @@ static int nvml_capped(nvmlDevice_t device, uint64_t *cap, uint64_t *used)
     if (vgpu_normalize_uuid(raw, uuid, sizeof(uuid)) != 0) return 0;
     struct vgpu_shm *s = vgpu_shm();
     int d = s ? vgpu_ledger_dev_find(s, uuid) : -1;
-    if (d >= 0) {
-        vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, REAP_INTERVAL_NS);
-        *cap = atomic_load(&s->dev[d].mem_limit);
+    const struct vgpu_dev_limits *lim = d >= 0 ? vgpu_limits_for(s, d, uuid) : NULL;
+    if (lim) {
+        vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, atomic_load(&vgpu_g.ctl), REAP_INTERVAL_NS);
+        *cap = atomic_load(&lim->mem_limit);
         *used = atomic_load(&s->dev[d].mem_used);
+    } else if (d >= 0) {
+        *cap = 0; /* the daemon set no limits for this GPU: nothing is free (fail closed) */
+        *used = 0;
     } else {
         *cap = vgpu_config_mem_limit(&vgpu_g.cfg, config_index(device, uuid), uuid, NULL);
         *used = 0;

@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvlib import Daemon, Fail, check, log, request, shm_show, wait_for  # noqa: E402
+from hvlib import Daemon, Fail, check, log, pod_dir, request, shm_show, wait_for  # noqa: E402
 
 UUID0 = "gpu-5e1a0000-0000-0000-0000-000000000001"
 UUID1 = "GPU-5E1A0000-0000-0000-0000-000000000002"  # upper case on purpose: normalised
@@ -112,8 +112,13 @@ def case_register(tmp):
         err_names(s, b, 400, "pid")
         s, b, _ = request(tcp, "POST", "/v1/pods/default/p1/suspend")
         err_names(s, b, 403, "operator")
+        # every pod's status is the operator's: a worker sees its own pod at most
         s, b, _ = request(tcp, "GET", "/v1/status")
-        check(s == 200 and b["workers"] == 4, "status over TCP: %s %r" % (s, b.get("workers")))
+        err_names(s, b, 403, "operator")
+        s, b, _ = request(d.worker, "GET", "/v1/status")
+        check(s == 200 and len(b["pods"]) == 1 and "workers" not in b,
+              "status on the worker socket shows the caller's pod only: %s %r" % (s, b))
+        check(d.status()["workers"] == 4, "workers: %r" % d.status()["workers"])
     finally:
         d.stop()
 
@@ -190,13 +195,13 @@ class Poller(threading.Thread):
 def case_commands(tmp):
     d = Daemon(A.daemon, tmp, ["--tick-ms", "50"]).start()
     tool = A.tool
-    subprocess.run([tool, "create", d.shm, "default/p1", UUID0], check=True)
     try:
         s, b, _ = request(d.worker, "POST", "/v1/workers", reg("default/p1", [(0, UUID0, {})]))
         check(s == 201, "register: %s %r" % (s, b))
         wid, seq0 = b["worker_id"], b["seq"]
-        r = shm_show(tool, d.shm, "default/p1")
-        check(r["managed"] == 1 and r["suspended"] == 0, "region managed: %r" % r)
+        r = shm_show(tool, d, "default/p1")
+        check(r["pod"] == "default/p1" and r["state"] == 0 and r["suspended"] == 0,
+              "the daemon's control region for the pod: %r" % r)
         check(r["devs"][UUID0]["mem_limit"] == UNLIMITED and r["devs"][UUID0]["core_limit"] == 0,
               "no limits yet: %r" % r)
         poller = Poller(d.worker, wid, seq0)
@@ -209,31 +214,32 @@ def case_commands(tmp):
         c = poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_limit"] == 40,
                         "limits command for the worker")[0]
         check(c["seq"] > seq0 and c["limits"][0]["mem_limit"] == GIB, "command %r" % c)
-        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        r = shm_show(tool, d, "default/p1")["devs"][UUID0]
         check(r["mem_limit"] == GIB and r["core_limit"] == 4000 and r["core_soft"] == 0 and
               r["core_effective"] == 4000 and r["weight"] == 1, "hard limit in the region: %r" % r)
         # soft: the floor in core_soft, the whole GPU as ceiling, the policy moves core_effective
         s, b, _ = request(d.op, "PUT", "/v1/pods/default/p1/limits", {"gpu": 0, "soft": True, "weight": 3})
         check(s == 200, "PUT soft %s %r" % (s, b))
-        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        r = shm_show(tool, d, "default/p1")["devs"][UUID0]
         check(r["core_soft"] == 4000 and r["core_limit"] == 10000 and r["weight"] == 3,
               "soft limit in the region: %r" % r)
         # idle: its share drops below the limit (and a limits command says so)
-        wait_for(lambda: shm_show(tool, d.shm, "default/p1")["devs"][UUID0]["core_effective"] < 4000,
+        wait_for(lambda: shm_show(tool, d, "default/p1")["devs"][UUID0]["core_effective"] < 4000,
                  3, "idle soft pod's share drops")
         poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_effective"] < 40,
                     "limits command with the lower share")
         # busy and waiting at its gate: it gets the idle GPU
+        pdir = pod_dir(d, "default/p1")
         stop = threading.Event()
 
         def busy():
             while not stop.is_set():
-                subprocess.run([tool, "charge", d.shm, "default/p1", UUID0, str(40 * 1000 * 1000), "1000"])
+                subprocess.run([tool, "charge", pdir, UUID0, str(40 * 1000 * 1000), "1000"])
                 time.sleep(0.04)
         t = threading.Thread(target=busy, daemon=True)
         t.start()
         try:
-            wait_for(lambda: shm_show(tool, d.shm, "default/p1")["devs"][UUID0]["core_effective"] > 4000,
+            wait_for(lambda: shm_show(tool, d, "default/p1")["devs"][UUID0]["core_effective"] > 4000,
                      3, "busy soft pod alone gets more than its floor")
             st = d.pod("default/p1")["gpus"][0]
             check(st["core_used"] > 0, "status core_used: %r" % st)
@@ -246,18 +252,18 @@ def case_commands(tmp):
         s, b, _ = request(d.op, "POST", "/v1/pods/default/p1/suspend")
         check(s == 200 and b["workers"] == 1 and b["acked"] == 1, "suspend reply %r" % b)
         sseq = b["seq"]
-        r = shm_show(tool, d.shm, "default/p1")
+        r = shm_show(tool, d, "default/p1")
         check(r["suspended"] == 1 and r["control_seq"] >= sseq, "suspended in the region: %r" % r)
         check(any(c["type"] == "suspend" and c["seq"] == sseq for c in poller.cmds), "suspend command")
         w = d.pod("default/p1")["workers"][0]
         check(w["acked_seq"] >= sseq, "acked_seq %r" % w)
         s, b, _ = request(d.op, "POST", "/v1/pods/default/p1/resume")
         check(s == 200 and b["acked"] == 1 and b["seq"] > sseq, "resume reply %r" % b)
-        check(shm_show(tool, d.shm, "default/p1")["suspended"] == 0, "resumed in the region")
+        check(shm_show(tool, d, "default/p1")["suspended"] == 0, "resumed in the region")
         # back to defaults
         s, b, _ = request(d.op, "DELETE", "/v1/pods/default/p1/limits")
         check(s == 200, "DELETE limits %s" % s)
-        r = shm_show(tool, d.shm, "default/p1")["devs"][UUID0]
+        r = shm_show(tool, d, "default/p1")["devs"][UUID0]
         check(r["mem_limit"] == UNLIMITED and r["core_limit"] == 0 and r["core_effective"] == 0,
               "limits cleared in the region: %r" % r)
         poller.wait(lambda c: c["type"] == "limits" and c["limits"][0]["core_limit"] == 0, "cleared limits command")
@@ -272,7 +278,7 @@ def case_commands(tmp):
         s, _, _ = request(d.worker, "DELETE", "/v1/workers/%s" % wid)
         check(s == 204, "unregister %s" % s)
         check(d.pod("default/p1") is None, "pod gone with its last worker and no settings")
-        check(shm_show(tool, d.shm, "default/p1")["managed"] == 0, "region handed back (managed=0)")
+        check(not os.path.exists(pdir), "its directory removed with it: %s" % pdir)
     finally:
         d.stop()
 
@@ -407,6 +413,130 @@ def case_restart(tmp):
     check(json.load(open(d.state))["pods"]["default/keep"]["suspended"] is False, "resume persisted")
 
 
+def case_state(tmp):
+    """The state file holds the operator's settings: a daemon that cannot apply every one of
+    them exactly as written refuses to start (exit 2, naming the file and the entry) and leaves
+    the file as it was; a valid file's settings survive restarts."""
+    d = Daemon(A.daemon, tmp)
+    os.makedirs(d.shm, exist_ok=True)
+
+    def refused(content, entry, raw_text=None, also=""):
+        text = raw_text if raw_text is not None else json.dumps(content)
+        with open(d.state, "w") as f:
+            f.write(text)
+        r = subprocess.run([A.daemon, "--socket", d.op, "--shm-dir", d.shm, "--state", d.state,
+                            "--identity", "env"], capture_output=True, text=True, timeout=20)
+        want = "vgpu-hypervisor: --state %s: %s" % (d.state, entry)
+        check(r.returncode == 2 and want in r.stderr and also in r.stderr,
+              "state %r: want exit 2 and %r, got %d %r" % (text[:200], want, r.returncode, r.stderr))
+        check(open(d.state).read() == text, "the state file was changed: %r" % text[:200])
+        check(sorted(os.listdir(tmp)) == ["shm", "state.json"],
+              "nothing beside the file (no .bad, no sockets): %r" % os.listdir(tmp))
+
+    def pods(p):
+        return {"version": 1, "pods": p}
+
+    def lim(entry, key="all"):
+        return pods({"team/a": {"suspended": False, "limits": {key: entry}}})
+
+    A_ = 'pods."team/a"'
+    L = A_ + '.limits."all"'
+    cases = [
+        (None, "line 1 column", '{"version": 1, "pods": {"default/kept": {"suspended": tr'),
+        (None, "line 1 column", ""),
+        ([], "must be a JSON object", None),
+        ({"pods": {}}, "version: must be 1", None),
+        ({"version": 2, "pods": {}}, "version: must be 1", None),
+        ({"version": "1", "pods": {}}, "version: must be 1", None),
+        ({"version": 1, "pods": {}, "extra": 1}, '"extra": unknown field (version, pods)', None),
+        ({"version": 1, "pods": []}, "pods: must be an object", None),
+        (pods({"noslash": {}}), 'pods."noslash": must be "namespace/name"', None),
+        (pods({"/x": {}}), 'pods."/x": the namespace must be 1-63 bytes', None),
+        (pods({"n" * 64 + "/x": {}}), 'pods."%s/x": the namespace must be 1-63 bytes' % ("n" * 64), None),
+        (pods({"team/": {}}), 'pods."team/": the name must be 1-253 bytes', None),
+        (pods({"team/a b": {}}), 'pods."team/a b": the name must be', None),
+        (pods({"team/a/b": {}}), 'pods."team/a/b": the name must be', None),
+        (pods({"team/..": {}}), 'pods."team/..": the name must be', None),
+        (pods({"team/tab\there": {}}), 'pods."team/tab\\u0009here": the name must be', None),
+        (pods({"team/" + "x" * 254: {}}), 'pods."team/' + "x" * 50, None),
+        (pods({"team/a": []}), A_ + ": must be an object", None),
+        (pods({"team/a": {"limits": {}, "color": 1}}), A_ + '."color": unknown field (suspended, limits)', None),
+        (pods({"team/a": {"suspended": "yes"}}), A_ + ".suspended: must be true or false", None),
+        (pods({"team/a": {"limits": []}}), A_ + ".limits: must be an object", None),
+        (lim({"core_limit": 5}, "some"), A_ + '.limits."some": not a GPU', None),
+        (lim({"core_limit": 5}, "1024"), A_ + '.limits."1024": not a GPU', None),
+        (lim({"core_limit": 5}, "007"), A_ + '.limits."007": not a GPU', None),
+        (lim({"core_limit": 5}, "-1"), A_ + '.limits."-1": not a GPU', None),
+        (lim([]), L + ": must be an object", None),
+        (lim({}), L + ": no limit given", None),
+        (lim({"core_limit": 150}), L + ".core_limit: must be a percentage in (0, 100]", None),
+        (lim({"core_limit": 0}), L + ".core_limit: must be a percentage in (0, 100]", None),
+        (lim({"core_limit": "30"}), L + ".core_limit: must be a percentage in (0, 100]", None),
+        (lim({"mem_limit": -1}), L + ".mem_limit: must be bytes", None),
+        (lim({"mem_limit": 1.5}), L + ".mem_limit: must be bytes", None),
+        (lim({"mem_limit": "4GiB"}), L + ".mem_limit: must be bytes", None),
+        (lim({"weight": 0}), L + ".weight: must be an integer from 1 to 10000", None),
+        (lim({"weight": 10001}), L + ".weight: must be an integer from 1 to 10000", None),
+        (lim({"weight": 2.5}), L + ".weight: must be an integer from 1 to 10000", None),
+        (lim({"soft": "true"}), L + ".soft: must be true or false", None),
+        (lim({"core_limit": 30, "cores": 1}), L + '."cores": unknown field', None),
+    ]
+    for content, entry, raw_text in cases:
+        refused(content, entry, raw_text)
+    # of two settings for one pod one would be lost: duplicate keys are refused
+    refused(None, "line 1 column", '{"version": 1, "pods": {"t/a": {"suspended": true}, "t/a": {}}}',
+            also="duplicate object key")
+    # two spellings of one GPU uuid (either may be named first: the order of keys is a hash's)
+    refused(pods({"team/a": {"limits": {UUID1: {"weight": 2}, UUID1.lower(): {"weight": 3}}}}),
+            A_ + '.limits."', also='": the same GPU as the key "')
+    # one bad entry among good ones: nothing at all is taken (and the file stays)
+    refused(pods({"team/good": {"suspended": True, "limits": {"all": {"core_limit": 20}}},
+                  "team/a": {"limits": {"0": {"weight": 0}}}}),
+            A_ + '.limits."0".weight: must be an integer from 1 to 10000')
+    # a path that is not a readable file
+    os.remove(d.state)
+    os.mkdir(d.state)
+    r = subprocess.run([A.daemon, "--socket", d.op, "--shm-dir", d.shm, "--state", d.state],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and ("--state %s: " % d.state) in r.stderr and os.path.isdir(d.state),
+          "a directory as the state file: %d %r" % (r.returncode, r.stderr))
+    os.rmdir(d.state)
+
+    # a valid file written by hand: every setting applies (uuid keys in any case, index keys)
+    good = pods({"team/a": {"suspended": True, "limits": {
+        "all": {"core_limit": 30, "mem_limit": 512 * MIB, "weight": 4, "soft": False},
+        "1": {"core_limit": 60.5},
+        UUID1: {"mem_limit": 0, "soft": True}}},
+        "team/b": {"limits": {"all": {"weight": 7}}},
+        "team/none": {"suspended": False, "limits": {}}})
+    with open(d.state, "w") as f:
+        json.dump(good, f)
+    for round_ in range(2):  # the file as written by hand, then as the daemon rewrote it
+        d.start()
+        try:
+            p = d.pod("team/a")
+            check(p and p["suspended"] and p["source"] == "operator", "%d: team/a %r" % (round_, p))
+            check(d.pod("team/none") is None, "a pod without settings is not kept: %r" % d.status()["pods"])
+            s, b, _ = request(d.worker, "POST", "/v1/workers", reg("team/a", [
+                (0, UUID0, {}), (1, UUID1, {"core_limit": 5})]))
+            check(s == 201 and b["suspended"] is True, "registration: %s %r" % (s, b))
+            got = {x["index"]: (x["core_limit"], x["mem_limit"], x["weight"], x["soft"]) for x in b["limits"]}
+            check(got == {0: (30, 512 * MIB, 4, False), 1: (60.5, 0, 4, True)},
+                  "%d: settings as written: %r" % (round_, got))
+            s, b, _ = request(d.worker, "POST", "/v1/workers", reg("team/b", [(0, UUID0, {})]))
+            check(s == 201 and b["limits"][0]["weight"] == 7, "%d: team/b %r" % (round_, b))
+            if round_ == 0:  # a change rewrites the file; what it held stays
+                s, _, _ = request(d.op, "PUT", "/v1/pods/team/c/limits", {"core_limit": 11})
+                check(s == 200, "PUT %s" % s)
+        finally:
+            d.stop()
+        st = json.load(open(d.state))
+        check(st["version"] == 1 and st["pods"]["team/c"]["limits"]["all"]["core_limit"] == 11 and
+              st["pods"]["team/a"]["limits"][UUID1.lower()] == {"mem_limit": 0, "soft": True},
+              "%d: rewritten state: %r" % (round_, st))
+        check(not os.path.exists(d.state + ".tmp"), "no temporary state file left")
+
+
 def raw(path, data, read=True):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(5)
@@ -513,17 +643,8 @@ def case_malformed(tmp):
 def case_inputs(tmp):
     """Values at the edges of what the API accepts never reach workers or the state file broken."""
     d = Daemon(A.daemon, tmp)
-    garbage = '{"version": 1, "pods": {"default/kept": {"suspended": tr'
-    with open(d.state, "w") as f:
-        f.write(garbage)
-    d.start()
+    d.start()  # (an unreadable state file stops the daemon: case_state)
     try:
-        # an unreadable state file is kept aside, not overwritten by the next change
-        s, b, _ = request(d.op, "PUT", "/v1/pods/default/other/limits", {"weight": 2})
-        check(s == 200, "PUT %s %r" % (s, b))
-        check(os.path.exists(d.state + ".bad") and open(d.state + ".bad").read() == garbage,
-              "the unreadable state file was not kept: %r" % os.listdir(tmp))
-        request(d.op, "DELETE", "/v1/pods/default/other/limits")
         # a size past int64 is no cap: never a negative mem_limit in replies, commands or state
         s, b, _ = request(d.op, "PUT", "/v1/pods/default/huge/limits", {"mem_limit": "8589934592GiB"})
         check(s == 200, "PUT huge size: %s %r" % (s, b))
@@ -632,7 +753,9 @@ def case_metrics(tmp):
         request(d.worker, "POST", "/v1/workers", reg("default/m1", [(0, UUID0, {"core_limit": 40})]))
         request(d.op, "PUT", "/v1/pods/default/we%22i%5Crd/limits", {"mem_limit": 3 * GIB})
         request(d.op, "POST", "/v1/pods/default/we%22i%5Crd/suspend")
-        s, text, h = request(d.worker, "GET", "/metrics")
+        s, b, _ = request(d.worker, "GET", "/metrics")
+        err_names(s, b, 403, "operator")
+        s, text, h = request(d.op, "GET", "/metrics")
         check(s == 200 and h["Content-Type"].startswith("text/plain; version=0.0.4"), "metrics %s %r" % (s, h))
         m = parse_metrics(text)
         check(m.get("vgpu_workers") == 1 and m.get("vgpu_up") == 1, "vgpu_workers: %r" % m)
@@ -711,7 +834,8 @@ def kube_pod(ns, name, uid, rv, ann):
 
 
 def case_kube(tmp):
-    """Annotations from a (fake) Kubernetes API: between the operator and the environment."""
+    """Annotations from a (fake) Kubernetes API of a trusted namespace: between the operator and
+    the environment (an untrusted namespace's: case_annotations)."""
     import http.server
     listed, modify, stop = threading.Event(), threading.Event(), threading.Event()
     ann = {"vgpu.io/core-limit": "35", "vgpu.io/mem-limit": "3GiB", "vgpu.io/weight": "5"}
@@ -742,9 +866,8 @@ def case_kube(tmp):
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     api = "http://127.0.0.1:%d" % srv.server_address[1]
-    d = Daemon(A.daemon, tmp, ["--kube-api", api, "--node-name", "n1"],
+    d = Daemon(A.daemon, tmp, ["--kube-api", api, "--node-name", "n1", "--trusted-namespaces", "team"],
                env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
-    subprocess.run([A.tool, "create", d.shm, "team/anno", UUID0], check=True)
     d.start()
     try:
         check(listed.wait(5), "the daemon listed pods")
@@ -760,7 +883,7 @@ def case_kube(tmp):
         wid = d.pod("team/anno")["workers"][0]["worker_id"]
         seq = request(d.worker, "POST", "/v1/workers/%s/heartbeat" % wid)[1]["seq"]
         modify.set()  # the annotation changes: a limits command and the region follow
-        wait_for(lambda: shm_show(A.tool, d.shm, "team/anno")["devs"][UUID0]["mem_limit"] == GIB, 3,
+        wait_for(lambda: shm_show(A.tool, d, "team/anno")["devs"][UUID0]["mem_limit"] == GIB, 3,
                  "annotation change reaches the region")
         s, b, _ = request(d.worker, "GET", "/v1/workers/%s/commands?after=%d&timeout=2" % (wid, seq))
         check(b["commands"] and b["commands"][-1]["limits"][0]["mem_limit"] == GIB and
@@ -769,6 +892,136 @@ def case_kube(tmp):
         stop.set()
         d.stop()
         srv.shutdown()
+
+
+def fake_kube_api(items):
+    """A Kubernetes API server that lists `items` (pods of node n1) and then keeps the watch
+    open without events. Returns (server, its URL, an Event set once a list was served)."""
+    import http.server
+    listed, stop = threading.Event(), threading.Event()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if "watch=1" not in self.path:
+                self.wfile.write(json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "10"},
+                                             "items": items}).encode())
+                listed.set()
+                return
+            stop.wait(30)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    srv.stop_watches = stop
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1], listed
+
+
+def case_annotations(tmp):
+    """A pod's annotations are its tenant's words: outside a trusted namespace they may only
+    lower what [defaults] give (core, memory, weight, soft each), never raise it."""
+    greedy = {"vgpu.io/core-limit": "90", "vgpu.io/mem-limit": "8GiB", "vgpu.io/weight": "50",
+              "vgpu.io/soft": "true"}
+    modest = {"vgpu.io/core-limit": "10", "vgpu.io/mem-limit": "1GiB", "vgpu.io/weight": "1",
+              "vgpu.io/soft": "false"}
+    items = [kube_pod("tenant", "greedy", "uid-g", "10", greedy),
+             kube_pod("tenant", "lowcore", "uid-l", "10", {"vgpu.io/core-limit": "15"}),
+             kube_pod("ops", "vip", "uid-v", "10", greedy),
+             kube_pod("tenant", "modest", "uid-m", "10", modest)]  # last: once it shows, all did
+    srv, api, listed = fake_kube_api(items)
+    kenv = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+
+    def gpu(d, key):
+        p = d.pod(key)
+        check(p is not None and len(p["gpus"]) == 1, "pod %s: %r" % (key, p))
+        g = p["gpus"][0]
+        return (g["core_limit"], g["mem_limit"], g["weight"], g["soft"]), p["source"]
+
+    def run(config, extra, expect):
+        d = Daemon(A.daemon, tmp, ["--kube-api", api, "--node-name", "n1"] + extra, env=kenv,
+                   config=config).start()
+        try:
+            check(listed.wait(5), "the daemon listed pods")
+            for key in ("tenant/greedy", "tenant/lowcore", "ops/vip", "tenant/modest"):
+                s, b, _ = request(d.worker, "POST", "/v1/workers", reg(key, [(0, UUID0, {})]))
+                check(s == 201, "register %s: %s %r" % (key, s, b))
+            # annotations reach pods already registered too: wait for the last listed pod's
+            wait_for(lambda: gpu(d, "tenant/modest")[0][0] == 10, 5, "annotations applied")
+            for key, want in expect.items():
+                got = gpu(d, key)
+                check(got == want, "%s: got %r, want %r (defaults %r)" % (key, got, want, config))
+            return d
+        except BaseException:
+            d.stop()
+            raise
+
+    # a hard default (core_limit without soft): soft=true in an untrusted namespace is refused;
+    # the trusted list given over two lines (a continuation line adds to it)
+    hard = ("[defaults]\ncore_limit = 40\nmem_limit = 2GiB\nweight = 2\n"
+            "[kubernetes]\n; the operator's own\ntrusted_namespaces = other-ns,\n  ops\n")
+    d = run(hard, [], {
+        "tenant/greedy": ((40, 2 * GIB, 2, False), "defaults"),        # asked more: the defaults
+        "tenant/modest": ((10, GIB, 1, False), "kubernetes"),          # asked less: gets less
+        "tenant/lowcore": ((15, 2 * GIB, 2, False), "kubernetes"),     # per field: core only
+        "ops/vip": ((90, 8 * GIB, 50, True), "kubernetes")})           # trusted: what it asks
+    try:
+        # the environment lowers further still; a soft default is not needed to stay hard
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("tenant/greedy", [(0, UUID0, {"core_limit": 20})]))
+        g = b["limits"][0]
+        check(s == 201 and (g["core_limit"], g["mem_limit"], g["soft"]) == (20, 2 * GIB, False),
+              "min(defaults, annotations, environment): %s %r" % (s, b))
+    finally:
+        d.stop()
+    # a soft default: an untrusted pod may keep it soft, or make itself hard (lower); the flag's
+    # list replaces the file's (tenant is not trusted here, ops is)
+    soft = ("[defaults]\ncore_limit = 40\nmem_limit = 2GiB\nweight = 2\nsoft = true\n"
+            "[kubernetes]\ntrusted_namespaces = tenant\n")
+    d = run(soft, ["--trusted-namespaces", "ops"], {
+        "tenant/greedy": ((40, 2 * GIB, 2, True), "defaults"),
+        "tenant/modest": ((10, GIB, 1, False), "kubernetes"),
+        "ops/vip": ((90, 8 * GIB, 50, True), "kubernetes")})
+    d.stop()
+    # nothing trusted, no defaults: an untrusted annotation is the only limit there is
+    d = run(None, [], {"tenant/greedy": ((90, 8 * GIB, 50, True), "kubernetes"),
+                       "tenant/lowcore": ((15, 0, 1, False), "kubernetes")})
+    try:
+        # the operator's core limit without a word on soft is hard: the tenant's soft=true
+        # annotation does not make it soft (soft lends idle time, more than the limit)
+        s, b, _ = request(d.op, "PUT", "/v1/pods/tenant/greedy/limits", {"core_limit": 30})
+        check(s == 200, "PUT %s %r" % (s, b))
+        check(gpu(d, "tenant/greedy")[0][0] == 30 and gpu(d, "tenant/greedy")[0][3] is False,
+              "the operator's 30%% made soft by the annotation: %r" % (gpu(d, "tenant/greedy"),))
+    finally:
+        d.stop()
+    srv.stop_watches.set()
+    srv.shutdown()
+    # a trusted namespace that is not a namespace name stops the daemon, naming it
+    sock = ["--socket", os.path.join(tmp, "x.sock"), "--state", os.path.join(tmp, "none.json")]
+    key = "[kubernetes] trusted_namespaces: invalid namespace "
+    for text, flag, want in [
+            ("[kubernetes]\ntrusted_namespaces = ops, Bad_NS\n", None, key + "'Bad_NS'"),
+            ("[kubernetes]\ntrusted_namespaces = ops -lead\n", None, key + "'-lead'"),
+            ("[kubernetes]\ntrusted_namespaces = ops\n  trail-\n", None, "line 3: " + key + "'trail-'"),
+            ("[kubernetes]\ntrusted_namespaces = " + "a" * 64 + "\n", None, key + "'" + "a" * 64 + "'"),
+            ("[kubernetes]\ntrusted_namespace = ops\n", None, "[kubernetes] unknown key 'trusted_namespace'"),
+            (None, "ops,team.a", "--trusted-namespaces: invalid namespace 'team.a'"),
+            (None, "x/y", "--trusted-namespaces: invalid namespace 'x/y'")]:
+        args = [A.daemon] + sock
+        if text is not None:
+            cfg = os.path.join(tmp, "bad.ini")
+            with open(cfg, "w") as f:
+                f.write(text)
+            args += ["--config", cfg]
+        else:
+            args += ["--trusted-namespaces", flag]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        check(r.returncode == 2 and want in r.stderr,
+              "bad trusted namespace %r / %r: exit %d, %r" % (text, flag, r.returncode, r.stderr))
 
 
 def case_limiter(tmp):
@@ -793,12 +1046,12 @@ def case_limiter(tmp):
         s, b, _ = request(d.op, "PUT", "/v1/pods/team/e2e/limits", {"mem_limit": "1GiB", "core_limit": 25})
         check(s == 200, "PUT %s %r" % (s, b))
         uuid = p["gpus"][0]["uuid"]
-        r = shm_show(A.tool, d.shm, "team/e2e")
-        check(r["managed"] == 1 and r["devs"][uuid]["mem_limit"] == GIB and r["devs"][uuid]["core_limit"] == 2500,
+        r = shm_show(A.tool, d, "team/e2e")
+        check(r["state"] == 0 and r["devs"][uuid]["mem_limit"] == GIB and r["devs"][uuid]["core_limit"] == 2500,
               "region after PUT: %r" % r)
         s, b, _ = request(d.op, "POST", "/v1/pods/team/e2e/suspend")
         check(s == 200 and b == {"seq": b["seq"], "acked": 1, "workers": 1}, "the limiter acked suspend: %r" % b)
-        check(shm_show(A.tool, d.shm, "team/e2e")["suspended"] == 1, "suspended in the region")
+        check(shm_show(A.tool, d, "team/e2e")["suspended"] == 1, "suspended in the region")
         s, b, _ = request(d.op, "POST", "/v1/pods/team/e2e/resume")
         check(s == 200 and b["acked"] == 1, "the limiter acked resume: %r" % b)
         h.kill()

@@ -69,7 +69,7 @@ def request(where, method, path, body=None, timeout=10, headers=None, raw=False)
 
 
 class Daemon:
-    def __init__(self, binary, tmp, extra=(), env=None, config=None):
+    def __init__(self, binary, tmp, extra=(), env=None, config=None, identity="env"):
         self.binary = binary
         self.tmp = tmp
         self.op = os.path.join(tmp, "run", "vgpu.sock")
@@ -77,7 +77,9 @@ class Daemon:
         self.shm = os.path.join(tmp, "shm")
         self.state = os.path.join(tmp, "state.json")
         self.log = os.path.join(tmp, "daemon.log")
-        self.extra = list(extra)
+        # most tests name their pods in the registration body: the daemon's development mode;
+        # the identity tests (tests/security) run it with identity="cgroup"
+        self.extra = list(extra) + (["--identity", identity] if identity else [])
         self.env = dict(os.environ, **(env or {}))
         self.config = config
         self.proc = None
@@ -153,8 +155,17 @@ def wait_for(fn, timeout, what, step=0.05):
     raise Fail("%s (waited %.1f s; last: %r)" % (what, timeout, last))
 
 
-def shm_show(tool, shm, pod_id):
-    out = subprocess.run([tool, "show", shm, pod_id], capture_output=True, text=True, check=True)
+def pod_dir(d, key):
+    """The directory of pod `key` under the daemon's --shm-dir (from its status entry)."""
+    p = d.pod(key)
+    check(p is not None and p.get("dir"), "pod %s has no directory: %r" % (key, p))
+    return os.path.join(d.shm, "pods", p["dir"])
+
+
+def shm_show(tool, d, key):
+    """The control region of pod `key` of daemon `d` (hv_shm_tool show)."""
+    out = subprocess.run([tool, "show", pod_dir(d, key)], capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout)
 
 

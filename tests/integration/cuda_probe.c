@@ -48,6 +48,7 @@
 #include "../../src/common/nvml_abi.h"
 #include "../../src/common/node_region.h"
 #include "../../src/common/shm_ledger.h"
+#include "../../src/common/ctl_region.h"
 #include "../../src/common/shm_region.h"
 #include "../../src/limiter/config.h"
 #include "../test_util.h"
@@ -189,18 +190,50 @@ static void setup(void)
     CU_OK(cu.cuCtxSetCurrent(ctx));
 }
 
+/* The control region of a managed pod, when VGPU_PROBE_POD_DIR names its directory. */
+static const struct vgpu_ctl *probe_ctl;
+
+/* The pod's ledger: the one in VGPU_PROBE_POD_DIR (a managed pod's directory under the
+ * daemon's --shm-dir), else the standalone one the limiter would use from this environment;
+ * NULL (said on `say`, when given) if there is none. */
+static struct vgpu_shm *open_pod_region(FILE *say)
+{
+    char err[512], path[600];
+    const char *dir = getenv("VGPU_PROBE_POD_DIR");
+    if (dir && *dir) {
+        snprintf(path, sizeof(path), "%s/%s", dir, VGPU_CTL_PATH);
+        if (!probe_ctl) probe_ctl = vgpu_ctl_open(path, err, sizeof(err));
+        if (!probe_ctl) {
+            if (say) fprintf(say, "no control region: %s\n", err);
+            return NULL;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, VGPU_LEDGER_PATH);
+        struct vgpu_shm *s = vgpu_shm_map_existing(path, err, sizeof(err));
+        if (!s && say) fprintf(say, "no ledger: %s\n", err);
+        return s;
+    }
+    struct vgpu_config cfg;
+    vgpu_config_load(&cfg, environ);
+    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
+    if (!s && say) fprintf(say, "no ledger for pod %s: %s\n", cfg.pod_id, err);
+    return s;
+}
+
+/* the limits ledger device d is held to (the control region's for a managed pod) */
+static const struct vgpu_dev_limits *lim_at(struct vgpu_shm *s, int d)
+{
+    static const struct vgpu_dev_limits none = {.mem_limit = VGPU_UNLIMITED};
+    if (!probe_ctl) return &s->dev[d].lim;
+    int k = vgpu_ctl_dev_find(probe_ctl, s->dev[d].uuid);
+    return k < 0 ? &none : &probe_ctl->dev[k].lim;
+}
+
 /* the ledger as the limiter keeps it; found after the first allocation bound the GPU */
 static void find_ledger(void)
 {
     if (shm && slot >= 0 && ledger >= 0) return;
-    struct vgpu_config cfg;
-    vgpu_config_load(&cfg, environ);
-    char err[512];
-    shm = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
-    if (!shm) {
-        fprintf(stderr, "no ledger for pod %s: %s\n", cfg.pod_id, err);
-        return;
-    }
+    shm = open_pod_region(stderr);
+    if (!shm) return;
     CUuuid u;
     cu.cuDeviceGetUuid(&u, dev);
     const unsigned char *b = (const unsigned char *)u.bytes;
@@ -212,7 +245,7 @@ static void find_ledger(void)
     ledger = vgpu_ledger_dev_find(shm, uuid);
     for (int i = 0; i < VGPU_MAX_PROCS; i++)
         if (atomic_load(&shm->proc[i].pid) == getpid()) slot = i;
-    if (ledger >= 0) cap = atomic_load(&shm->dev[ledger].mem_limit);
+    if (ledger >= 0) cap = atomic_load(&lim_at(shm, ledger)->mem_limit);
 }
 
 /* bytes of allocations this process is charged for (overhead excluded) */
@@ -548,18 +581,6 @@ static int calibrate(void)
     TEST_MAIN_END();
 }
 
-/* The pod's region as the limiter would name it from this environment; NULL (said on `say`,
- * when given) if there is none. */
-static struct vgpu_shm *open_pod_region(FILE *say)
-{
-    struct vgpu_config cfg;
-    vgpu_config_load(&cfg, environ);
-    char err[512];
-    struct vgpu_shm *s = vgpu_shm_open(cfg.shm_dir, cfg.pod_id, 0, err, sizeof(err));
-    if (!s && say) fprintf(say, "no ledger: %s\n", err);
-    return s;
-}
-
 /* Dump the pod's ledger (for debugging tests). */
 static int dump_ledger(void)
 {
@@ -568,7 +589,7 @@ static int dump_ledger(void)
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         printf("dev %d %s limit=%llu used=%llu oversold=%llu\n", d, s->dev[d].uuid,
-               (unsigned long long)atomic_load(&s->dev[d].mem_limit),
+               (unsigned long long)atomic_load(&lim_at(s, d)->mem_limit),
                (unsigned long long)atomic_load(&s->dev[d].mem_used),
                (unsigned long long)atomic_load(&s->dev[d].oversold_used));
         for (int i = 0; i < VGPU_MAX_PROCS; i++) {
@@ -762,8 +783,8 @@ static int set_core(double pct, double soft)
     if (!s) return 1;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
-        atomic_store(&s->dev[d].core_soft, (uint32_t)(soft * 100));
-        atomic_store(&s->dev[d].core_limit, (uint32_t)(pct * 100));
+        atomic_store(&s->dev[d].lim.core_soft, (uint32_t)(soft * 100));
+        atomic_store(&s->dev[d].lim.core_limit, (uint32_t)(pct * 100));
     }
     return 0;
 }
@@ -777,8 +798,8 @@ static int gate_stats(void)
         printf("dev=%d limit=%u soft=%u effective=%u charged_ns=%llu waited_ns=%llu launches=%llu "
                "scale=%u "
                "fb_ratio=%u fb_modelled_ppm=%llu dvfs=%u\n",
-               d, atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
-               atomic_load(&s->dev[d].core_effective),
+               d, atomic_load(&lim_at(s, d)->core_limit), atomic_load(&lim_at(s, d)->core_soft),
+               atomic_load(&lim_at(s, d)->core_effective),
                (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_launches),
@@ -793,7 +814,9 @@ static int node_dump(void)
 {
     struct vgpu_config cfg;
     vgpu_config_load(&cfg, environ);
-    const struct vgpu_node_shm *n = vgpu_node_open(cfg.shm_dir);
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/%s", cfg.shm_dir, VGPU_NODE_DIR);
+    const struct vgpu_node_shm *n = vgpu_node_open(dir);
     static struct vgpu_node_view v;
     if (!n) {
         printf("no node region\n");
@@ -816,15 +839,17 @@ static int control(void)
 {
     struct vgpu_shm *s = open_pod_region(stdout);
     if (!s) return 1;
-    printf("suspended=%u managed=%u control_seq=%llu\n", atomic_load(&s->suspended),
-           atomic_load(&s->managed), (unsigned long long)atomic_load(&s->control_seq));
+    if (probe_ctl)
+        printf("suspended=%u state=%u control_seq=%llu\n", atomic_load(&probe_ctl->suspended),
+               atomic_load(&probe_ctl->state),
+               (unsigned long long)atomic_load(&probe_ctl->control_seq));
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         if (atomic_load(&s->dev[d].state) != VGPU_DEV_READY) continue;
         printf("dev=%d uuid=%s mem_limit=%llu core_limit=%u core_soft=%u core_effective=%u "
                "weight=%u\n",
-               d, s->dev[d].uuid, (unsigned long long)atomic_load(&s->dev[d].mem_limit),
-               atomic_load(&s->dev[d].core_limit), atomic_load(&s->dev[d].core_soft),
-               atomic_load(&s->dev[d].core_effective), atomic_load(&s->dev[d].weight));
+               d, s->dev[d].uuid, (unsigned long long)atomic_load(&lim_at(s, d)->mem_limit),
+               atomic_load(&lim_at(s, d)->core_limit), atomic_load(&lim_at(s, d)->core_soft),
+               atomic_load(&lim_at(s, d)->core_effective), atomic_load(&lim_at(s, d)->weight));
     }
     return 0;
 }

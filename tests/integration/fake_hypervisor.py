@@ -1,21 +1,39 @@
 #!/usr/bin/env python3
 """fake_hypervisor.py - a stand-in for vgpu-hypervisor that serves the worker API of
-docs/hypervisor.md, so the limiter's client (src/limiter/hv_client.c) can be tested before the
-real daemon exists. Python 3 standard library only.
+docs/hypervisor.md, so the limiter's client (src/limiter/hv_client.c) can be tested end to end
+without the real daemon. Python 3 standard library only.
 
 It follows the document: worker endpoints on the worker socket (operator endpoints answer 403
 there), every endpoint on the operator socket, identity from SO_PEERCRED, per-daemon sequence
 numbers, long-poll commands, acks, heartbeats (a worker missing 3 intervals or whose PID is gone
 is removed), the limit precedence (operator > [defaults] > the worker's environment, where the
-environment may only lower a default), pod settings persisted in --state (tmp + rename). It does
-NOT write the pods' shared memory: the tests check that the limiter does, and it has no scheduler
-(core_effective = core_limit) and no Kubernetes watch.
+environment may only lower a default), pod settings persisted in --state (tmp + rename).
+
+Like the daemon, it owns every pod's region (src/hypervisor/pod_files.h): at a pod's first
+registration it makes <--shm-dir>/pods/<name>/ with `hv_shm_tool create` (--tool), the pod's
+control region (control/control.shm) and its ledger (ledger/ledger.shm). The pod is named by the
+registration body, as in the daemon's `--identity env` development mode; <name> is
+"env-<the pod key "ns/name" with every character outside [A-Za-z0-9._-] as '_'>". A region that
+is already there (a restarted fake) is reused with its token, read from the file. It writes
+every GPU's resolved limits and the pod's suspension into the control region BEFORE it replies
+to a registration, and before it pushes a limits / suspend / resume command (control_seq = the
+command's seq; a registration writes the limits resolved with its own environment, where the
+daemon merges all its workers'); the reply names the region: "region": {"dir": "pods/<name>",
+"token": ...}, besides the pod's limits and suspension as before. The limiter maps the control
+region read-only and never writes limits: commands only need its ack (or, for a process that
+runs on a private ledger, to be applied to that ledger). It has no scheduler (core_effective =
+core_limit), no ledger reading and no Kubernetes watch.
 
 For tests the operator socket also serves /test/...: GET /test/log (registrations with their
-bodies, acks, deliveries, removals, with time.monotonic() stamps), POST /test/command (push a raw
-command to a pod's workers).
+bodies, region dirs and tokens, control region writes for a command ("control", before its
+"push"), acks, deliveries, removals, when it started serving ("ready"), with time.monotonic()
+stamps), POST
+/test/command (push a raw command to a pod's workers; the region is not written).
+--wrong-token makes every registration reply name a token that is not the region's (the limiter
+must then refuse to attach the region).
 
-  fake_hypervisor.py serve --worker-socket W --socket OP [--state F] [--chunked]
+  fake_hypervisor.py serve --worker-socket W --socket OP --tool HV_SHM_TOOL --shm-dir SHM
+                          [--state F] [--chunked] [--wrong-token]
                           [--default-core P] [--default-mem BYTES] [--heartbeat-ms MS]
   fake_hypervisor.py ctl OP_SOCKET METHOD PATH [JSON_BODY]   (prints the reply; exit 1 if not 2xx)
 """
@@ -28,12 +46,18 @@ import signal
 import socket
 import socketserver
 import struct
+import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
 MAX_BODY = 64 * 1024
+# the head of a control region (src/common/ctl_layout.h, VGPU_CTL_VERSION 1): magic, version, size,
+# pod[VGPU_POD_ID_LEN], token[VGPU_CTL_TOKEN_LEN]; read to reuse a region a restarted fake finds
+CTL_MAGIC = 0x314C544355504756
+CTL_VERSION = 1
+CTL_POD_AT, CTL_POD_LEN, CTL_TOKEN_AT, CTL_TOKEN_LEN = 16, 160, 176, 33
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
          "mib": 1 << 20, "g": 1 << 30, "gb": 1000 ** 3, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
 
@@ -59,6 +83,15 @@ def parse_size(v, field):
     raise HttpError(400, f"{field}: '{v}' is not a size")
 
 
+def pct100(pct):
+    """a percentage as the region holds it: hundredths, clamped to [0, 10000] (vgpu_hv_percent)"""
+    if not pct or pct <= 0:
+        return 0
+    if pct >= 100:
+        return 10000
+    return max(1, int(pct * 100 + 0.5))
+
+
 class State:
     def __init__(self, args):
         self.args = args
@@ -69,6 +102,7 @@ class State:
         self.commands = []       # (seq, pod, cmd)
         self.pods = {}           # pod -> {"suspended": bool, "gpus": {key: settings}} (operator)
         self.log = []
+        self.regions = {}        # pod -> {"name", "dir" (relative), "path", "token"}
         self.load()
 
     # --- persistence of operator settings -------------------------------------------------
@@ -84,6 +118,71 @@ class State:
         with open(tmp, "w") as f:
             json.dump({"pods": self.pods}, f)
         os.replace(tmp, self.args.state)
+
+    # --- the pods' regions, written as the daemon writes them (src/hypervisor/pod_regions.c) ---
+    def tool(self, *argv):
+        argv = [str(a) for a in argv]
+        try:
+            r = subprocess.run([self.args.tool] + argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise HttpError(503, f"region: hv_shm_tool {argv[0]}: {e}")
+        if r.returncode != 0:
+            raise HttpError(503, f"region: hv_shm_tool {' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+        return r.stdout
+
+    def region(self, pod):
+        """caller holds cv: the pod's region, made when missing, reused (with its token) when a
+        region of the same pod is already there"""
+        reg = self.regions.get(pod)
+        if reg:
+            return reg
+        name = "env-" + re.sub(r"[^A-Za-z0-9._-]", "_", pod)
+        path = os.path.join(self.args.shm_dir, "pods", name)
+        ctl = os.path.join(path, "control", "control.shm")
+        if os.path.exists(ctl):
+            with open(ctl, "rb") as f:
+                head = f.read(CTL_TOKEN_AT + CTL_TOKEN_LEN)
+            if len(head) < CTL_TOKEN_AT + CTL_TOKEN_LEN or struct.unpack_from("<QI", head) != (CTL_MAGIC, CTL_VERSION):
+                raise HttpError(503, f"region: {ctl} is not a control region of version {CTL_VERSION}")
+            owner = head[CTL_POD_AT:CTL_POD_AT + CTL_POD_LEN].split(b"\0")[0].decode(errors="replace")
+            if owner != pod:
+                raise HttpError(409, f"region: pods/{name} belongs to pod {owner}, not {pod}")
+            token = head[CTL_TOKEN_AT:CTL_TOKEN_AT + CTL_TOKEN_LEN].split(b"\0")[0].decode()
+        else:
+            token = self.tool("create", self.args.shm_dir, name, pod).strip()
+        reg = {"name": name, "dir": f"pods/{name}", "path": path, "token": token}
+        self.regions[pod] = reg
+        self.note("region", pod=pod, dir=reg["dir"], token=token)
+        return reg
+
+    def write_limits(self, reg, limits):
+        """every GPU's resolved limits into the control region, in the region's encoding:
+        hard L -> core_limit L, core_soft 0; soft L -> core_soft L, core_limit 100%; none -> 0, 0"""
+        for l in limits:
+            core = pct100(l["core_limit"])
+            hard, soft = (10000, core) if l["soft"] and core else (core, 0)
+            argv = ["set", reg["path"], l["uuid"].lower(), l["mem_limit"] or 0, hard, soft,
+                    pct100(l["core_effective"]), l["weight"]]
+            try:
+                self.tool(*argv)
+            except HttpError as e:
+                # hv_shm_tool's `set` (as of this writing) takes its 7 operands only with an 8th
+                # (it checks argc == 10): give it a spare one, which it ignores
+                if "unknown command set" not in e.message:
+                    raise
+                self.tool(*argv, 0)
+
+    def write_pod(self, pod, seq=None, limits=True):
+        """caller holds cv: the pod's limits (all its workers' GPUs), suspension and control_seq
+        into its control region, if it has one; before the command of `seq` is pushed"""
+        reg = self.regions.get(pod)
+        if not reg:
+            return
+        self.note("control", pod=pod, seq=seq)  # from here on the region may say what `seq` will
+        if limits:
+            self.write_limits(reg, self.pod_limits(pod))
+        suspended = 1 if self.pods.get(pod, {}).get("suspended", False) else 0
+        self.tool("suspend", reg["path"], suspended, *([] if seq is None else [seq]))
 
     def note(self, kind, **kw):
         kw.update(kind=kind, t=time.monotonic())
@@ -282,18 +381,27 @@ class Handler(BaseHTTPRequestHandler):
             pod = b["pod_id"]
         else:
             pod = f"{b.get('namespace') or 'default'}/{b['pod_id']}"
+        host_pid = self.peer_pid()
         with st.cv:
+            # the region holds the limits before the worker hears of it
+            reg = st.region(pod)
+            limits = [st.limits_for(pod, g) for g in gpus]
+            suspended = st.pods.get(pod, {}).get("suspended", False)
+            st.write_limits(reg, limits)
+            st.tool("suspend", reg["path"], 1 if suspended else 0)
+            token = reg["token"]
+            if st.args.wrong_token:  # not the region's: the limiter must not attach it
+                token = token[:-1] + ("0" if token[-1:] != "0" else "1")
             wid = f"w-{st.next_worker}"
             st.next_worker += 1
-            host_pid = self.peer_pid()
             st.workers[wid] = {"worker_id": wid, "host_pid": host_pid, "pid": b["pid"], "pod": pod, "gpus": gpus,
                                "last_seen": time.monotonic(), "acked_seq": 0, "pod_id": b["pod_id"],
                                "reg_seq": st.seq, "sent_seq": 0}
-            st.note("register", worker_id=wid, host_pid=host_pid, body=b, pod=pod)
-            reply = {"worker_id": wid, "host_pid": host_pid, "pod": pod, "seq": st.seq,
-                     "suspended": st.pods.get(pod, {}).get("suspended", False),
-                     "heartbeat_ms": st.args.heartbeat_ms,
-                     "limits": [st.limits_for(pod, g) for g in gpus]}
+            st.note("register", worker_id=wid, host_pid=host_pid, body=b, pod=pod, dir=reg["dir"],
+                    token=token)
+            reply = {"worker_id": wid, "host_pid": host_pid, "pod": pod,
+                     "region": {"dir": reg["dir"], "token": token}, "seq": st.seq,
+                     "suspended": suspended, "heartbeat_ms": st.args.heartbeat_ms, "limits": limits}
         self.send_json(201, reply)
 
     def worker(self, method, wid, what, q):
@@ -408,6 +516,7 @@ class Handler(BaseHTTPRequestHandler):
                 p = st.pods.setdefault(pod, {"suspended": False, "gpus": {}})
                 p["gpus"].setdefault(str(gpu), {}).update(s)
                 st.save()
+                st.write_pod(pod, st.seq + 1)
                 st.push(pod, {"type": "limits", "limits": st.pod_limits(pod)})
                 return self.send_json(200, self.pod_status(pod))
         if op == "limits" and method == "DELETE":
@@ -416,12 +525,14 @@ class Handler(BaseHTTPRequestHandler):
                     raise HttpError(404, f"no pod {pod}")
                 st.pods.setdefault(pod, {"suspended": False, "gpus": {}})["gpus"] = {}
                 st.save()
+                st.write_pod(pod, st.seq + 1)
                 st.push(pod, {"type": "limits", "limits": st.pod_limits(pod)})
                 return self.send_json(200, self.pod_status(pod))
         if op in ("suspend", "resume") and method == "POST":
             with st.cv:
                 st.pods.setdefault(pod, {"suspended": False, "gpus": {}})["suspended"] = op == "suspend"
                 st.save()
+                st.write_pod(pod, st.seq + 1, limits=False)
                 seq = st.push(pod, {"type": op})
                 deadline = time.monotonic() + 1.0
                 while True:
@@ -436,7 +547,8 @@ class Handler(BaseHTTPRequestHandler):
     def pod_status(self, pod):
         st = self.st
         ws = [w for w in st.workers.values() if w["pod"] == pod]
-        return {"pod": pod, "suspended": st.pods.get(pod, {}).get("suspended", False), "source": "operator",
+        return {"pod": pod, "dir": st.regions.get(pod, {}).get("dir"),
+                "suspended": st.pods.get(pod, {}).get("suspended", False), "source": "operator",
                 "gpus": st.pod_limits(pod),
                 "workers": [{"worker_id": w["worker_id"], "host_pid": w["host_pid"], "pid": w["pid"],
                              "last_seen_ms": int((time.monotonic() - w["last_seen"]) * 1000),
@@ -483,6 +595,7 @@ def serve(args):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    state.note("ready")
     print("READY", flush=True)
     while not stop.wait(0.2):  # the signal may land on another thread: poll, do not block
         pass
@@ -522,6 +635,11 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--worker-socket", required=True)
     s.add_argument("--socket", required=True)
+    s.add_argument("--tool", required=True, help="hv_shm_tool, which makes and writes the pods' regions")
+    s.add_argument("--shm-dir", default=os.environ.get("VGPU_SHM_DIR"),
+                   help="the daemon's --shm-dir, the limiters' VGPU_SHM_DIR (default: $VGPU_SHM_DIR)")
+    s.add_argument("--wrong-token", action="store_true",
+                   help="reply with a token that is not the region's (the limiter must refuse it)")
     s.add_argument("--state")
     s.add_argument("--chunked", action="store_true", help="send every JSON reply chunked")
     s.add_argument("--default-core", type=float)
@@ -533,6 +651,8 @@ def main():
     c.add_argument("path")
     c.add_argument("body", nargs="?")
     args = ap.parse_args()
+    if args.cmd == "serve" and not args.shm_dir:
+        ap.error("serve: --shm-dir (or VGPU_SHM_DIR) is required")
     sys.exit(serve(args) if args.cmd == "serve" else ctl(args))
 
 

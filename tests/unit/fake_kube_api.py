@@ -4,8 +4,9 @@ kube_watch_probe against it.
 
 Why this exists: the daemon's pod watch (src/hypervisor/kube_watch.c) must list, watch, relist
 after "410 Gone", resume a closed watch from the last resourceVersion, send the bearer token,
-treat malformed vgpu.io/ annotations as absent (and say so), and stop quickly. This serves a
-scripted sequence of lists and watch streams and checks the probe's lines and stderr.
+treat malformed vgpu.io/ annotations as absent (and say so), refuse a pod whose name does not
+fit (and say so), and stop quickly. This serves a scripted sequence of lists and watch streams
+and checks the probe's lines and stderr.
 
 Usage: fake_kube_api.py PROBE_BINARY
 """
@@ -38,6 +39,7 @@ A = pod("default", "a", "uid-a", "90", {"vgpu.io/core-limit": "30", "vgpu.io/mem
                                         "other.io/x": "y"})
 B = pod("default", "b", "uid-b", "91")
 GONE = pod("default", "gone", "uid-gone", "92", {"vgpu.io/core-limit": "10%"})
+LONG_NAME = "x" * 254
 
 LISTS = [
     {"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": [A, B, GONE]},
@@ -53,6 +55,8 @@ WATCHES = {
         {"type": "ADDED", "object": pod("team", "c", "uid-c", "210", {
             "vgpu.io/core-limit": "150", "vgpu.io/weight": "abc",
             "vgpu.io/mem-limit": "lots", "vgpu.io/soft": "false"})},
+        # a name longer than Kubernetes allows (253): refused and logged, never cut
+        {"type": "ADDED", "object": pod("team", LONG_NAME, "uid-long", "215")},
         {"type": "MODIFIED", "object": pod("default", "a", "uid-a", "220",
                                            {"vgpu.io/core-limit": "50", "vgpu.io/weight": "2"})},
         {"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "250"}}},
@@ -166,6 +170,8 @@ def main():
     for ann in ("vgpu.io/core-limit", "vgpu.io/weight", "vgpu.io/mem-limit"):
         if not any("team/c" in l and ann in l for l in p.stderr.splitlines()):
             failures.append("no stderr line naming pod team/c and %s" % ann)
+    if not any("team/" + LONG_NAME in l and "metadata.name" in l for l in p.stderr.splitlines()):
+        failures.append("no stderr line naming the pod with a 254-byte name and the field")
     if any("vgpu.io/soft" in l for l in p.stderr.splitlines()):
         failures.append("a valid vgpu.io/soft was reported as malformed")
     kinds = [(k, q.get("resourceVersion")) for k, q in requests]

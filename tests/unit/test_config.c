@@ -1,5 +1,7 @@
 /* test_config.c - the limiter reads every seed's spelling of limits, applies the documented
  * precedence, and fails closed (naming the variable) on anything it cannot read. */
+#include <unistd.h>
+
 #include "../../src/limiter/config.h"
 #include "../../src/limiter/log.h"
 #include "../test_util.h"
@@ -224,7 +226,16 @@ int main(void)
     load(&c, none);
     CHECK(strcmp(c.pod_id, "host") == 0 || strncmp(c.pod_id, "cgroup:", 7) == 0);
     CHECK_STR(c.pod_source, "cgroup");
-    CHECK_STR(c.shm_dir, "/dev/shm/vgpu");
+    /* standalone: this user's own directory; with a daemon: the daemon's, as pods mount it */
+    char mine[64];
+    snprintf(mine, sizeof(mine), "/dev/shm/vgpu-%u", (unsigned)geteuid());
+    CHECK_STR(c.shm_dir, mine);
+    char *hv[] = {"VGPU_HYPERVISOR_SOCKET=/run/vgpu/worker.sock", NULL};
+    load(&c, hv);
+    CHECK_STR(c.shm_dir, "/run/vgpu/shm");
+    char *own[] = {"VGPU_HYPERVISOR_SOCKET=/run/vgpu/worker.sock", "VGPU_SHM_DIR=/x/y", NULL};
+    load(&c, own);
+    CHECK_STR(c.shm_dir, "/x/y");
 
     /* visible devices for NVML's view */
     char *vis[] = {"CUDA_VISIBLE_DEVICES=2,GPU-5e1a0000-0000-0000-0000-000000000002", NULL};

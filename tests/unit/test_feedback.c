@@ -18,7 +18,7 @@ static double measure(void *ctx)
 }
 static void window(struct vgpu_shm_dev *d, uint32_t share, double modelled, double measured)
 {
-    atomic_store(&d->core_effective, share);
+    atomic_store(&d->gate_share, share);
     atomic_store(&d->fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
     atomic_fetch_add(&d->gate_charged_ns, (uint64_t)(modelled * 1e9));
     nvml_says = measured;

@@ -43,7 +43,7 @@ static pid_t spawn_holder(const char *pod, uint64_t bytes, int die_in_lock, int 
         vgpu_proc_self(&id);
         int slot = vgpu_ledger_proc_claim(s, &id);
         int d = vgpu_ledger_dev_find(s, UUID);
-        int ok = vgpu_ledger_reserve(s, slot, d, bytes) == VGPU_LEDGER_OK;
+        int ok = vgpu_ledger_reserve(s, slot, d, bytes, &s->dev[d].lim, NULL) == VGPU_LEDGER_OK;
         if (die_in_lock) {
             vgpu_shm_lock(s);
             /* a half-done update: the record moved, the total did not */
@@ -72,7 +72,8 @@ static void *hammer_thread(void *arg)
     unsigned seed = (unsigned)(uintptr_t)pthread_self();
     for (int i = 0; i < 20000; i++) {
         uint64_t n = (uint64_t)(rand_r(&seed) % 64 + 1) * MIB;
-        if (vgpu_ledger_reserve(h->s, h->slot, h->dev, n) == VGPU_LEDGER_OK) {
+        if (vgpu_ledger_reserve(h->s, h->slot, h->dev, n, &h->s->dev[h->dev].lim, NULL) ==
+            VGPU_LEDGER_OK) {
             if (used(h->s, h->dev) > h->limit) atomic_fetch_add(&h->violations, 1);
             vgpu_ledger_unreserve(h->s, h->slot, h->dev, n);
         }
@@ -101,12 +102,12 @@ int main(void)
                                  .core_soft = 2000};
     int d = vgpu_ledger_dev_attach(s, UUID, &init, &created);
     CHECK(d == 0 && created == 1);
-    CHECK_EQ_INT(atomic_load(&s->dev[d].core_limit), 5000);
-    CHECK_EQ_INT(atomic_load(&s->dev[d].core_effective), 2000); /* soft: starts at its floor */
+    CHECK_EQ_INT(atomic_load(&s->dev[d].lim.core_limit), 5000);
+    CHECK_EQ_INT(atomic_load(&s->dev[d].lim.core_effective), 2000); /* soft: starts at its floor */
     struct vgpu_dev_init other_init = {.mem_limit = 999 * MIB};
     int d2 = vgpu_ledger_dev_attach(s2, UUID, &other_init, &created);
     CHECK(d2 == d && created == 0);
-    CHECK_EQ_U64(atomic_load(&s2->dev[d].mem_limit), 100 * MIB); /* the pod's value stays */
+    CHECK_EQ_U64(atomic_load(&s2->dev[d].lim.mem_limit), 100 * MIB); /* the pod's value stays */
     CHECK_EQ_INT(vgpu_ledger_dev_find(s2, "gpu-other"), -1);
 
     /* a different pod is a different region */
@@ -121,13 +122,15 @@ int main(void)
     CHECK_EQ_INT(vgpu_ledger_proc_claim(s2, &me), slot); /* same process, same record */
 
     /* the cap */
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 60 * MIB), VGPU_LEDGER_OK);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 50 * MIB), VGPU_LEDGER_OVER_CAP);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 60 * MIB, &s->dev[d].lim, NULL), VGPU_LEDGER_OK);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 50 * MIB, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OVER_CAP);
     CHECK_EQ_U64(atomic_load(&s->dev[d].oom_events), 1);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 40 * MIB), VGPU_LEDGER_OK);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 40 * MIB, &s->dev[d].lim, NULL), VGPU_LEDGER_OK);
     CHECK_EQ_U64(used(s2, d), 100 * MIB);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 1), VGPU_LEDGER_OVER_CAP);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, UINT64_MAX), VGPU_LEDGER_OVER_CAP);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 1, &s->dev[d].lim, NULL), VGPU_LEDGER_OVER_CAP);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, UINT64_MAX, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OVER_CAP);
     vgpu_ledger_unreserve(s, slot, d, 40 * MIB);
     CHECK_EQ_U64(used(s, d), 60 * MIB);
     CHECK_EQ_U64(atomic_load(&s->dev[d].mem_peak), 100 * MIB);
@@ -139,7 +142,8 @@ int main(void)
     /* overhead and adjustments count toward the cap */
     vgpu_ledger_set_overhead(s, slot, d, 30 * MIB);
     CHECK_EQ_U64(used(s, d), 30 * MIB);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 80 * MIB), VGPU_LEDGER_OVER_CAP);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 80 * MIB, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OVER_CAP);
     vgpu_ledger_set_overhead(s, slot, d, 10 * MIB);
     CHECK_EQ_U64(used(s, d), 10 * MIB);
     vgpu_ledger_adjust(s, slot, d, 20 * MIB);
@@ -149,8 +153,10 @@ int main(void)
     CHECK_EQ_U64(used(s, d), 0);
 
     /* the host-memory part of an oversubscribed GPU has its own limit */
-    CHECK_EQ_INT(vgpu_ledger_reserve_oversold(s, slot, d, 50 * MIB), VGPU_LEDGER_OK);
-    CHECK_EQ_INT(vgpu_ledger_reserve_oversold(s, slot, d, 1), VGPU_LEDGER_OVER_CAP);
+    CHECK_EQ_INT(vgpu_ledger_reserve_oversold(s, slot, d, 50 * MIB, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OK);
+    CHECK_EQ_INT(vgpu_ledger_reserve_oversold(s, slot, d, 1, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OVER_CAP);
     CHECK_EQ_U64(used(s, d), 0);
     vgpu_ledger_unreserve_oversold(s, slot, d, 50 * MIB);
     CHECK_EQ_U64(atomic_load(&s->dev[d].oversold_used), 0);
@@ -160,10 +166,11 @@ int main(void)
     CHECK(pipe(pfd) == 0);
     pid_t child = spawn_holder("ns/pod-a", 70 * MIB, 0, pfd);
     CHECK_EQ_U64(used(s, d), 70 * MIB);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 31 * MIB), VGPU_LEDGER_OVER_CAP); /* child alive */
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 31 * MIB, &s->dev[d].lim, NULL),
+                 VGPU_LEDGER_OVER_CAP); /* child alive */
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 31 * MIB), VGPU_LEDGER_OK);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 31 * MIB, &s->dev[d].lim, NULL), VGPU_LEDGER_OK);
     CHECK_EQ_U64(used(s, d), 31 * MIB);
     CHECK_EQ_U64(atomic_load(&s->reaped_procs), 1);
     vgpu_ledger_unreserve(s, slot, d, 31 * MIB);
@@ -180,7 +187,7 @@ int main(void)
         if (n > 0 && strstr(st, ") Z")) break;
         usleep(5000);
     }
-    CHECK_EQ_INT(vgpu_ledger_reap(s, me.pidns), 1);
+    CHECK_EQ_INT(vgpu_ledger_reap(s, me.pidns, NULL), 1);
     CHECK_EQ_U64(used(s, d), 0);
     waitpid(child, NULL, 0);
 
@@ -191,11 +198,11 @@ int main(void)
     CHECK_EQ_INT(vgpu_shm_lock(s), 0); /* would hang forever with a plain mutex */
     vgpu_shm_unlock(s);
     CHECK_EQ_U64(used(s, d), 27 * MIB); /* rebuilt from the records: 20 + the 7 half-done */
-    CHECK_EQ_INT(vgpu_ledger_reap(s, me.pidns), 1);
+    CHECK_EQ_INT(vgpu_ledger_reap(s, me.pidns, NULL), 1);
     CHECK_EQ_U64(used(s, d), 0);
 
     /* the dead are reaped at most once per interval by vgpu_ledger_reap_if_due */
-    CHECK_EQ_INT(vgpu_ledger_reap_if_due(s, me.pidns, 60ull * 1000000000ull), 0);
+    CHECK_EQ_INT(vgpu_ledger_reap_if_due(s, me.pidns, NULL, 60ull * 1000000000ull), 0);
 
     /* many threads: the cap is never exceeded and nothing leaks */
     struct hammer h = {.s = s, .slot = slot, .dev = d, .limit = 100 * MIB};
@@ -229,7 +236,7 @@ int main(void)
     CHECK_EQ_U64(used(s, d), 0);
 
     /* release on exit returns what is left */
-    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 10 * MIB), VGPU_LEDGER_OK);
+    CHECK_EQ_INT(vgpu_ledger_reserve(s, slot, d, 10 * MIB, &s->dev[d].lim, NULL), VGPU_LEDGER_OK);
     vgpu_ledger_proc_release(s, slot, me.pid);
     CHECK_EQ_U64(used(s, d), 0);
     CHECK_EQ_INT(atomic_load(&s->proc[slot].pid), 0);
