@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <limits.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,14 +21,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_parse.h"
 #include "command_channel.h"
 #include "hv_log.h"
 #include "metrics.h"
+#include "names.h"
 #include "peer_identity.h"
 #include "pod_regions.h"
 #include "registry.h"
 #include "shm_region.h"
-#include "size_parse.h"
 #include "state_store.h"
 #include "status.h"
 
@@ -79,6 +79,7 @@ reply_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    hv_utf8_clean(msg); /* it may quote the request (jansson's own errors too) */
     hv_logf(HV_DEBUG, "request rejected", "{s:i, s:s}", "status", (int)status, "error", msg);
     return reply_json(c, status, json_pack("{s:s}", "error", msg));
 }
@@ -113,78 +114,6 @@ static json_t *body_object(struct MHD_Connection *c, const struct req *r, int op
         return NULL;
     }
     return j;
-}
-
-/* One limit field from JSON into l; -1 with a message naming `where`. */
-static int limit_from_json(struct hv_limits *l, const char *key, json_t *v, const char *where,
-                           char *err, size_t n)
-{
-    char why[160] = "";
-    if (!strcmp(key, "core_limit")) {
-        double pct = 0;
-        if (json_is_number(v))
-            pct = json_number_value(v);
-        else if (json_is_string(v) &&
-                 !vgpu_parse_percent(json_string_value(v), &pct, why, sizeof(why))) {
-        } else
-            pct = -1;
-        if (!(pct > 0 && pct <= 100)) {
-            snprintf(err, n, "%s: must be a percentage in (0, 100]%s%s", where, *why ? ": " : "",
-                     why);
-            return -1;
-        }
-        l->core = pct;
-        l->has |= HV_HAS_CORE;
-    } else if (!strcmp(key, "mem_limit")) {
-        uint64_t b;
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-            b = (uint64_t)json_integer_value(v);
-        else if (json_is_string(v) &&
-                 !vgpu_parse_size(json_string_value(v), &b, why, sizeof(why))) {
-        } else {
-            snprintf(
-                err, n,
-                "%s: must be bytes (an integer >= 0, 0 = no cap) or a size such as \"4GiB\"%s%s",
-                where, *why ? ": " : "", why);
-            return -1;
-        }
-        /* replies, commands and the state file carry bytes as JSON integers (int64): more than
-         * any GPU holds is no cap, never a negative number the limiter would refuse */
-        l->mem = b > (uint64_t)INT64_MAX ? 0 : b;
-        l->has |= HV_HAS_MEM;
-    } else if (!strcmp(key, "weight")) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000) {
-            snprintf(err, n, "%s: must be an integer from 1 to 10000", where);
-            return -1;
-        }
-        l->weight = (uint32_t)json_integer_value(v);
-        l->has |= HV_HAS_WEIGHT;
-    } else if (!strcmp(key, "soft")) {
-        if (!json_is_boolean(v)) {
-            snprintf(err, n, "%s: must be true or false", where);
-            return -1;
-        }
-        l->soft = json_is_true(v);
-        l->has |= HV_HAS_SOFT;
-    } else {
-        snprintf(err, n, "%s: unknown field", where);
-        return -1;
-    }
-    return 0;
-}
-
-/* Optional string member: -1 (error written) when present but not a string of < max bytes. */
-static int opt_string(json_t *o, const char *key, char *out, size_t max, char *err, size_t n)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v) || json_string_length(v) >= max ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(err, n, "%s: must be a string shorter than %zu bytes", key, max);
-        return -1;
-    }
-    snprintf(out, max, "%s", json_string_value(v));
-    return 0;
 }
 
 /* Digits only: strtoull alone would take " -1" (after=%20-1) as 2^64-1 and "+5" as 5. */
@@ -228,104 +157,6 @@ static int worker_auth(const struct hv_listener *l, struct MHD_Connection *c, co
 }
 
 /* --- workers -------------------------------------------------------------------------------- */
-
-struct reg_gpu {
-    int index;
-    char uuid[VGPU_UUID_LEN];
-    struct hv_limits env;
-};
-
-struct reg_req {
-    char pod_id[VGPU_POD_ID_LEN];
-    char ns[64], pod[254], pod_uid[64], container[128];
-    long pid;
-    int ngpu;
-    struct reg_gpu gpu[HV_MAX_GPUS];
-};
-
-static int parse_registration(json_t *o, struct reg_req *q, char *err, size_t n)
-{
-    memset(q, 0, sizeof(*q));
-    /* what a worker says of its pod is read (and checked) but decides nothing unless the
-     * daemon runs in development mode (--identity env) */
-    json_t *v = json_object_get(o, "pod_id");
-    if (v && !json_is_null(v) &&
-        (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= VGPU_POD_ID_LEN ||
-         strlen(json_string_value(v)) != json_string_length(v))) {
-        snprintf(err, n, "pod_id: must be a non-empty string shorter than %d bytes",
-                 VGPU_POD_ID_LEN);
-        return -1;
-    }
-    if (v && json_is_string(v)) snprintf(q->pod_id, sizeof(q->pod_id), "%s", json_string_value(v));
-    if (opt_string(o, "namespace", q->ns, sizeof(q->ns), err, n) ||
-        opt_string(o, "pod", q->pod, sizeof(q->pod), err, n) ||
-        opt_string(o, "pod_uid", q->pod_uid, sizeof(q->pod_uid), err, n) ||
-        opt_string(o, "container", q->container, sizeof(q->container), err, n))
-        return -1;
-    if (strchr(q->ns, '/') || strchr(q->pod, '/')) {
-        snprintf(err, n, "%s: must not contain '/'", strchr(q->ns, '/') ? "namespace" : "pod");
-        return -1;
-    }
-    v = json_object_get(o, "pid");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT_MAX) {
-            snprintf(err, n, "pid: must be a positive integer");
-            return -1;
-        }
-        q->pid = (long)json_integer_value(v);
-    }
-    json_t *gpus = json_object_get(o, "gpus");
-    if (gpus && !json_is_null(gpus)) {
-        if (!json_is_array(gpus) || json_array_size(gpus) > HV_MAX_GPUS) {
-            snprintf(err, n, "gpus: must be an array of at most %d GPUs", HV_MAX_GPUS);
-            return -1;
-        }
-        size_t i;
-        json_t *g;
-        json_array_foreach(gpus, i, g)
-        {
-            struct reg_gpu *rg = &q->gpu[q->ngpu++];
-            if (!json_is_object(g)) {
-                snprintf(err, n, "gpus[%zu]: must be an object", i);
-                return -1;
-            }
-            v = json_object_get(g, "index");
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1023) {
-                snprintf(err, n, "gpus[%zu].index: must be an integer from 0 to 1023", i);
-                return -1;
-            }
-            rg->index = (int)json_integer_value(v);
-            v = json_object_get(g, "uuid");
-            if (!json_is_string(v) ||
-                registry_norm_uuid(json_string_value(v), rg->uuid, sizeof(rg->uuid))) {
-                snprintf(err, n, "gpus[%zu].uuid: must be a GPU uuid such as \"GPU-5e1a...\"", i);
-                return -1;
-            }
-            for (int k = 0; k < q->ngpu - 1; k++)
-                if (!strcmp(q->gpu[k].uuid, rg->uuid)) {
-                    snprintf(err, n, "gpus[%zu].uuid: listed twice", i);
-                    return -1;
-                }
-            json_t *env = json_object_get(g, "env");
-            if (env && !json_is_null(env)) {
-                if (!json_is_object(env)) {
-                    snprintf(err, n, "gpus[%zu].env: must be an object", i);
-                    return -1;
-                }
-                const char *key;
-                json_t *ev;
-                json_object_foreach(env, key, ev)
-                {
-                    char where[96];
-                    snprintf(where, sizeof(where), "gpus[%zu].env.%.40s", i, key);
-                    if (json_is_null(ev)) continue;
-                    if (limit_from_json(&rg->env, key, ev, where, err, n)) return -1;
-                }
-            }
-        }
-    }
-    return 0;
-}
 
 /* Most restrictive of two environments, field by field. */
 static void env_merge(struct hv_limits *a, const struct hv_limits *b)
@@ -641,30 +472,11 @@ static enum MHD_Result do_put_limits(struct MHD_Connection *c, const char *ns, c
     enum MHD_Result ret;
     json_t *o = body_object(c, r, 0, &ret);
     if (!o) return ret;
-    struct hv_limits l = {0};
-    char key[VGPU_UUID_LEN] = "all", err[256];
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    {
-        if (!strcmp(k, "gpu")) {
-            if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < 1024)
-                snprintf(key, sizeof(key), "%d", (int)json_integer_value(v));
-            else if (json_is_string(v) && !strcmp(json_string_value(v), "all"))
-                snprintf(key, sizeof(key), "all");
-            else if (!json_is_string(v) ||
-                     registry_norm_uuid(json_string_value(v), key, sizeof(key))) {
-                json_decref(o);
-                return reply_error(c, 400, "gpu: must be an index, a GPU uuid or \"all\"");
-            }
-        } else if (limit_from_json(&l, k, v, k, err, sizeof(err))) {
-            json_decref(o);
-            return reply_error(c, 400, "%s", err);
-        }
-    }
+    struct hv_limits l;
+    char key[VGPU_UUID_LEN], err[256];
+    int bad = parse_put_limits(o, &l, key, sizeof(key), err, sizeof(err));
     json_decref(o);
-    if (!l.has)
-        return reply_error(c, 400, "body: no limit given (core_limit, mem_limit, weight, soft)");
+    if (bad) return reply_error(c, 400, "%s", err);
     registry_lock();
     struct hv_pod *p = registry_pod_get(ns, name);
     if (!p || registry_op_set(p, key, &l)) {
@@ -748,20 +560,6 @@ static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, cons
 
 /* --- routing -------------------------------------------------------------------------------- */
 
-/* A path segment (unescaped by libmicrohttpd) that may name a worker, namespace or pod: no
- * control characters or spaces, not "." or "..", and valid UTF-8 (names go into JSON replies,
- * logs and the state file, and jansson refuses anything else there). */
-static int valid_segment(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (!n || n >= max || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
-    for (const char *c = s; *c; c++)
-        if ((unsigned char)*c < 0x21 || *c == 0x7f) return 0;
-    json_t *utf8 = json_string(s); /* NULL unless valid UTF-8 */
-    json_decref(utf8);
-    return utf8 != NULL;
-}
-
 static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *allow,
                                           const char *method, const char *url)
 {
@@ -815,7 +613,8 @@ static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection 
         if (!IS("POST")) return method_not_allowed(c, "POST", method, url);
         return do_register(l, c, r);
     }
-    /* split the rest: /v1/workers/{id}[/{op}], /v1/pods/{ns}/{name}/{op} */
+    /* split the rest: /v1/workers/{id}[/{op}], /v1/pods/{ns}/{name}/{op}; a segment that names
+     * a worker, namespace or pod (unescaped by libmicrohttpd) must be a name (names.h) */
     char path[1024], *seg[8];
     int n = 0;
     if (strlen(url) >= sizeof(path)) return reply_error(c, 404, "path: too long");
@@ -825,7 +624,8 @@ static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection 
         seg[n++] = t;
     if (n >= 3 && n <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "workers")) {
         const char *id = seg[2];
-        if (!valid_segment(id, 24)) return reply_error(c, 404, "worker_id: unknown worker");
+        if (!hv_name_ok(id, strlen(id), 24))
+            return reply_error(c, 404, "worker_id: unknown worker");
         if (n == 3) {
             if (!IS("DELETE")) return method_not_allowed(c, "DELETE", method, url);
             return do_unregister(l, c, id);
@@ -856,9 +656,9 @@ static enum MHD_Result route(const struct hv_listener *l, struct MHD_Connection 
             if (l->kind != HV_LISTEN_OPERATOR)
                 return reply_error(
                     c, 403, "path: operator endpoints are served on the operator socket only");
-            if (!valid_segment(ns, 64))
+            if (!hv_name_ok(ns, strlen(ns), 64))
                 return reply_error(c, 400, "namespace: invalid in the path");
-            if (!valid_segment(name, 254))
+            if (!hv_name_ok(name, strlen(name), 254))
                 return reply_error(c, 400, "pod: invalid name in the path");
             if (limits) {
                 if (IS("PUT")) return do_put_limits(c, ns, name, r);

@@ -335,19 +335,6 @@ int registry_pid_alive(pid_t pid, uint64_t start_time)
     return !start_time || start == start_time;
 }
 
-int registry_norm_uuid(const char *in, char *out, size_t outlen)
-{
-    size_t n = strlen(in);
-    if (n < 5 || n + 1 > outlen || n + 1 > VGPU_UUID_LEN) return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (!isalnum(ch) && ch != '-') return -1;
-        out[i] = (char)tolower(ch);
-    }
-    out[n] = 0;
-    return strncmp(out, "gpu-", 4) ? -1 : 0;
-}
-
 /* --- Kubernetes ----------------------------------------------------------------------------- */
 
 /* a cgroup path as a pod name: "/a/b.scope" -> "a:b.scope"; other characters than

@@ -192,7 +192,4 @@ json_t *registry_limits_json(const struct hv_pod *p);
 int registry_pid_alive(pid_t pid, uint64_t start_time);
 uint64_t registry_pid_start_time(pid_t pid);
 
-/* Normalise a GPU uuid to the region's form: lower case, "gpu-" prefix. 0 or -1. */
-int registry_norm_uuid(const char *in, char *out, size_t outlen);
-
 #endif

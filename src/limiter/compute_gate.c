@@ -186,8 +186,7 @@ uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *li
     do {
         /* a pod not ahead of its clock keeps what it has banked: the daemon moves shares every
          * tick, and a bank reset on each move would hand out a fresh burst every 100 ms */
-        if (v <= now)
-            return share;
+        if (v <= now) return share;
         if (UNLIMITED(old) || UNLIMITED(share))
             nv = v; /* queued work (see publish): the pod waits until the GPU is through it */
         else

@@ -571,6 +571,8 @@ def case_malformed(tmp):
         big = json.dumps({"pod_id": "x", "pad": "a" * 70000})
         cases = [
             (W, "POST", "/v1/workers", '{"pod_id": "x"', 400, "body"),
+            # the parser's own message quotes bytes that are not UTF-8: still a 400 naming it
+            (W, "POST", "/v1/workers", b'{"pod_id": "t/\\u0\xd0', 400, "body"),
             (W, "POST", "/v1/workers", "[]", 400, "body"),
             (W, "POST", "/v1/workers", "", 400, "body"),
             (W, "POST", "/v1/workers", "{}", 400, "pod_id"),

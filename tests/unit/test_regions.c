@@ -113,17 +113,16 @@ static void daemon_files(void)
     CHECK_EQ_INT(vgpu_ctl_dev_find(c, "gpu-abd"), -1);
     CHECK_EQ_U64(atomic_load(&c->dev[3].lim.mem_limit), 5 * MIB); /* the daemon's writes show */
     /* the limiter's mapping is read-only */
-    char maps[1 << 16];
-    fd = open("/proc/self/maps", O_RDONLY);
-    ssize_t n = read(fd, maps, sizeof(maps) - 1);
-    close(fd);
-    maps[n > 0 ? n : 0] = 0;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    CHECK(maps != NULL);
+    char ln[1024];
     int ro = 0, rw = 0;
-    for (char *ln = strtok(maps, "\n"); ln; ln = strtok(NULL, "\n"))
+    while (maps && fgets(ln, sizeof(ln), maps))
         if (strstr(ln, "control.shm")) {
             ro += strstr(ln, " r--s ") != NULL;
             rw += strstr(ln, " rw-s ") != NULL;
         }
+    if (maps) fclose(maps);
     CHECK_EQ_INT(ro, 1); /* the limiter's */
     CHECK_EQ_INT(rw, 1); /* the daemon's (this test's) */
     vgpu_ctl_unmap(c);
