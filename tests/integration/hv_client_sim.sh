@@ -486,7 +486,7 @@ if len(after) < 3 or set(after) != {'REFUSED'}: print(f'300 MiB after a 256 MiB 
 "
     kill $pulser
     wait $pulser 2>/dev/null
-    VGPU_PROBE_BUCKET_MS=100 LD_PRELOAD=$PRE$LIM "$PROBE" spin 3.5 1000 >"$TMP/spin" 2>/dev/null &
+    VGPU_PROBE_BUCKET_MS=100 LD_PRELOAD=$PRE$LIM "$PROBE" spin 5 1000 >"$TMP/spin" 2>/dev/null &
     spinner=$!
     echo $spinner >"$TMP/spinner.pid"
     wait_until 5 "the spinner to register" registered_at_least 1 $spinner
@@ -507,7 +507,7 @@ ts = acks[0] if acks else tr
 rates, t0 = spin("spin")
 step = 0.1
 def window(a, b): return [r for k, r in enumerate(rates) if t0 + k * step >= a and t0 + (k + 1) * step <= b]
-before, stopped, after = window(t0 + step, pushes[0]["t"]), window(ts + 0.05, tr), window(tr + 0.2, t0 + 3.4)
+before, stopped, after = window(t0 + step, pushes[0]["t"]), window(ts + 0.05, tr), window(tr + 0.2, t0 + 4.9)
 if not 100 < avg(before) < 500: print(f"launches/s under the 30% of the reply before the suspension: {before}")
 if not stopped or max(stopped) != 0: print(f"launches while suspended: {stopped}")
 if not 100 < avg(after) < 500: print(f"launches/s after resume: {after}")
