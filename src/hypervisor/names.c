@@ -73,3 +73,14 @@ void hv_utf8_clean(char *s)
             *p++ = '?';
     }
 }
+
+int hv_dir_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (!n || n >= HV_DIR_NAME_LEN || name[0] == '.') return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return 1;
+}

@@ -1,4 +1,5 @@
-/* names.h - the names the daemon accepts from outside: GPU uuids and namespace/pod names.
+/* names.h - the names the daemon accepts from outside: GPU uuids, namespace/pod names, and the
+ * names of pods' directories.
  *
  * Why this exists: the same name arrives by several ways (a registration body, an operator's
  * PUT, a URL path, the state file), and a name one of them accepts must mean the same and be
@@ -26,6 +27,11 @@ int hv_norm_uuid(const char *in, char *out, size_t outlen);
  * DEL or '/', not "." or "..", and valid UTF-8 (names go into JSON replies, logs and the state
  * file, and jansson refuses anything else there). 1 when it is acceptable. */
 int hv_name_ok(const char *s, size_t len, size_t max);
+
+/* The name of a pod's directory under <shm-dir>/pods (pod_files.h): 1 to HV_DIR_NAME_LEN - 1
+ * bytes of [A-Za-z0-9._-], not starting with '.'. 1 when it is acceptable. */
+#define HV_DIR_NAME_LEN 96
+int hv_dir_name_ok(const char *name);
 
 /* Make s valid UTF-8 in place: the bytes of a broken or invalid character become '?'. For text
  * that quotes a request (cut at byte limits) and goes into a JSON reply, which jansson refuses

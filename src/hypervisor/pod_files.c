@@ -23,17 +23,6 @@
 static int pods_fd = -1;
 static char node_dir[512];
 
-int pod_files_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (!n || n >= POD_FILES_NAME_LEN || name[0] == '.') return 0;
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            return 0;
-    return 1;
-}
-
 /* Remove `name` in `dfd` (recursively, bounded), never following a link. */
 static void remove_at(int dfd, const char *name, int depth)
 {
@@ -185,7 +174,7 @@ int pod_files_open(const char *name, const char *key, uid_t uid, gid_t gid, stru
     f->ctl = NULL;
     f->ledger_fd = -1;
     snprintf(f->name, sizeof(f->name), "%s", name);
-    if (pods_fd < 0 || !pod_files_name_ok(name)) {
+    if (pods_fd < 0 || !hv_dir_name_ok(name)) {
         snprintf(err, errlen, "pods/%s: no such directory can be made", name);
         return -1;
     }
@@ -261,5 +250,5 @@ void pod_files_close(struct pod_files *f)
 
 void pod_files_remove(const char *name)
 {
-    if (pods_fd >= 0 && pod_files_name_ok(name)) remove_at(pods_fd, name, 0);
+    if (pods_fd >= 0 && hv_dir_name_ok(name)) remove_at(pods_fd, name, 0);
 }

@@ -25,8 +25,9 @@
 #include <sys/types.h>
 
 #include "ctl_layout.h"
+#include "names.h"
 
-#define POD_FILES_NAME_LEN 96 /* "<kind>-<id>" */
+#define POD_FILES_NAME_LEN HV_DIR_NAME_LEN /* "<kind>-<id>" (names.h) */
 #define POD_FILES_UID_ANY ((uid_t)-1)
 
 struct pod_files {
@@ -48,7 +49,5 @@ void pod_files_close(struct pod_files *f);
 /* Remove the directory of pod `name` and everything in it (what the pod wrote in its ledger
  * directory too), without following links; bounded. */
 void pod_files_remove(const char *name);
-/* Is `name` a valid directory name (see pod_files_open)? */
-int pod_files_name_ok(const char *name);
 
 #endif
