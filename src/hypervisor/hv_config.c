@@ -71,6 +71,24 @@ bad:
     return -1;
 }
 
+/* The size of one vgpu.io/gpu-memory device: 1 MiB .. 1 TiB (a smaller unit would list more
+ * devices than the kubelet's messages hold). 0, or -1 with a message in why. */
+static int parse_memory_unit(const char *text, uint64_t *out, char *why, size_t n)
+{
+    uint64_t b;
+    char e[160];
+    if (vgpu_parse_size(text, &b, e, sizeof(e))) {
+        snprintf(why, n, "%s", e);
+        return -1;
+    }
+    if (b < (1ull << 20) || b > (1ull << 40)) {
+        snprintf(why, n, "from 1MiB to 1TiB");
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
 /* "cgroup" (a worker's pod is its cgroup's) or "env" (development: what it says) */
 static int parse_identity(const char *text, int *env)
 {
@@ -197,7 +215,18 @@ static int ini_cb(void *arg, const char *section, const char *name, const char *
         return ini_text(x, name, c->kube_api, sizeof(c->kube_api), value);
     else if (!strcmp(name, "policy"))
         return ini_text(x, name, c->policy, sizeof(c->policy), value);
-    else if (!strcmp(name, "identity")) {
+    else if (!strcmp(name, "device_plugin_dir"))
+        return ini_text(x, name, c->device_plugin_dir, sizeof(c->device_plugin_dir), value);
+    else if (!strcmp(name, "lib_dir"))
+        return ini_text(x, name, c->lib_dir, sizeof(c->lib_dir), value);
+    else if (!strcmp(name, "memory_unit")) {
+        char why[160];
+        if (parse_memory_unit(value, &c->memory_unit, why, sizeof(why))) {
+            snprintf(x->err, sizeof(x->err), "[daemon] memory_unit: invalid value '%s': %s", value,
+                     why);
+            return 0;
+        }
+    } else if (!strcmp(name, "identity")) {
         if (parse_identity(value, &c->identity_env)) {
             snprintf(x->err, sizeof(x->err),
                      "[daemon] identity: invalid value '%s' (cgroup, or env for development)",
@@ -307,6 +336,14 @@ static void usage(FILE *f)
           "                       namespaces (comma or space separated) whose pods' vgpu.io/*\n"
           "                       annotations replace [defaults]; elsewhere annotations may\n"
           "                       only lower them (replaces [kubernetes] trusted_namespaces)\n"
+          "  --device-plugin-dir DIR\n"
+          "                       serve the Kubernetes device plugin (vgpu.io/gpu-memory,\n"
+          "                       vgpu.io/gpu-cores) to the kubelet whose device-plugin\n"
+          "                       directory this is (/var/lib/kubelet/device-plugins); off\n"
+          "                       when not given\n"
+          "  --memory-unit SIZE   GPU memory of one vgpu.io/gpu-memory device (1GiB)\n"
+          "  --lib-dir DIR        where the node's libcuda_limiter.so is, mounted read-only\n"
+          "                       into containers (/usr/local/vgpu/lib)\n"
           "  --log-level LEVEL    debug|info|warn|error (info)\n"
           "  --max-connections N  open connections at most on the worker socket and TCP\n"
           "                       together, and as many on the operator socket (8192)\n"
@@ -338,6 +375,9 @@ enum {
     O_REQ_TIMEOUT,
     O_IDENTITY,
     O_TRUSTED_NS,
+    O_DP_DIR,
+    O_MEM_UNIT,
+    O_LIB_DIR,
     O_HELP,
     O_VERSION
 };
@@ -358,6 +398,9 @@ static const struct option opts[] = {{"config", required_argument, 0, O_CONFIG},
                                      {"request-timeout-ms", required_argument, 0, O_REQ_TIMEOUT},
                                      {"identity", required_argument, 0, O_IDENTITY},
                                      {"trusted-namespaces", required_argument, 0, O_TRUSTED_NS},
+                                     {"device-plugin-dir", required_argument, 0, O_DP_DIR},
+                                     {"memory-unit", required_argument, 0, O_MEM_UNIT},
+                                     {"lib-dir", required_argument, 0, O_LIB_DIR},
                                      {"help", no_argument, 0, O_HELP},
                                      {"version", no_argument, 0, O_VERSION},
                                      {0, 0, 0, 0}};
@@ -377,6 +420,8 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
     c->max_connections = 8192;
     c->max_connections_per_pod = 256;
     c->request_timeout_ms = 10000;
+    c->memory_unit = 1ull << 30;
+    copy(c->lib_dir, sizeof(c->lib_dir), "/usr/local/vgpu/lib");
 
     /* first pass: only --config (and --help), so that the file comes before env and flags */
     opterr = 0;
@@ -449,6 +494,26 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
         case O_NODE:
             copy(c->node_name, sizeof(c->node_name), optarg);
             break;
+        case O_DP_DIR:
+        case O_LIB_DIR: { /* refused when too long: a cut path would name another directory */
+            char *dst = o == O_DP_DIR ? c->device_plugin_dir : c->lib_dir;
+            size_t dn = o == O_DP_DIR ? sizeof(c->device_plugin_dir) : sizeof(c->lib_dir);
+            if (strlen(optarg) >= dn) {
+                snprintf(err, errlen, "--%s: longer than %zu bytes",
+                         o == O_DP_DIR ? "device-plugin-dir" : "lib-dir", dn - 1);
+                return -1;
+            }
+            copy(dst, dn, optarg);
+            break;
+        }
+        case O_MEM_UNIT: {
+            char why[160];
+            if (parse_memory_unit(optarg, &c->memory_unit, why, sizeof(why))) {
+                snprintf(err, errlen, "--memory-unit: invalid value '%s': %s", optarg, why);
+                return -1;
+            }
+            break;
+        }
         case O_TRUSTED_NS: { /* the flag's list replaces the file's ("" trusts none) */
             char why[200];
             c->n_trusted_ns = 0;

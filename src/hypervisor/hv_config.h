@@ -40,6 +40,12 @@ struct hv_config {
     /* development mode (--identity env): a worker's pod is what its registration says, not
      * its cgroup; any process can then act as any pod (docs/security.md) */
     int identity_env;
+    /* the Kubernetes device plugin (device_plugin.h): the kubelet's device-plugin directory
+     * ("" = off), the bytes of one vgpu.io/gpu-memory device (1 GiB), and where the node
+     * agent installs the libraries that Allocate mounts into containers */
+    char device_plugin_dir[256];
+    uint64_t memory_unit;
+    char lib_dir[256];
     struct hv_limits defaults;
     /* Namespaces whose pods' vgpu.io annotations are the operator's word ([kubernetes]
      * trusted_namespaces, --trusted-namespaces): they replace [defaults]. Every other pod's

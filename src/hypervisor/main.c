@@ -20,6 +20,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifdef VGPU_HAVE_DEVICE_PLUGIN
+#include "device_plugin.h"
+#endif
 #include "http_api.h"
 #include "http_server.h"
 #include "hv_config.h"
@@ -144,6 +147,13 @@ int main(int argc, char **argv)
         return r < 0 ? 2 : 0;
     }
     hv_log_set_level(cfg.log_level);
+#ifndef VGPU_HAVE_DEVICE_PLUGIN
+    if (cfg.device_plugin_dir[0]) {
+        fprintf(stderr, "vgpu-hypervisor: --device-plugin-dir: the device plugin is not built in "
+                        "(it needs libgrpc-dev, libprotobuf-c-dev and protobuf-c-compiler)\n");
+        return 2;
+    }
+#endif
     const struct sched_policy *policy = sched_policy_find(cfg.policy);
     if (!policy) {
         fprintf(stderr, "vgpu-hypervisor: --policy: unknown policy '%s'\n", cfg.policy);
@@ -214,6 +224,13 @@ int main(int argc, char **argv)
             registry_unlock();
         }
     }
+#ifdef VGPU_HAVE_DEVICE_PLUGIN
+    /* the kubelet's view of this node's GPUs: after NVML and the pods' directory, which it uses */
+    if (ok && cfg.device_plugin_dir[0] && device_plugin_start(&cfg, err, sizeof(err))) {
+        hv_logf(HV_ERROR, "device plugin not started", "{s:s}", "error", err);
+        ok = 0;
+    }
+#endif
     if (ok) {
         hv_logf(HV_INFO, "vgpu-hypervisor started", "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
                 "version", VGPU_VERSION, "socket", cfg.socket, "worker_socket", cfg.worker_socket,
@@ -232,6 +249,9 @@ int main(int argc, char **argv)
         }
         rc = 0;
     }
+#ifdef VGPU_HAVE_DEVICE_PLUGIN
+    device_plugin_stop(); /* first: its Allocate takes the registry lock */
+#endif
     registry_shutdown();
     if (kw) kube_watch_stop(kw);
     for (int i = 0; i < nl; i++) {

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""device_plugin_test.py - the daemon's Kubernetes device plugin against a fake kubelet.
+
+Why this exists: the plugin is what keeps the kube-scheduler from promising more GPU than a
+node has, and what a container gets to reach its GPU and its limits. Without a cluster, the
+daemon runs on the simulated NVML (tests/sim) with --device-plugin-dir, and fake_kubelet.py
+plays the kubelet over real gRPC with messages generated from the daemon's own .proto. One case
+per invocation (CTest runs each):
+
+    device_plugin_test.py --daemon BIN --tool HV_SHM_TOOL --build BUILD_DIR --proto PROTO CASE
+
+Exit 77 (skipped) when python3-grpcio, python3-protobuf or protoc is missing.
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "hypervisor"))
+sys.path.insert(0, HERE)
+from hvlib import Daemon, Fail, check, log, wait_for  # noqa: E402
+
+try:
+    import grpc  # noqa: E402
+    import fake_kubelet  # noqa: E402
+except ImportError as e:  # python3-grpcio missing
+    print("SKIP: %s" % e, file=sys.stderr)
+    sys.exit(77)
+
+GIB = 1 << 30
+UNLIMITED = (1 << 64) - 1
+MEM = "vgpu.io/gpu-memory"
+CORES = "vgpu.io/gpu-cores"
+LIB_DIR = "/opt/vgpu-test/lib"
+A = None
+
+
+def start_daemon(tmp, gpus=1, extra=(), config=None, mem="16GiB"):
+    env = {"LD_LIBRARY_PATH": os.path.join(A.build, "sim"),
+           "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": mem,
+           "VGPU_SIM_DEVICES": str(gpus)}
+    args = ["--tick-ms", "50", "--lib-dir", LIB_DIR] + list(extra)
+    if config is None:
+        args += ["--device-plugin-dir", os.path.join(tmp, "dp")]
+    return Daemon(A.daemon, tmp, args, env=env, config=config).start()
+
+
+def gpu_uuids(d, n):
+    gpus = wait_for(lambda: len(d.status()["gpus"]) >= n and d.status()["gpus"], 5,
+                    "%d simulated GPUs" % n)
+    return [g["uuid"] for g in sorted(gpus, key=lambda g: g["index"])]
+
+
+def ids(uuid, kind, n):
+    return ["%s-%s%d" % (uuid, kind, k) for k in range(n)]
+
+
+def all_healthy(expect):
+    return lambda devs: set(devs) == set(expect) and all(h == "Healthy" for h in devs.values())
+
+
+def rpc_error(fn, *a):
+    try:
+        fn(*a)
+    except grpc.RpcError as e:
+        return e
+    raise Fail("call succeeded where it should have been refused")
+
+
+def region(d, dir_rel):
+    p = os.path.join(d.shm, dir_rel)
+    check(os.path.isdir(p), "region directory %s missing" % p)
+    out = subprocess.run([A.tool, "show", p], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def check_answer(d, resp, uuid, limit_var, limit_value):
+    """Every env var and mount of an Allocate answer; returns the region's directory."""
+    check(len(resp.container_responses) == 1, "one answer per container: %r" % resp)
+    c = resp.container_responses[0]
+    env = dict(c.envs)
+    want = {"NVIDIA_VISIBLE_DEVICES": "GPU-" + uuid[4:],
+            "LD_PRELOAD": LIB_DIR + "/libcuda_limiter.so",
+            "VGPU_HYPERVISOR_SOCKET": "/run/vgpu/worker.sock", "VGPU_SHM_DIR": d.shm,
+            limit_var: limit_value}
+    check(env == want, "envs %r, want %r" % (env, want))
+    mounts = {m.container_path: (m.host_path, m.read_only) for m in c.mounts}
+    ctl = [p for p in mounts if p.endswith("/control")]
+    check(len(ctl) == 1, "one control mount: %r" % mounts)
+    rdir = os.path.dirname(ctl[0])
+    rel = os.path.relpath(rdir, d.shm)
+    check(rel.startswith("pods/a-") and len(rel) == len("pods/a-") + 16,
+          "region directory name %r" % rel)
+    want_m = {LIB_DIR: (LIB_DIR, True), "/run/vgpu/worker.sock": (d.worker, False),
+              d.shm + "/node": (d.shm + "/node", True), rdir + "/control": (rdir + "/control", True),
+              rdir + "/ledger": (rdir + "/ledger", False)}
+    check(mounts == want_m, "mounts %r, want %r" % (mounts, want_m))
+    check(not c.devices and not c.annotations, "no device nodes or annotations: %r" % c)
+    for p in (rdir + "/control/control.shm", rdir + "/ledger/ledger.shm", d.shm + "/node"):
+        check(os.path.exists(p), "%s missing" % p)
+    return rel
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+def case_register(tmp):
+    # flags and keys that cannot be used stop the daemon with a message naming them
+    for args, word in [(["--memory-unit", "1KiB"], "memory-unit"),
+                       (["--memory-unit", "lots"], "memory-unit")]:
+        r = subprocess.run([A.daemon, "--socket", os.path.join(tmp, "x.sock")] + args,
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and word in r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
+    bad = os.path.join(tmp, "bad.ini")
+    with open(bad, "w") as f:
+        f.write("[daemon]\nmemory_unit = 0\n")
+    r = subprocess.run([A.daemon, "--config", bad], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and "memory_unit" in r.stderr, "ini: %d %r" % (r.returncode, r.stderr))
+
+    dpdir = os.path.join(tmp, "dp")
+    k = fake_kubelet.FakeKubelet(dpdir).start()
+    d = start_daemon(tmp)
+    try:
+        uuid = gpu_uuids(d, 1)[0]
+        pm = k.wait_plugin(MEM, 5)
+        pc = k.wait_plugin(CORES, 5)
+        regs = {req.resource_name: req for _, req in k.registrations}
+        check(set(regs) == {MEM, CORES} and not k.refused, "registrations %r" % regs)
+        for res, ep in ((MEM, "vgpu-memory.sock"), (CORES, "vgpu-cores.sock")):
+            req = regs[res]
+            check(req.version == "v1beta1" and req.endpoint == ep, "%s: %r" % (res, req))
+            check(req.options.get_preferred_allocation_available and
+                  not req.options.pre_start_required, "%s options %r" % (res, req.options))
+            check(os.path.exists(os.path.join(dpdir, ep)), "endpoint socket %s" % ep)
+        mem = pm.wait_list(all_healthy(ids(uuid, "m", 16)), 5, "16 healthy memory devices")
+        cores = pc.wait_list(all_healthy(ids(uuid, "c", 100)), 5, "100 healthy core devices")
+        log("memory: %s; cores: %s" % (fake_kubelet.summary(mem), fake_kubelet.summary(cores)))
+        for p in (pm, pc):
+            o = p.served_options
+            check(o is not None and o.get_preferred_allocation_available and
+                  not o.pre_start_required, "GetDevicePluginOptions: %r" % o)
+        check(pm.prestart(ids(uuid, "m", 2)) == fake_kubelet.pb.PreStartContainerResponse(),
+              "PreStartContainer answers an empty response")
+        e = rpc_error(pm.call, "/v1beta1.DevicePlugin/NoSuchMethod", fake_kubelet.pb.Empty(),
+                      fake_kubelet.pb.Empty)
+        check(e.code() == grpc.StatusCode.UNIMPLEMENTED, "unknown method: %s" % e.code())
+        # garbage for a message is refused, not taken
+        e = rpc_error(pm.call, "/v1beta1.DevicePlugin/Allocate", b"\xff" * 12,
+                      fake_kubelet.pb.AllocateResponse)
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in e.details(),
+              "garbage: %s %s" % (e.code(), e.details()))
+        logtext = d.logtail(200000)
+        check(logtext.count("registered with the kubelet") == 2, "one log line per registration")
+        d.stop()
+        for ep in ("vgpu-memory.sock", "vgpu-cores.sock"):
+            check(not os.path.exists(os.path.join(dpdir, ep)), "%s left behind" % ep)
+        # the INI file's keys, and another memory unit: 4 devices of 4 GiB
+        d = start_daemon(tmp, config="[daemon]\ndevice_plugin_dir = %s\nmemory_unit = 4GiB\n"
+                         % dpdir)
+        pm2 = k.wait_plugin(MEM, 5, after=pm.seq)
+        pm2.wait_list(all_healthy(ids(uuid, "m", 4)), 5, "4 devices of 4 GiB")
+        resp = pm2.allocate_ids(ids(uuid, "m", 3))
+        check(dict(resp.container_responses[0].envs)["CUDA_MEM_LIMIT_0"] == str(12 * GIB),
+              "3 units of 4 GiB")
+    finally:
+        d.stop()
+        k.stop()
+
+
+def case_allocate(tmp):
+    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
+    d = start_daemon(tmp, gpus=2)
+    try:
+        u0, u1 = gpu_uuids(d, 2)
+        pm, pc = k.wait_plugin(MEM, 5), k.wait_plugin(CORES, 5)
+        every = ids(u0, "m", 16) + ids(u1, "m", 16)
+        pm.wait_list(all_healthy(every), 5, "32 memory devices on two GPUs")
+        pc.wait_list(all_healthy(ids(u0, "c", 100) + ids(u1, "c", 100)), 5, "200 core devices")
+
+        # preferred allocations stay on one GPU
+        p = pm.preferred(every, [], 12)
+        check(len(p) == 12 and len({i.rsplit("-", 1)[0] for i in p}) == 1, "preferred 12: %r" % p)
+        p = pm.preferred(every, [u1 + "-m3"], 4)
+        check(p[0] == u1 + "-m3" and len(p) == 4 and all(i.startswith(u1) for i in p),
+              "must-include fixes the GPU: %r" % p)
+        p = pm.preferred(ids(u0, "m", 5) + ids(u1, "m", 9), [], 6)
+        check(len(p) == 6 and all(i.startswith(u1) for i in p), "the GPU that fits: %r" % p)
+        p = pm.preferred(every, [], 20)
+        check(len(p) == 16 and len({i.rsplit("-", 1)[0] for i in p}) == 1,
+              "none fits: what one GPU has: %r" % p)
+
+        # more units than one GPU has: the kubelet fills up from the other GPU, Allocate refuses
+        try:
+            k.allocate(MEM, 20)
+            raise Fail("20 units across two 16-unit GPUs were allocated")
+        except grpc.RpcError as e:
+            msg = e.details()
+            log("refused: %s: %s" % (e.code(), msg))
+            check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and
+                  msg.startswith(MEM + ": 20 units requested across GPUs ") and u0 in msg and
+                  u1 in msg and "a container's units must be on one GPU" in msg,
+                  "message: %s" % msg)
+
+        # 12 GiB on one GPU, through the kubelet's flow
+        chosen, _, resp = k.allocate(MEM, 12)
+        g = chosen[0].rsplit("-", 1)[0]
+        check(all(i.startswith(g + "-m") for i in chosen), "one GPU: %r" % chosen)
+        rel = check_answer(d, resp, g, "CUDA_MEM_LIMIT_0", str(12 * GIB))
+        ctl = region(d, rel)
+        check(ctl["devs"].get(g, {}).get("mem_limit") == 12 * GIB and
+              ctl["devs"][g]["core_limit"] == 0, "region holds the memory cap: %r" % ctl)
+
+        # cores of the same container: the GPU its memory was just given
+        chosen_c, _, resp = k.allocate(CORES, 30)
+        check(all(i.startswith(g + "-c") for i in chosen_c), "cores with the memory: %r" % chosen_c)
+        rel_c = check_answer(d, resp, g, "CUDA_CORE_LIMIT_0", "30")
+        ctl = region(d, rel_c)
+        check(ctl["devs"][g]["core_limit"] == 3000 and ctl["devs"][g]["core_effective"] == 3000
+              and ctl["devs"][g]["mem_limit"] == UNLIMITED, "region holds 30%%: %r" % ctl)
+        check(rel_c != rel, "a region per allocation")
+
+        # 8 more units: only the other GPU has them
+        other = u1 if g == u0 else u0
+        chosen2, _, _ = k.allocate(MEM, 8)
+        check(all(i.startswith(other + "-m") for i in chosen2), "the GPU with room: %r" % chosen2)
+
+        # refused outright: across GPUs, unknown devices, twice the same, bad sizes
+        e = rpc_error(pm.allocate_ids, ids(u0, "m", 6) + ids(u1, "m", 6))
+        check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and
+              e.details().startswith(MEM + ": 12 units requested across GPUs %s, %s; a container's "
+                                     "units must be on one GPU" % (u0, u1)), e.details())
+        for bad, word in [([u0 + "-m16"], "unknown device"), (["gpu-nope-m1"], "unknown device"),
+                          ([u0 + "-c1"], "unknown device"), ([u0 + "-m01"], "unknown device"),
+                          ([u0 + "-m1", u0 + "-m1"], "listed twice"), ([], "units requested")]:
+            e = rpc_error(pm.allocate_ids, bad)
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and word in e.details(),
+                  "%r: %s %s" % (bad, e.code(), e.details()))
+        e = rpc_error(pc.allocate_ids, ids(u0, "c", 50) + ids(u1, "c", 50))
+        check(e.details().startswith(CORES + ": 100 units requested across GPUs"), e.details())
+        # two containers in one call: each its own answer and region
+        resp = pm.allocate_ids(ids(u0, "m", 1), ids(u1, "m", 2))
+        envs = [dict(c.envs) for c in resp.container_responses]
+        check([e["CUDA_MEM_LIMIT_0"] for e in envs] == [str(GIB), str(2 * GIB)] and
+              [e["NVIDIA_VISIBLE_DEVICES"] for e in envs] == ["GPU-" + u0[4:], "GPU-" + u1[4:]],
+              "two containers: %r" % envs)
+        text = d.logtail(400000)
+        check(text.count("device plugin: allocated") >= 5, "a log line per allocation")
+    finally:
+        d.stop()
+        k.stop()
+
+
+def case_restart(tmp):
+    dpdir = os.path.join(tmp, "dp")
+    os.makedirs(dpdir)
+    # the daemon first, no kubelet yet: it registers once one appears
+    d = start_daemon(tmp)
+    k = None
+    try:
+        uuid = gpu_uuids(d, 1)[0]
+        time.sleep(1)
+        k = fake_kubelet.FakeKubelet(dpdir).start()
+        t0 = time.time()
+        pm, pc = k.wait_plugin(MEM, 3), k.wait_plugin(CORES, 3)
+        log("registered %.2f s after the kubelet started" % (time.time() - t0))
+        pm.wait_list(all_healthy(ids(uuid, "m", 16)), 5, "memory devices")
+        for remove in (True, False):
+            # a kubelet restart: kubelet.sock made anew (and, as the kubelet does, every plugin
+            # socket removed; the second time the plugin's sockets are left in place)
+            seq = max(pm.seq, pc.seq)
+            t0 = time.time()
+            k.restart(remove_plugin_sockets=remove)
+            pm, pc = k.wait_plugin(MEM, 3, after=seq), k.wait_plugin(CORES, 3, after=seq)
+            log("registered again %.2f s after the restart (plugin sockets %s)" % (
+                time.time() - t0, "removed" if remove else "kept"))
+            pm.wait_list(all_healthy(ids(uuid, "m", 16)), 5, "memory devices after the restart")
+            pc.wait_list(all_healthy(ids(uuid, "c", 100)), 5, "core devices after the restart")
+            chosen, _, resp = k.allocate(MEM, 2)
+            check_answer(d, resp, uuid, "CUDA_MEM_LIMIT_0", str(2 * GIB))
+        # the kubelet gone for a while, then back
+        seq = max(pm.seq, pc.seq)
+        k.stop()
+        time.sleep(1.5)
+        k.start()
+        k.wait_plugin(MEM, 3, after=seq)
+        k.wait_plugin(CORES, 3, after=seq)
+        check(not [p for p in k.plugins.values() if p.error], "stream errors: %r" % [
+            p.error for p in k.plugins.values()])
+    finally:
+        d.stop()
+        if k:
+            k.stop()
+
+
+def set_sim_gpus(tmp, n):
+    """How many GPUs the simulated NVML reports (struct sim_state: magic u64, layout u32, ndev
+    u32 at offset 12; tests/sim/sim_state.h). Fewer: the others are lost to NVML."""
+    with open(os.path.join(tmp, "sim.state"), "r+b") as f:
+        f.seek(12)
+        f.write(struct.pack("<I", n))
+
+
+def case_unhealthy(tmp):
+    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
+    d = start_daemon(tmp, gpus=2)
+    try:
+        u0, u1 = gpu_uuids(d, 2)
+        pm, pc = k.wait_plugin(MEM, 5), k.wait_plugin(CORES, 5)
+        pm.wait_list(all_healthy(ids(u0, "m", 16) + ids(u1, "m", 16)), 5, "two healthy GPUs")
+        t0 = time.time()
+        set_sim_gpus(tmp, 1)  # NVML loses the second GPU
+
+        def lost(devs):
+            return len(devs) == 32 and all(devs[i] == "Healthy" for i in ids(u0, "m", 16)) and \
+                all(devs[i] == "Unhealthy" for i in ids(u1, "m", 16))
+        pm.wait_list(lost, 5, "the lost GPU's devices Unhealthy")
+        log("Unhealthy in ListAndWatch %.2f s after NVML lost the GPU" % (time.time() - t0))
+        pc.wait_list(lambda devs: all(devs[i] == "Unhealthy" for i in ids(u1, "c", 100)) and
+                     all(devs[i] == "Healthy" for i in ids(u0, "c", 100)), 5, "cores too")
+        e = rpc_error(pm.allocate_ids, ids(u1, "m", 2))
+        check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and "unhealthy" in e.details(),
+              "allocation on a lost GPU: %s" % e.details())
+        p = pm.preferred(ids(u0, "m", 16) + ids(u1, "m", 16), [], 4)
+        check(all(i.startswith(u0) for i in p), "preferred avoids the lost GPU: %r" % p)
+        set_sim_gpus(tmp, 2)  # back
+        pm.wait_list(all_healthy(ids(u0, "m", 16) + ids(u1, "m", 16)), 5, "healthy again")
+    finally:
+        d.stop()
+        k.stop()
+
+
+CASES = {"register": case_register, "allocate": case_allocate, "restart": case_restart,
+         "unhealthy": case_unhealthy}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--daemon", required=True)
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--proto", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    A = ap.parse_args()
+    if not shutil.which("protoc"):
+        log("SKIP: protoc (protobuf-compiler) not installed")
+        return 77
+    # short: Unix socket paths must fit in 108 bytes
+    tmp = tempfile.mkdtemp(prefix="vgpu-k8s-", dir="/tmp")
+    t0 = time.time()
+    try:
+        try:
+            fake_kubelet.load_messages(A.proto, tmp)
+        except ImportError as e:  # python3-protobuf missing
+            log("SKIP: %s" % e)
+            return 77
+        CASES[A.case](tmp)
+    except (Fail, TimeoutError) as e:
+        log("FAIL %s: %s" % (A.case, e))
+        try:
+            log("--- daemon log (tail) ---\n" + open(os.path.join(tmp, "daemon.log")).read()[-6000:])
+        except OSError:
+            pass
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("PASS %s (%.1f s)" % (A.case, time.time() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
