@@ -5,8 +5,9 @@
  * pod_files_open (so it is made like every pod's, owned by the daemon, no symlink followed),
  * its control region written with the allocation's limits as region_apply (pod_regions.c)
  * writes a hard limit: mem_limit in bytes (VGPU_UNLIMITED for none), core_limit and
- * core_effective in hundredths of a percent, no soft floor, weight 1. Nothing here retires a
- * region yet.
+ * core_effective in hundredths of a percent, no soft floor, weight 1; and the grant itself
+ * (grant.json) beside it, for the registration of the container's processes. Nothing here
+ * retires a region yet.
  */
 #define _GNU_SOURCE
 #include "allocations.h"
@@ -18,10 +19,15 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <jansson.h>
+
 #include "ctl_region.h"
+#include "names.h"
 #include "pod_files.h"
 #include "registry.h"
 #include "shm_region.h"
+
+#define GRANT_FILE "grant.json"
 
 int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, char *dir_out, size_t n,
                       char *err, size_t errlen)
@@ -73,10 +79,40 @@ int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, char 
             atomic_store(&c->managed_ns, vgpu_now_ns());
         }
         pod_files_close(&f);
+        char grant[256];
+        snprintf(grant, sizeof(grant), "{\"gpu\": \"%s\", \"mem_bytes\": %llu, \"cores\": %d}\n",
+                 uuid, (unsigned long long)mem_bytes, cores);
+        if (r == 0 && pod_files_meta_write(name, GRANT_FILE, grant) != 0) {
+            snprintf(err, errlen, "pods/%s: cannot write its grant", name);
+            r = -1;
+        }
         if (r != 0) pod_files_remove(name);
     }
     registry_unlock();
     if (r != 0) return -1;
     snprintf(dir_out, n, "pods/%s", name);
     return 0;
+}
+
+int alloc_grant_read(const char *name, struct alloc_grant *g)
+{
+    char text[512];
+    memset(g, 0, sizeof(*g));
+    if (strncmp(name, "a-", 2) != 0 || pod_files_meta_read(name, GRANT_FILE, text, sizeof(text)))
+        return -1;
+    /* the daemon's own file, read with the checks of any input all the same */
+    json_error_t e;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+    json_t *gpu = json_object_get(o, "gpu"), *mem = json_object_get(o, "mem_bytes"),
+           *cores = json_object_get(o, "cores");
+    int ok = json_is_object(o) && json_is_string(gpu) &&
+             hv_norm_uuid(json_string_value(gpu), g->uuid, sizeof(g->uuid)) == 0 &&
+             json_is_integer(mem) && json_integer_value(mem) >= 0 && json_is_integer(cores) &&
+             json_integer_value(cores) >= 0 && json_integer_value(cores) <= 100;
+    if (ok) {
+        g->mem_bytes = (uint64_t)json_integer_value(mem);
+        g->cores = (int)json_integer_value(cores);
+    }
+    json_decref(o);
+    return ok ? 0 : -1;
 }

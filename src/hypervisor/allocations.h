@@ -13,11 +13,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm_layout.h"
+
 /* Make the region of a new allocation on GPU `gpu_uuid` (any case, "gpu-..." / "GPU-..."):
  * `mem_bytes` of memory (0: no cap) and `cores` percent of its time (0: no limit). 0 with its
  * directory relative to --shm-dir in dir_out ("pods/a-<id>"), or -1 with a message in err.
  * Takes the registry lock itself: call without it. */
 int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, char *dir_out, size_t n,
                       char *err, size_t errlen);
+
+/* What the kubelet granted an allocation (the device plugin's Allocate): kept in the
+ * allocation's directory where its pod cannot see it (pod_files.h meta files), and read back
+ * when a process of the container registers (its mounts name the directory:
+ * mount_identity.h). */
+struct alloc_grant {
+    char uuid[VGPU_UUID_LEN]; /* normalised "gpu-..." */
+    uint64_t mem_bytes;       /* 0: no memory granted (a gpu-cores allocation) */
+    int cores;                /* percent, 0: no compute granted (a gpu-memory allocation) */
+};
+
+/* The grant of the allocation in directory `name` ("a-<id>"). 0, or -1 when it is none. */
+int alloc_grant_read(const char *name, struct alloc_grant *g);
 
 #endif

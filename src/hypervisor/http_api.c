@@ -290,6 +290,8 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
         region_close(p, 1);
     }
     snprintf(p->dir, sizeof(p->dir), "%s", who.dir);
+    p->ngrant = who.ngrant;
+    memcpy(p->grant, who.grant, sizeof(p->grant));
     if (p->nworkers >= HV_MAX_WORKERS_PER_POD) {
         snprintf(why, sizeof(why), "pod: %s already has %d workers, the most one pod may have",
                  p->key, p->nworkers);

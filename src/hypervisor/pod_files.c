@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ctl_region.h"
@@ -34,6 +35,9 @@ static void remove_at(int dfd, const char *name, int depth)
     }
     if (depth < REMOVE_DEPTH) {
         int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* another user's directory may not let us remove its entries: make it ours to empty
+         * (CAP_CHOWN and CAP_FOWNER, which the daemon has, rather than CAP_DAC_OVERRIDE) */
+        if (fd >= 0 && fchown(fd, geteuid(), getegid()) == 0) fchmod(fd, 0700);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d && fd >= 0) close(fd);
         struct dirent *e;
@@ -246,6 +250,68 @@ void pod_files_close(struct pod_files *f)
     if (f->ledger_fd >= 0) close(f->ledger_fd);
     f->ctl = NULL;
     f->ledger_fd = -1;
+}
+
+int pod_files_dev(unsigned *major, unsigned *minor)
+{
+    struct stat st;
+    if (pods_fd < 0 || fstat(pods_fd, &st) != 0) return -1;
+    *major = major(st.st_dev);
+    *minor = minor(st.st_dev);
+    return 0;
+}
+
+static int fill_text(int fd, const void *text, const void *unused)
+{
+    (void)unused;
+    size_t n = strlen(text);
+    return write(fd, text, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* the pod's directory, ours, without following links; -1 when it is not there */
+static int pod_dir_fd(const char *name)
+{
+    if (pods_fd < 0 || !hv_dir_name_ok(name)) return -1;
+    int fd = openat(pods_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_uid != geteuid())) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int pod_files_meta_write(const char *name, const char *file, const char *text)
+{
+    int dfd = pod_dir_fd(name);
+    if (dfd < 0 || !hv_dir_name_ok(file)) {
+        if (dfd >= 0) close(dfd);
+        return -1;
+    }
+    int fd = make_file(dfd, file, 0600, POD_FILES_UID_ANY, 0, O_RDONLY, fill_text, text, NULL);
+    close(dfd);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
+int pod_files_meta_read(const char *name, const char *file, char *buf, size_t n)
+{
+    int dfd = pod_dir_fd(name);
+    if (dfd < 0 || !hv_dir_name_ok(file) || !n) {
+        if (dfd >= 0) close(dfd);
+        return -1;
+    }
+    int fd = own_file(dfd, file, O_RDONLY, 1);
+    close(dfd);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < n && (r = read(fd, buf + got, n - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    buf[got] = 0;
+    return 0;
 }
 
 void pod_files_remove(const char *name)

@@ -12,6 +12,8 @@
  *   <root>/pods/<name>/ledger/ledger.shm     the pod's ledger (shm_layout.h), owned by the
  *                                            pod's user (0660), or 0666 when not known;
  *                                            pods mount ledger/ read-write
+ *   <root>/pods/<name>/<meta>                0600  the daemon's notes on the pod (an
+ *                                            allocation's grant: allocations.h)
  *
  * Everything is opened relative to directory descriptors, without following symlinks, and
  * checked for owner and type; anything in the daemon's place that is not what it made (a
@@ -46,6 +48,14 @@ const char *pod_files_node_dir(void);
 int pod_files_open(const char *name, const char *key, uid_t uid, gid_t gid, struct pod_files *f,
                    char *err, size_t errlen);
 void pod_files_close(struct pod_files *f);
+/* The device of <root>/pods (the filesystem pods' mounts of their directories lie on). 0 or -1. */
+int pod_files_dev(unsigned *major, unsigned *minor);
+/* A file of the daemon's own in pod `name`'s directory, beside control/ and ledger/ (pods mount
+ * those two, never the directory: they cannot see or write it): written whole (temporary name,
+ * rename), or read (at most n - 1 bytes, NUL-terminated). 0, or -1. */
+int pod_files_meta_write(const char *name, const char *file, const char *text);
+int pod_files_meta_read(const char *name, const char *file, char *buf, size_t n);
+
 /* Remove the directory of pod `name` and everything in it (what the pod wrote in its ledger
  * directory too), without following links; bounded. */
 void pod_files_remove(const char *name);

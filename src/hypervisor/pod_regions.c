@@ -30,7 +30,14 @@ static void mark_broken(struct hv_pod *p, const char *why)
 int region_open(struct hv_pod *p, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
     if (p->files.ctl) return 0;
-    int r = pod_files_open(p->dir, p->key, uid, gid, &p->files, err, errlen);
+    /* an allocation's directory was made for the allocation (allocations.c), before its pod
+     * was known: its control region records the allocation */
+    char key[HV_KEY_LEN];
+    if (!strncmp(p->dir, "a-", 2))
+        snprintf(key, sizeof(key), "alloc/%s", p->dir + 2);
+    else
+        snprintf(key, sizeof(key), "%s", p->key);
+    int r = pod_files_open(p->dir, key, uid, gid, &p->files, err, errlen);
     if (r != 0) return r;
     p->broken[0] = 0;
     atomic_store(&p->files.ctl->state, (uint32_t)VGPU_CTL_OK);

@@ -32,6 +32,7 @@
 #include "command_channel.h"
 #include "hv_log.h"
 #include "kube_watch.h"
+#include "mount_identity.h"
 #include "pod_identity.h"
 #include "pod_regions.h"
 #include "shm_ledger.h"
@@ -186,8 +187,9 @@ static const struct hv_limits *op_for(const struct hv_pod *p, const struct hv_po
     return NULL;
 }
 
-enum { SRC_NONE, SRC_ENV, SRC_DEFAULTS, SRC_KUBE, SRC_OPERATOR };
-static const char *const src_names[] = {"none", "env", "defaults", "kubernetes", "operator"};
+enum { SRC_NONE, SRC_ENV, SRC_DEFAULTS, SRC_GRANT, SRC_KUBE, SRC_OPERATOR };
+static const char *const src_names[] = {"none",       "env",        "defaults",
+                                        "allocation", "kubernetes", "operator"};
 
 /* 1 when field `bit` of a gives the pod strictly less than that of b (both present): a smaller
  * core limit or weight, a memory cap under b's (0 = no cap, the loosest), hard against soft. */
@@ -230,12 +232,25 @@ static int pick(const struct hv_pod *p, const struct hv_pod_gpu *g, unsigned bit
     /* The tenant's words against the operator's defaults: the tightest present source binds.
      * In order of precedence, so that on a tie the strict `tighter` keeps the earlier one. */
     struct hv_limits d = hv_reg.cfg->defaults;
+    int base = SRC_DEFAULTS;
+    /* what the kubelet granted the pod on this GPU (the device plugin): the operator's
+     * policy for it, in place of the defaults; the tenant's words below may only lower it */
+    struct hv_limits gl = {0};
+    for (int i = 0; i < p->ngrant; i++)
+        if (!strcmp(p->grant[i].uuid, g->uuid)) {
+            if (p->grant[i].mem_bytes) gl.has |= HV_HAS_MEM, gl.mem = p->grant[i].mem_bytes;
+            if (p->grant[i].cores) gl.has |= HV_HAS_CORE, gl.core = p->grant[i].cores;
+        }
+    if (gl.has & (bit == HV_HAS_SOFT ? HV_HAS_CORE : bit)) {
+        d = gl;
+        base = SRC_GRANT;
+    }
     if (bit == HV_HAS_SOFT && (d.has & HV_HAS_CORE) && !(d.has & HV_HAS_SOFT)) {
         d.has |= HV_HAS_SOFT; /* a default core limit is hard unless it says soft */
         d.soft = 0;
     }
     const struct hv_limits *c[3] = {&d, p->has_kube && !trusted ? &p->kube : NULL, &g->env};
-    static const int rank[3] = {SRC_DEFAULTS, SRC_KUBE, SRC_ENV};
+    const int rank[3] = {base, SRC_KUBE, SRC_ENV};
     int best = -1;
     for (int i = 0; i < 3; i++)
         if (c[i] && (c[i]->has & bit) && (best < 0 || tighter(bit, c[i], c[best]))) best = i;
@@ -391,6 +406,22 @@ int registry_identify(pid_t host_pid, struct hv_ident *out)
         cgroup_name(id, out->name, sizeof(out->name));
         snprintf(out->dir, sizeof(out->dir), "cg-%016llx", (unsigned long long)id->cgroup_hash);
         break;
+    }
+    /* an allocation of the device plugin mounted into the container: its directory is the
+     * pod's region, what the kubelet granted it the pod's limits on that GPU (memory first) */
+    unsigned major, minor;
+    char names[MOUNT_IDENTITY_MAX][HV_DIR_NAME_LEN];
+    int n = pod_files_dev(&major, &minor) == 0
+                ? mount_identity_of_pid(host_pid, major, minor, names, MOUNT_IDENTITY_MAX)
+                : 0;
+    int have_mem = 0;
+    for (int i = 0; i < n && out->ngrant < 2; i++) {
+        struct alloc_grant g;
+        if (alloc_grant_read(names[i], &g) != 0) continue;
+        out->grant[out->ngrant++] = g;
+        if (out->ngrant == 1 || (g.mem_bytes && !have_mem))
+            snprintf(out->dir, sizeof(out->dir), "%.*s", HV_DIR_NAME_LEN - 1, names[i]);
+        have_mem |= g.mem_bytes != 0;
     }
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "allocations.h"
 #include "hv_config.h"
 #include "pod_files.h"
 #include "pod_identity.h"
@@ -79,6 +80,8 @@ struct hv_pod {
     struct pod_files files;       /* its control region and ledger, open while it has workers */
     char broken[160];             /* why its ledger is unusable ("" fine): it fails closed */
     int draining; /* no workers, but live processes still have records in its ledger */
+    int ngrant;   /* what the kubelet granted its container through the device plugin */
+    struct alloc_grant grant[2];
     int suspended;
     int n_op; /* operator settings (persisted) */
     struct hv_op_entry op[HV_MAX_GPUS + 1];
@@ -176,6 +179,10 @@ struct hv_ident {
     char dir[POD_FILES_NAME_LEN];
     char container[72];
     struct pod_identity id;
+    /* the device plugin's allocations the process's container mounted (mount_identity.h):
+     * what the kubelet granted it; dir is then the allocation's directory */
+    int ngrant;
+    struct alloc_grant grant[2];
 };
 /* 0; 1 when it is a Kubernetes pod the watch has not reported (yet); -1 unreadable (the
  * process is gone). */

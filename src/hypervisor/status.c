@@ -14,12 +14,13 @@
 
 json_t *status_pod_json(const struct hv_pod *p)
 {
-    static const char *const rank[] = {"none", "env", "defaults", "kubernetes", "operator"};
-    int best = p->n_op ? 4 : 0;
+    static const char *const rank[] = {"none",       "env",        "defaults",
+                                       "allocation", "kubernetes", "operator"};
+    int best = p->n_op ? 5 : 0;
     json_t *gpus = json_array();
     for (int i = 0; i < p->ngpu; i++) {
         const struct hv_pod_gpu *g = &p->gpu[i];
-        for (int r = 0; r < 5; r++)
+        for (int r = 0; r < 6; r++)
             if (!strcmp(g->source, rank[r]) && r > best) best = r;
         json_array_append_new(
             gpus, json_pack("{s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:b, s:f}", "uuid", g->uuid,

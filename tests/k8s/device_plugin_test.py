@@ -41,14 +41,19 @@ LIB_DIR = "/opt/vgpu-test/lib"
 A = None
 
 
-def start_daemon(tmp, gpus=1, extra=(), config=None, mem="16GiB"):
-    env = {"LD_LIBRARY_PATH": os.path.join(A.build, "sim"),
-           "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": mem,
-           "VGPU_SIM_DEVICES": str(gpus)}
-    args = ["--tick-ms", "50", "--lib-dir", LIB_DIR] + list(extra)
+def sim_env(tmp, gpus=1, mem="16GiB"):
+    return {"LD_LIBRARY_PATH": os.path.join(A.build, "sim"),
+            "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": mem,
+            "VGPU_SIM_DEVICES": str(gpus)}
+
+
+def start_daemon(tmp, gpus=1, extra=(), config=None, mem="16GiB", lib_dir=LIB_DIR,
+                 identity="env"):
+    args = ["--tick-ms", "50", "--lib-dir", lib_dir] + list(extra)
     if config is None:
         args += ["--device-plugin-dir", os.path.join(tmp, "dp")]
-    return Daemon(A.daemon, tmp, args, env=env, config=config).start()
+    return Daemon(A.daemon, tmp, args, env=sim_env(tmp, gpus, mem), config=config,
+                  identity=identity).start()
 
 
 def gpu_uuids(d, n):
@@ -334,8 +339,121 @@ def case_unhealthy(tmp):
         k.stop()
 
 
+def container(d, tmp, responses, cg, argv, env=None):
+    """A process started as the kubelet starts a container with these Allocate answers: in its
+    own mount namespace with every allocation's region mounted (control/ read-only, ledger/
+    read-write: what the container's mounts make of the daemon's tmpfs), in the pod's cgroup,
+    with the answers' environment. The simulated GPU stands for the node's GPU, the worker
+    socket and the limiter are reached where they are (no other root filesystem)."""
+    binds = []
+    e = dict(os.environ, **sim_env(tmp, 2))
+    for r in responses:
+        c = r.container_responses[0]
+        e.update(dict(c.envs))
+        for m in c.mounts:
+            if m.host_path.startswith(d.shm + "/pods/"):
+                binds.append("mount --bind %s %s%s" % (m.host_path, m.container_path,
+                                                       " && mount -o remount,bind,ro %s" %
+                                                       m.container_path if m.read_only else ""))
+    e["VGPU_HYPERVISOR_SOCKET"] = d.worker
+    e.update(env or {})
+
+    def enter():
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    script = " && ".join(binds + ['exec "$@"'])
+    return subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                             "container"] + argv, env=e, preexec_fn=enter, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def case_e2e(tmp):
+    """Pods started with exactly what Allocate answered get what they asked, whatever their
+    environment says; the daemon tells them apart by their mounts and cgroups."""
+    sys.path.insert(0, os.path.join(HERE, "..", "security"))
+    from flood_test import make_cgroups, remove_cgroups
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        log("SKIP: no mount namespaces here (unshare -m)")
+        sys.exit(77)
+    tag = "vgpu-e2e-%d" % os.getpid()
+    cgs, why = make_cgroups([tag + "-a", tag + "-b"])
+    if not cgs:
+        log("SKIP: %s" % why)
+        sys.exit(77)
+    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
+    lim = os.path.join(A.build, "src", "limiter")
+    d = start_daemon(tmp, gpus=2, lib_dir=lim, identity="cgroup")
+    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
+    procs = []
+    try:
+        gpu_uuids(d, 2)
+        k.wait_plugin(MEM, 5)
+        k.wait_plugin(CORES, 5)
+        # pod A: 4 GiB and 30% of one GPU
+        _, _, ma = k.allocate(MEM, 4)
+        _, _, ca = k.allocate(CORES, 30)
+        mem_dir = [m.host_path for m in ma.container_responses[0].mounts
+                   if m.host_path.endswith("/control")][0].split("/")[-2]
+        h = container(d, tmp, [ma, ca], cgs[0], [probe, "hold", "100", "60"])
+        procs.append(h)
+        pa = wait_for(lambda: next((p for p in d.status()["pods"]
+                                    if any(w["host_pid"] == h.pid for w in p["workers"])), None),
+                      10, "pod A's process registered")
+        g = pa["gpus"][0]
+        check(pa["dir"] == mem_dir, "pod A's region is its memory allocation's: %s, not %s" %
+              (pa["dir"], mem_dir))
+        check(g["mem_limit"] == 4 * GIB and g["core_limit"] == 30 and not g["soft"] and
+              pa["source"] == "allocation", "pod A's limits: %r" % pa)
+        for size, want in ((5000, 2), (3000, 0)):
+            c = container(d, tmp, [ma, ca], cgs[0], [probe, "try", str(size)])
+            out, _ = c.communicate(timeout=30)
+            check(c.returncode == want, "pod A, %d MiB under its 4 GiB: rc %d (%s)" %
+                  (size, c.returncode, out[-300:]))
+        c = container(d, tmp, [ma, ca], cgs[0], [probe, "spin", "4", "1000"])
+        out, _ = c.communicate(timeout=60)
+        rates = [float(x) for x in out.split("rates=")[1].split()[0].split(",")]
+        rate = sum(rates[2:]) / len(rates[2:])
+        check(240 <= rate <= 360, "pod A at 30%%: %.0f launches/s of 1000" % rate)
+        # pod B: 2 GiB, and pod A's names (and an unknown UID) in its environment
+        _, _, mb = k.allocate(MEM, 2)
+        fake = {"VGPU_POD_NAME": pa["name"], "VGPU_POD_NAMESPACE": pa["namespace"],
+                "POD_NAME": pa["name"], "POD_NAMESPACE": pa["namespace"],
+                "VGPU_POD_UID": "0f000000-0000-0000-0000-000000000000"}
+        hb = container(d, tmp, [mb], cgs[1], [probe, "hold", "100", "60"], fake)
+        procs.append(hb)
+        pb = wait_for(lambda: next((p for p in d.status()["pods"]
+                                    if any(w["host_pid"] == hb.pid for w in p["workers"])), None),
+                      10, "pod B's process registered")
+        check(pb["pod"] != pa["pod"] and pb["gpus"][0]["mem_limit"] == 2 * GIB,
+              "pod B with pod A's names: %r" % pb)
+        c = container(d, tmp, [mb], cgs[1], [probe, "try", "3000"], fake)
+        out, _ = c.communicate(timeout=30)
+        check(c.returncode == 2, "pod B, 3000 MiB under its 2 GiB: rc %d (%s)" %
+              (c.returncode, out[-300:]))
+        check([w["host_pid"] for w in d.pod(pa["pod"])["workers"]] == [h.pid],
+              "pod A's workers: %r" % d.pod(pa["pod"])["workers"])
+        # pod A deleted: its processes end, its region goes and its memory with it
+        h.kill()
+        h.wait()
+        path = os.path.join(d.shm, "pods", mem_dir)
+        wait_for(lambda: not os.path.exists(path), 5, "pod A's region removed")
+        log("e2e: pod A %s (4 GiB, 30%%: %.0f launches/s of 1000), pod B %s (2 GiB) with A's "
+            "names; A's region gone after its process" % (pa["pod"], rate, pb["pod"]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        d.stop()
+        k.stop()
+        remove_cgroups(cgs)
+
+
+
+
 CASES = {"register": case_register, "allocate": case_allocate, "restart": case_restart,
-         "unhealthy": case_unhealthy}
+         "unhealthy": case_unhealthy, "e2e": case_e2e}
 
 
 def main():
