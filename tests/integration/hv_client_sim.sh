@@ -103,6 +103,11 @@ pid = int(sys.argv[1]) if len(sys.argv) > 1 else None
 print(sum(1 for e in log if e["kind"] == "register" and pid in (None, e["host_pid"])))' "$@"
 }
 registered_at_least() { [ "$(registered "${@:2}")" -ge "$1" ]; }
+# the fake has logged at least $2 events of kind $1
+logged_at_least() {
+    [ "$(ctl GET /test/log | python3 -c 'import json, sys
+print(sum(1 for e in json.load(sys.stdin)["log"] if e["kind"] == sys.argv[1]))' "$1")" -ge "$2" ]
+}
 # acks (ok) of command $1 the fake has seen
 acked() {
     ctl GET /test/log | python3 -c 'import json, sys
@@ -165,6 +170,9 @@ hv-register)
     # the cap the daemon wrote holds new processes of the pod
     limited "$PROBE" try 2100 >/dev/null; expect_eq $? 2 "2100 MiB under the daemon's 2 GiB cap"
     limited "$PROBE" try 1500 >/dev/null; expect_eq $? 0 "1500 MiB under the daemon's 2 GiB cap"
+    # the exit's DELETE is sent with a 100 ms deadline and may be handled after the process is
+    # gone (a loaded runner): wait for the fake to have seen all three
+    wait_until 3 "three DELETEs at exit" logged_at_least delete 3
     check '
 regs = kinds("register")
 if len(regs) != 3: print(f"{len(regs)} registrations, expected 3")

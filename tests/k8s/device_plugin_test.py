@@ -369,15 +369,16 @@ def container(d, tmp, responses, cg, argv, env=None):
 
 
 def case_e2e(tmp):
-    """Pods started with exactly what Allocate answered get what they asked, whatever their
-    environment says; the daemon tells them apart by their mounts and cgroups."""
+    """Twenty pods started with exactly what Allocate answered get what they asked, whatever
+    their environment says; the daemon tells them apart by their mounts and cgroups. A pod
+    deleted gives back its region and, to the kubelet, its units."""
     sys.path.insert(0, os.path.join(HERE, "..", "security"))
     from flood_test import make_cgroups, remove_cgroups
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
         log("SKIP: no mount namespaces here (unshare -m)")
         sys.exit(77)
     tag = "vgpu-e2e-%d" % os.getpid()
-    cgs, why = make_cgroups([tag + "-a", tag + "-b"])
+    cgs, why = make_cgroups(["%s-%02d" % (tag, i) for i in range(20)])
     if not cgs:
         log("SKIP: %s" % why)
         sys.exit(77)
@@ -386,60 +387,82 @@ def case_e2e(tmp):
     d = start_daemon(tmp, gpus=2, lib_dir=lim, identity="cgroup")
     probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
     procs = []
+
+    def pod_of(pid):
+        return next((p for p in d.status()["pods"]
+                     if any(w["host_pid"] == pid for w in p["workers"])), None)
+
+    def start_pod(i, units, cores, env=None):
+        """Allocate as the kubelet does for one container, start it, wait for it to register."""
+        ids, answers = {}, []
+        for res, n in ((MEM, units), (CORES, cores)):
+            if n:
+                chosen, _, resp = k.allocate(res, n)
+                ids[res] = chosen
+                answers.append(resp)
+        h = container(d, tmp, answers, cgs[i], [probe, "hold", "64", "120"], env)
+        procs.append(h)
+        p = wait_for(lambda: pod_of(h.pid), 10, "pod %d's process registered" % i)
+        return h, p, answers, ids
+
+    def run(i, answers, argv, env=None):
+        c = container(d, tmp, answers, cgs[i], argv, env)
+        out, _ = c.communicate(timeout=60)
+        return c.returncode, out
+
     try:
         gpu_uuids(d, 2)
         k.wait_plugin(MEM, 5)
         k.wait_plugin(CORES, 5)
-        # pod A: 4 GiB and 30% of one GPU
-        _, _, ma = k.allocate(MEM, 4)
-        _, _, ca = k.allocate(CORES, 30)
-        mem_dir = [m.host_path for m in ma.container_responses[0].mounts
+        # pod 0: 4 GiB and 30% of one GPU
+        h, pa, ma, ida = start_pod(0, 4, 30)
+        mem_dir = [m.host_path for m in ma[0].container_responses[0].mounts
                    if m.host_path.endswith("/control")][0].split("/")[-2]
-        h = container(d, tmp, [ma, ca], cgs[0], [probe, "hold", "100", "60"])
-        procs.append(h)
-        pa = wait_for(lambda: next((p for p in d.status()["pods"]
-                                    if any(w["host_pid"] == h.pid for w in p["workers"])), None),
-                      10, "pod A's process registered")
         g = pa["gpus"][0]
-        check(pa["dir"] == mem_dir, "pod A's region is its memory allocation's: %s, not %s" %
+        check(pa["dir"] == mem_dir, "pod 0's region is its memory allocation's: %s, not %s" %
               (pa["dir"], mem_dir))
         check(g["mem_limit"] == 4 * GIB and g["core_limit"] == 30 and not g["soft"] and
-              pa["source"] == "allocation", "pod A's limits: %r" % pa)
+              pa["source"] == "allocation", "pod 0's limits: %r" % pa)
         for size, want in ((5000, 2), (3000, 0)):
-            c = container(d, tmp, [ma, ca], cgs[0], [probe, "try", str(size)])
-            out, _ = c.communicate(timeout=30)
-            check(c.returncode == want, "pod A, %d MiB under its 4 GiB: rc %d (%s)" %
-                  (size, c.returncode, out[-300:]))
-        c = container(d, tmp, [ma, ca], cgs[0], [probe, "spin", "4", "1000"])
-        out, _ = c.communicate(timeout=60)
+            rc, out = run(0, ma, [probe, "try", str(size)])
+            check(rc == want, "pod 0, %d MiB under its 4 GiB: rc %d (%s)" % (size, rc, out[-300:]))
+        rc, out = run(0, ma, [probe, "spin", "4", "1000"])
         rates = [float(x) for x in out.split("rates=")[1].split()[0].split(",")]
         rate = sum(rates[2:]) / len(rates[2:])
-        check(240 <= rate <= 360, "pod A at 30%%: %.0f launches/s of 1000" % rate)
-        # pod B: 2 GiB, and pod A's names (and an unknown UID) in its environment
-        _, _, mb = k.allocate(MEM, 2)
+        check(240 <= rate <= 360, "pod 0 at 30%%: %.0f launches/s of 1000" % rate)
+        # pod 1: 2 GiB, with pod 0's names (and an unknown UID) in its environment
         fake = {"VGPU_POD_NAME": pa["name"], "VGPU_POD_NAMESPACE": pa["namespace"],
                 "POD_NAME": pa["name"], "POD_NAMESPACE": pa["namespace"],
                 "VGPU_POD_UID": "0f000000-0000-0000-0000-000000000000"}
-        hb = container(d, tmp, [mb], cgs[1], [probe, "hold", "100", "60"], fake)
-        procs.append(hb)
-        pb = wait_for(lambda: next((p for p in d.status()["pods"]
-                                    if any(w["host_pid"] == hb.pid for w in p["workers"])), None),
-                      10, "pod B's process registered")
+        hb, pb, mb, _ = start_pod(1, 2, 0, fake)
         check(pb["pod"] != pa["pod"] and pb["gpus"][0]["mem_limit"] == 2 * GIB,
-              "pod B with pod A's names: %r" % pb)
-        c = container(d, tmp, [mb], cgs[1], [probe, "try", "3000"], fake)
-        out, _ = c.communicate(timeout=30)
-        check(c.returncode == 2, "pod B, 3000 MiB under its 2 GiB: rc %d (%s)" %
-              (c.returncode, out[-300:]))
+              "pod 1 with pod 0's names: %r" % pb)
+        rc, out = run(1, mb, [probe, "try", "3000"], fake)
+        check(rc == 2, "pod 1, 3000 MiB under its 2 GiB: rc %d (%s)" % (rc, out[-300:]))
+        # 18 more: 1 GiB and 5% each, spread over the two GPUs by the kubelet's choices
+        others = [start_pod(i, 1, 5) for i in range(2, 20)]
+        for i, (hx, px, _, _) in enumerate(others, 2):
+            gx = px["gpus"][0]
+            check(gx["mem_limit"] == GIB and gx["core_limit"] == 5 and
+                  [w["host_pid"] for w in px["workers"]] == [hx.pid],
+                  "pod %d: %r" % (i, px))
+        st = d.status()
+        check(len({p["dir"] for p in st["pods"]}) == 20 and st["workers"] == 20,
+              "20 pods, 20 regions, 20 workers: %d, %d" % (len(st["pods"]), st["workers"]))
         check([w["host_pid"] for w in d.pod(pa["pod"])["workers"]] == [h.pid],
-              "pod A's workers: %r" % d.pod(pa["pod"])["workers"])
-        # pod A deleted: its processes end, its region goes and its memory with it
+              "pod 0's workers: %r" % d.pod(pa["pod"])["workers"])
+        # pod 0 deleted: its process ends, its region goes, its units return to the kubelet
         h.kill()
         h.wait()
         path = os.path.join(d.shm, "pods", mem_dir)
-        wait_for(lambda: not os.path.exists(path), 5, "pod A's region removed")
-        log("e2e: pod A %s (4 GiB, 30%%: %.0f launches/s of 1000), pod B %s (2 GiB) with A's "
-            "names; A's region gone after its process" % (pa["pod"], rate, pb["pod"]))
+        wait_for(lambda: not os.path.exists(path), 5, "pod 0's region removed")
+        for res, chosen in ida.items():
+            k.release(res, chosen)
+        _, _, again = k.allocate(MEM, 4)
+        check(again.container_responses, "4 units again after pod 0 went")
+        log("e2e: 20 pods; pod 0 %s (4 GiB, 30%%: %.0f launches/s of 1000), pod 1 %s (2 GiB) "
+            "with pod 0's names, 18 of 1 GiB and 5%%; pod 0's region gone after its process" %
+            (pa["pod"], rate, pb["pod"]))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -448,8 +471,6 @@ def case_e2e(tmp):
         d.stop()
         k.stop()
         remove_cgroups(cgs)
-
-
 
 
 CASES = {"register": case_register, "allocate": case_allocate, "restart": case_restart,

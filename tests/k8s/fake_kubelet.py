@@ -237,6 +237,10 @@ class FakeKubelet:
                     raise TimeoutError("%s did not register within %.1f s" % (resource, timeout))
                 self.lock.wait(min(left, 0.2))
 
+    def release(self, resource, ids):
+        """A pod deleted: its devices are free again (the kubelet's podDevices cleanup)."""
+        self.allocated.get(resource, set()).difference_update(ids)
+
     def allocate(self, resource, n, must=()):
         """The kubelet's devicesToAllocate and Allocate for one container: returns
         (ids, preferred, AllocateResponse); raises grpc.RpcError when the plugin refuses (the
