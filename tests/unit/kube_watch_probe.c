@@ -1,7 +1,8 @@
 /* kube_watch_probe.c - runs the Kubernetes pod watch against a given API URL and prints every
  * callback as one line, so fake_kube_api.py can check what the daemon would be told.
  *
- * Usage: kube_watch_probe API_URL NODE TOKEN_FILE EXPECTED_LINES TIMEOUT_S
+ * Usage: kube_watch_probe API_URL NODE TOKEN_FILE EXPECTED_LINES TIMEOUT_S [CA_FILE]
+ * (CA_FILE: the CA that signed an https:// server's certificate, as ca.crt in a cluster)
  * Prints "POD ns/name uid=U deleted=D core=C mem=M weight=W soft=S" ("-" when absent) per
  * callback, then, once EXPECTED_LINES were printed (or at the timeout), stops the watch and
  * prints "STOPPED ms=N" with how long kube_watch_stop took (after PROBE_DELAY_MS, if set, so
@@ -45,11 +46,15 @@ static double now_ms(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s API_URL NODE TOKEN_FILE EXPECTED_LINES TIMEOUT_S\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s API_URL NODE TOKEN_FILE EXPECTED_LINES TIMEOUT_S [CA_FILE]\n",
+                argv[0]);
         return 2;
     }
-    struct kube_watch_opts o = {.api_url = argv[1], .node_name = argv[2], .token_file = argv[3]};
+    struct kube_watch_opts o = {.api_url = argv[1],
+                                .node_name = argv[2],
+                                .token_file = argv[3],
+                                .ca_file = argc == 7 ? argv[6] : NULL};
     int expected = atoi(argv[4]);
     char err[256];
     /* bad options are refused with a message */
