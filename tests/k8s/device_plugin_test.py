@@ -357,6 +357,8 @@ def container(d, tmp, responses, cg, argv, env=None):
                                                        m.container_path if m.read_only else ""))
     e["VGPU_HYPERVISOR_SOCKET"] = d.worker
     e.update(env or {})
+    if "LD_PRELOAD" in e:  # a sanitized build's runtimes come before its limiter
+        e["LD_PRELOAD"] = os.environ.get("VGPU_TEST_PRELOAD", "") + e["LD_PRELOAD"]
 
     def enter():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
@@ -411,9 +413,11 @@ def case_e2e(tmp):
         return c.returncode, out
 
     try:
-        gpu_uuids(d, 2)
-        k.wait_plugin(MEM, 5)
-        k.wait_plugin(CORES, 5)
+        u0, u1 = gpu_uuids(d, 2)
+        k.wait_plugin(MEM, 5).wait_list(all_healthy(ids(u0, "m", 16) + ids(u1, "m", 16)), 5,
+                                        "32 memory devices on two GPUs")
+        k.wait_plugin(CORES, 5).wait_list(all_healthy(ids(u0, "c", 100) + ids(u1, "c", 100)), 5,
+                                          "200 core devices")
         # pod 0: 4 GiB and 30% of one GPU
         h, pa, ma, ida = start_pod(0, 4, 30)
         mem_dir = [m.host_path for m in ma[0].container_responses[0].mounts
