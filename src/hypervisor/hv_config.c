@@ -578,5 +578,23 @@ int hv_config_load(struct hv_config *c, int argc, char **argv, char *err, size_t
         snprintf(err, errlen, "--worker-socket must differ from --socket (%s)", c->socket);
         return -1;
     }
+    /* the device plugin hands these to the kubelet as host paths of mounts and as LD_PRELOAD in
+     * a container, where a relative path would name something else or nothing */
+    if (c->device_plugin_dir[0]) {
+        const struct {
+            const char *flag, *path;
+        } abs[] = {{"device-plugin-dir", c->device_plugin_dir},
+                   {"lib-dir", c->lib_dir},
+                   {"shm-dir", c->shm_dir},
+                   {"worker-socket", c->worker_socket}};
+        for (size_t i = 0; i < sizeof(abs) / sizeof(abs[0]); i++)
+            if (abs[i].path[0] != '/') {
+                snprintf(err, errlen,
+                         "--%s: '%s' is not an absolute path (the device plugin gives it to "
+                         "containers)",
+                         abs[i].flag, abs[i].path);
+                return -1;
+            }
+    }
     return 0;
 }

@@ -117,7 +117,10 @@ def check_answer(d, resp, uuid, limit_var, limit_value):
 def case_register(tmp):
     # flags and keys that cannot be used stop the daemon with a message naming them
     for args, word in [(["--memory-unit", "1KiB"], "memory-unit"),
-                       (["--memory-unit", "lots"], "memory-unit")]:
+                       (["--memory-unit", "lots"], "memory-unit"),
+                       (["--device-plugin-dir", "dp"], "device-plugin-dir"),
+                       (["--device-plugin-dir", tmp, "--lib-dir", "lib"], "lib-dir"),
+                       (["--device-plugin-dir", tmp, "--shm-dir", "shm"], "shm-dir")]:
         r = subprocess.run([A.daemon, "--socket", os.path.join(tmp, "x.sock")] + args,
                            capture_output=True, text=True, timeout=10)
         check(r.returncode == 2 and word in r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
@@ -339,14 +342,15 @@ def case_unhealthy(tmp):
         k.stop()
 
 
-def container(d, tmp, responses, cg, argv, env=None):
+def container(d, tmp, responses, cg, argv, env=None, gpu_env=None):
     """A process started as the kubelet starts a container with these Allocate answers: in its
     own mount namespace with every allocation's region mounted (control/ read-only, ledger/
     read-write: what the container's mounts make of the daemon's tmpfs), in the pod's cgroup,
-    with the answers' environment. The simulated GPU stands for the node's GPU, the worker
-    socket and the limiter are reached where they are (no other root filesystem)."""
+    with the answers' environment. The node's GPU is the simulated one (or what gpu_env says:
+    {} for the real one); the worker socket and the limiter are reached where they are (no
+    other root filesystem)."""
     binds = []
-    e = dict(os.environ, **sim_env(tmp, 2))
+    e = dict(os.environ, **(sim_env(tmp, 2) if gpu_env is None else gpu_env))
     for r in responses:
         c = r.container_responses[0]
         e.update(dict(c.envs))
