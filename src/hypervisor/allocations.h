@@ -15,12 +15,17 @@
 
 #include "shm_layout.h"
 
+#define ALLOC_UNIT_MAX (1 << 20) /* unit numbers are below this */
+
 /* Make the region of a new allocation on GPU `gpu_uuid` (any case, "gpu-..." / "GPU-..."):
- * `mem_bytes` of memory (0: no cap) and `cores` percent of its time (0: no limit). 0 with its
- * directory relative to --shm-dir in dir_out ("pods/a-<id>"), or -1 with a message in err.
- * Takes the registry lock itself: call without it. */
-int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, char *dir_out, size_t n,
-                      char *err, size_t errlen);
+ * `mem_bytes` of memory (0: no cap; a gpu-cores allocation) and `cores` percent of its time (0:
+ * no limit), made of the kubelet's units `units` (the k of "<uuid>-m<k>" / "<uuid>-c<k>").
+ * Allocations of the same resource on that GPU holding one of these units are retired first
+ * (allocations.c says why). 0 with the new directory relative to --shm-dir in dir_out
+ * ("pods/a-<id>"), or -1 with a message in err. Takes the registry lock itself: call without
+ * it. */
+int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, const int *units,
+                      size_t nunits, char *dir_out, size_t n, char *err, size_t errlen);
 
 /* What the kubelet granted an allocation (the device plugin's Allocate): kept in the
  * allocation's directory where its pod cannot see it (pod_files.h meta files), and read back

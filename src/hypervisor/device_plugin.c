@@ -493,6 +493,7 @@ done:
 struct dp_grant {
     char uuid[VGPU_UUID_LEN];
     int units;
+    int *unit;     /* the unit number of each device ID (malloc'ed) */
     char dir[128]; /* its region, relative to --shm-dir */
 };
 
@@ -576,6 +577,10 @@ static int check_one(int r, const V1beta1__ContainerAllocateRequest *c, unsigned
     uint32_t gpus = 0;
     int rc = 0;
     size_t i = 0;
+    if (!(gr->unit = malloc(n * sizeof(int)))) {
+        fail(out, GS_INTERNAL, "out of memory");
+        return -1;
+    }
     for (; i < n; i++) {
         const char *id = c->devices_ids[i];
         int k, g = id_parse(r, id, &k);
@@ -591,6 +596,7 @@ static int check_one(int r, const V1beta1__ContainerAllocateRequest *c, unsigned
             break;
         }
         seen[g * maxu + k] = 1;
+        gr->unit[i] = k;
         gpus |= 1u << g;
     }
     for (size_t j = 0; j < i; j++) { /* leave `seen` clean for the next container */
@@ -670,8 +676,8 @@ static void on_allocate(void *arg, const uint8_t *req, size_t len, struct gs_rep
         char err[256];
         uint64_t mem = r == DP_MEM ? (uint64_t)gr[i].units * dp.unit : 0;
         int cores = r == DP_CORES ? gr[i].units : 0;
-        if (alloc_region_make(gr[i].uuid, mem, cores, gr[i].dir, sizeof(gr[i].dir), err,
-                              sizeof(err)) != 0) {
+        if (alloc_region_make(gr[i].uuid, mem, cores, gr[i].unit, (size_t)gr[i].units, gr[i].dir,
+                              sizeof(gr[i].dir), err, sizeof(err)) != 0) {
             fail(out, GS_INTERNAL, "%s: cannot make the allocation's region: %s", name, err);
             hv_logf(HV_ERROR, "device plugin: allocation failed", "{s:s, s:s}", "resource", name,
                     "error", err);
@@ -692,6 +698,8 @@ static void on_allocate(void *arg, const uint8_t *req, size_t len, struct gs_rep
     reply_pack(out, &resp.base);
 done:
     free(seen);
+    for (size_t i = 0; gr && i < nc; i++)
+        free(gr[i].unit);
     free(gr);
     free(ans);
     free(ansp);

@@ -289,6 +289,7 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
         }
         region_close(p, 1);
     }
+    if (strcmp(p->dir, who.dir)) p->retired = 0; /* that mark was the old directory's */
     snprintf(p->dir, sizeof(p->dir), "%s", who.dir);
     p->ngrant = who.ngrant;
     memcpy(p->grant, who.grant, sizeof(p->grant));

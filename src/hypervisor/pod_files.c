@@ -314,6 +314,26 @@ int pod_files_meta_read(const char *name, const char *file, char *buf, size_t n)
     return 0;
 }
 
+int pod_files_each(const char *prefix, int max, void (*fn)(const char *name, void *arg), void *arg)
+{
+    int fd = pods_fd >= 0 ? openat(pods_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    size_t pl = strlen(prefix);
+    int n = 0;
+    struct dirent *e;
+    while (n < max && (e = readdir(d)))
+        if (!strncmp(e->d_name, prefix, pl) && hv_dir_name_ok(e->d_name)) {
+            fn(e->d_name, arg);
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
 void pod_files_remove(const char *name)
 {
     if (pods_fd >= 0 && hv_dir_name_ok(name)) remove_at(pods_fd, name, 0);

@@ -56,6 +56,10 @@ int pod_files_dev(unsigned *major, unsigned *minor);
 int pod_files_meta_write(const char *name, const char *file, const char *text);
 int pod_files_meta_read(const char *name, const char *file, char *buf, size_t n);
 
+/* Call fn for each pod directory whose name starts with `prefix` (at most `max` of them, in
+ * the order the filesystem lists them). Returns how many were listed, or -1. */
+int pod_files_each(const char *prefix, int max, void (*fn)(const char *name, void *arg), void *arg);
+
 /* Remove the directory of pod `name` and everything in it (what the pod wrote in its ledger
  * directory too), without following links; bounded. */
 void pod_files_remove(const char *name);

@@ -195,8 +195,13 @@ void region_close(struct hv_pod *p, int remove)
     pod_files_close(&p->files);
     for (int i = 0; i < p->ngpu; i++)
         p->gpu[i].have_sample = 0;
-    if (remove) {
+    /* an allocation's directory stays: the kubelet mounts it into the container's next start
+     * too; it goes once the kubelet has given its units again (allocations.c) */
+    if (remove && (strncmp(p->dir, "a-", 2) != 0 || p->retired)) {
         pod_files_remove(p->dir);
         hv_logf(HV_INFO, "pod region removed", "{s:s, s:s}", "pod", p->key, "dir", p->dir);
+    } else if (remove) {
+        hv_logf(HV_INFO, "pod region closed; the allocation keeps it", "{s:s, s:s}", "pod", p->key,
+                "dir", p->dir);
     }
 }

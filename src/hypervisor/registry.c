@@ -114,6 +114,20 @@ void registry_pod_maybe_drop(struct hv_pod *p)
         }
 }
 
+int registry_dir_release(const char *dir)
+{
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+        if (strcmp(p->dir, dir)) continue;
+        if (p->nworkers > 0 || p->draining) {
+            p->retired = 1;
+            return 1;
+        }
+        region_close(p, 0);
+        p->dir[0] = 0;
+    }
+    return 0;
+}
+
 struct hv_pod_gpu *registry_pod_gpu(struct hv_pod *p, const char *uuid, int index)
 {
     for (int i = 0; i < p->ngpu; i++)

@@ -80,6 +80,7 @@ struct hv_pod {
     struct pod_files files;       /* its control region and ledger, open while it has workers */
     char broken[160];             /* why its ledger is unusable ("" fine): it fails closed */
     int draining; /* no workers, but live processes still have records in its ledger */
+    int retired;  /* its allocation directory goes with its last process (allocations.c) */
     int ngrant;   /* what the kubelet granted its container through the device plugin */
     struct alloc_grant grant[2];
     int suspended;
@@ -160,6 +161,10 @@ struct hv_pod *registry_pod_find(const char *key);
 struct hv_pod *registry_pod_get(const char *ns, const char *name); /* find or create */
 /* Drop the pod if nothing keeps it (no workers, no operator settings, not suspended). */
 void registry_pod_maybe_drop(struct hv_pod *p);
+/* An allocation's directory `dir` ("a-<id>") is to be removed: a pod that has it open closes
+ * it and forgets it (0: the caller removes it), or, while a process of that pod still runs, is
+ * marked to remove it with its last process (1). Registry lock held. */
+int registry_dir_release(const char *dir);
 struct hv_pod_gpu *registry_pod_gpu(struct hv_pod *p, const char *uuid, int index); /* get/add */
 struct hv_worker *registry_worker_find(const char *id);
 struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid);

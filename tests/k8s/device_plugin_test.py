@@ -459,18 +459,48 @@ def case_e2e(tmp):
               "20 pods, 20 regions, 20 workers: %d, %d" % (len(st["pods"]), st["workers"]))
         check([w["host_pid"] for w in d.pod(pa["pod"])["workers"]] == [h.pid],
               "pod 0's workers: %r" % d.pod(pa["pod"])["workers"])
-        # pod 0 deleted: its process ends, its region goes, its units return to the kubelet
+        # pod 0's container exits and is started again with the same answers (the kubelet
+        # calls Allocate once per container): its region is still there, with its limits
         h.kill()
         h.wait()
         path = os.path.join(d.shm, "pods", mem_dir)
-        wait_for(lambda: not os.path.exists(path), 5, "pod 0's region removed")
+        wait_for(lambda: not d.pod(pa["pod"]), 5, "pod 0 gone from status after its process")
+        check(os.path.isdir(os.path.join(path, "control")), "pod 0's region kept for a restart")
+        for size, want in ((5000, 2), (3000, 0)):
+            rc, out = run(0, ma, [probe, "try", str(size)])
+            check(rc == want, "restarted pod 0, %d MiB under its 4 GiB: rc %d (%s)" % (
+                size, rc, out[-300:]))
+        # pod 0 deleted: the kubelet gives its units to a new pod, and only then is its region
+        # retired (the units of the other 19 pods' regions are not touched)
         for res, chosen in ida.items():
             k.release(res, chosen)
-        _, _, again = k.allocate(MEM, 4)
+        dirs_before = set(os.listdir(os.path.join(d.shm, "pods")))
+        _, _, again = k.allocate(MEM, 4, must=ida[MEM][:1])
         check(again.container_responses, "4 units again after pod 0 went")
+        wait_for(lambda: not os.path.exists(path), 5, "pod 0's region retired")
+        dirs_after = set(os.listdir(os.path.join(d.shm, "pods")))
+        check(dirs_before - dirs_after == {mem_dir} and len(dirs_after - dirs_before) == 1,
+              "only pod 0's memory region retired: gone %r, new %r" % (
+                  dirs_before - dirs_after, dirs_after - dirs_before))
+        # a kubelet that gives pod 1's unit again while pod 1 still runs (it never should): its
+        # region stays while it runs, so that its limits stay in force, and goes after
+        mb_dir = [m.host_path for m in mb[0].container_responses[0].mounts
+                  if m.host_path.endswith("/control")][0].split("/")[-2]
+        k.release(MEM, [x for x in k.allocated[MEM]])  # forget everything: any unit is free
+        b_unit = json.load(open(os.path.join(d.shm, "pods", mb_dir, "grant.json")))["units"][0]
+        b_gpu = pb["gpus"][0]["uuid"]
+        k.allocate(MEM, 1, must=["%s-m%d" % (b_gpu, b_unit)])
+        check(hb.poll() is None and os.path.isdir(os.path.join(d.shm, "pods", mb_dir, "control")),
+              "pod 1's region kept while it runs")
+        check("units given again while their pod still runs" in d.logtail(20000),
+              "the daemon reported the reuse")
+        hb.kill()
+        hb.wait()
+        wait_for(lambda: not os.path.exists(os.path.join(d.shm, "pods", mb_dir)), 5,
+                 "pod 1's region gone with its process")
         log("e2e: 20 pods; pod 0 %s (4 GiB, 30%%: %.0f launches/s of 1000), pod 1 %s (2 GiB) "
-            "with pod 0's names, 18 of 1 GiB and 5%%; pod 0's region gone after its process" %
-            (pa["pod"], rate, pb["pod"]))
+            "with pod 0's names, 18 of 1 GiB and 5%%; pod 0's region kept for its restart, "
+            "retired when its units were given again; pod 1's at its end" % (pa["pod"], rate, pb["pod"]))
     finally:
         for p in procs:
             if p.poll() is None:
