@@ -90,10 +90,11 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
         VLOG_INFO("GPU %d (%s): no limit configured", dev, b->uuid);
         return VGPU_BIND_PASS;
     }
-    b->oversold = limit != VGPU_UNLIMITED && cfg->oversold[dev];
+    uint64_t host_part = 0;
+    b->oversold = vgpu_config_mem_split(cfg, dev, limit, &limit, &host_part);
     struct vgpu_dev_init init = {
         .mem_limit = limit,
-        .oversold_limit = b->oversold ? (uint64_t)((double)limit * (cfg->ratio[dev] - 1.0)) : 0,
+        .oversold_limit = host_part,
         .flags = b->oversold ? VGPU_DEV_OVERSOLD : 0,
         .total_real = total,
         /* a soft limit alone may use the whole GPU when it is idle */

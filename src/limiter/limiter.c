@@ -59,6 +59,7 @@ __attribute__((constructor)) static void limiter_load(void)
 {
     vgpu_config_load(&vgpu_g.cfg, environ);
     vgpu_log_level = vgpu_g.cfg.log_level;
+    vgpu_config_log_notes(&vgpu_g.cfg);
     atomic_store(&vgpu_g.fail_closed, vgpu_g.cfg.error != 0);
     vgpu_proc_self(&vgpu_g.self);
     vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"));

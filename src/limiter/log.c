@@ -4,7 +4,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -30,29 +29,36 @@ void vgpu_log_write(int level, const char *fmt, ...)
     (void)w;
 }
 
-int vgpu_log_level_from_name(const char *text)
+int vgpu_log_level_from_name(const char *text, int *level)
 {
     static const struct {
         const char *name;
         int level;
-    } names[] = {{"error", VGPU_LOG_ERROR},  {"fatal", VGPU_LOG_ERROR},  {"warn", VGPU_LOG_WARN},
-                 {"warning", VGPU_LOG_WARN}, {"info", VGPU_LOG_INFO},    {"debug", VGPU_LOG_DEBUG},
-                 {"trace", VGPU_LOG_TRACE},  {"verbose", VGPU_LOG_TRACE}};
-    if (!text || !*text) return -1;
+    } names[] = {
+        {"off", VGPU_LOG_OFF},       {"none", VGPU_LOG_OFF},    {"critical", VGPU_LOG_ERROR},
+        {"crit", VGPU_LOG_ERROR},    {"fatal", VGPU_LOG_ERROR}, {"error", VGPU_LOG_ERROR},
+        {"err", VGPU_LOG_ERROR},     {"warn", VGPU_LOG_WARN},   {"warning", VGPU_LOG_WARN},
+        {"info", VGPU_LOG_INFO},     {"debug", VGPU_LOG_DEBUG}, {"trace", VGPU_LOG_TRACE},
+        {"verbose", VGPU_LOG_TRACE}, {"0", VGPU_LOG_ERROR},     {"1", VGPU_LOG_WARN},
+        {"2", VGPU_LOG_INFO},        {"3", VGPU_LOG_DEBUG},     {"4", VGPU_LOG_TRACE},
+    };
+    if (!text) return -1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(text, names[i].name) == 0) return names[i].level;
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (*end || v < 0 || v > 4) return -1;
-    return (int)v;
+        if (strcasecmp(text, names[i].name) == 0) {
+            *level = names[i].level;
+            return 0;
+        }
+    return -1;
 }
 
-int vgpu_log_level_from_logger_level(const char *text)
+int vgpu_log_level_from_logger_level(const char *text, int *level)
 {
-    /* VGPU-Controller: 0-3 show infos/errors/warnings/fatal, 4 adds verbose, 5 adds details */
-    if (!text || !*text) return -1;
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (*end || v < 0 || v > 5) return -1;
-    return v <= 3 ? VGPU_LOG_INFO : v == 4 ? VGPU_LOG_DEBUG : VGPU_LOG_TRACE;
+    /* VGPU-Controller's levels: FATAL 0, ERROR 1, WARNING 2, INFO 3, VERBOSE 4, DETAIL 5; a
+     * message shows when its level <= LOGGER_LEVEL, and a LOGGER_LEVEL below INFO is raised
+     * to FATAL. Its fatal messages are our errors (the configuration refuses GPU work). */
+    static const int map[] = {VGPU_LOG_ERROR, VGPU_LOG_ERROR, VGPU_LOG_ERROR,
+                              VGPU_LOG_INFO,  VGPU_LOG_DEBUG, VGPU_LOG_TRACE};
+    if (!text || text[0] < '0' || text[0] > '5' || text[1]) return -1;
+    *level = map[text[0] - '0'];
+    return 0;
 }

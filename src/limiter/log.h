@@ -8,6 +8,7 @@
 #define VGPU_LIMITER_LOG_H
 
 enum {
+    VGPU_LOG_OFF = -1, /* nothing but the line that says GPU work is refused (limiter.c) */
     VGPU_LOG_ERROR = 0,
     VGPU_LOG_WARN = 1,
     VGPU_LOG_INFO = 2,
@@ -29,9 +30,15 @@ void vgpu_log_write(int level, const char *fmt, ...) __attribute__((format(print
 #define VLOG_DEBUG(...) VLOG(VGPU_LOG_DEBUG, __VA_ARGS__)
 #define VLOG_TRACE(...) VLOG(VGPU_LOG_TRACE, __VA_ARGS__)
 
-/* Level from the environment values (VGPU_LOG_LEVEL / VCUDA_LOG_LEVEL names or numbers,
- * LOGGER_LEVEL 0-5 as in VGPU-Controller). Returns -1 if `text` is not a level. */
-int vgpu_log_level_from_name(const char *text);
-int vgpu_log_level_from_logger_level(const char *text);
+/* Level from a name (VGPU_LOG_LEVEL, vcuda-hook's VCUDA_LOG_LEVEL with spdlog's names, vgpu.rs's
+ * TF_LOG_LEVEL), case-insensitive: off/none, critical/crit/fatal/error/err, warn/warning, info,
+ * debug, trace/verbose, or 0-4 (error..trace). Stores it in *level; returns -1 (level untouched)
+ * if `text` is not exactly one of these. */
+int vgpu_log_level_from_name(const char *text, int *level);
+
+/* Level from VGPU-Controller's LOGGER_LEVEL, exactly "0".."5": 0-2 show fatal messages only
+ * (VGPU-Controller raises anything below 3 to "fatal"), 3 adds errors, warnings and infos, 4
+ * verbose (debug here), 5 details (trace here). Returns -1 if `text` is not one of these. */
+int vgpu_log_level_from_logger_level(const char *text, int *level);
 
 #endif

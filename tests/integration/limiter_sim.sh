@@ -137,8 +137,9 @@ fail-closed)
     done
     ;;
 oversold)
-    # past the cap, allocations come from host memory, up to cap * (ratio - 1)
-    export CUDA_MEM_LIMIT_0=256MiB CUDA_MEM_OVERSOLD_0=1 CUDA_MEM_RATIO_0=2 VGPU_SIM_CTX_OVERHEAD=0
+    # a 512 MiB cap with ratio 2 (VGPU-Controller's meaning): 256 MiB on the GPU, past that
+    # allocations come from host memory, up to the other 256 MiB
+    export CUDA_MEM_LIMIT_0=512MiB CUDA_MEM_OVERSOLD_0=1 CUDA_MEM_RATIO_0=2 VGPU_SIM_CTX_OVERHEAD=0
     LD_PRELOAD=$PRE$LIM "$PROBE" hold 200 30 >"$TMP/a" &
     wait_held "$TMP/a"
     LD_PRELOAD=$PRE$LIM "$PROBE" hold 200 30 >"$TMP/b" &

@@ -67,7 +67,7 @@ int main(void)
     CHECK_STR(why, "CUDA_MEM_LIMIT_1");
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 7, NULL, NULL), 6ull << 30);
     CHECK(c.oversold[1] == 1 && c.oversold[0] == 0);
-    CHECK(c.ratio[1] == 1.5 && c.ratio[0] == 2.0);
+    CHECK(c.ratio[1] == 1.5 && c.ratio[0] == 1.0);
 
     /* the vcuda README writes an expression */
     char *vc[] = {"VCUDA_MEMORY_LIMIT=(1024 * 1024 * 1024 * 10)", NULL};
@@ -132,8 +132,13 @@ int main(void)
     expect_error(ce1, "CUDA_CORE_LIMIT_0");
     char *ce2[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": \"lots\"}", NULL};
     expect_error(ce2, "TENSOR_FUSION_CUDA_UP_LIMIT");
+    /* a soft limit above the hard one is VGPU-Controller's burst ceiling (test_seed_vars.c) */
     char *ce3[] = {"CUDA_CORE_LIMIT_0=20", "CUDA_CORE_SOFT_LIMIT_0=40", NULL};
-    expect_error(ce3, "CUDA_CORE_SOFT_LIMIT_0");
+    load(&c, ce3);
+    CHECK(!c.error);
+    vgpu_config_core_limit(&c, 0, UUID0, &hard, &soft);
+    CHECK_EQ_INT(hard, 4000);
+    CHECK_EQ_INT(soft, 2000);
     char *ce4[] = {"CUDA_CORE_SOFT_LIMIT_2=-5", NULL};
     expect_error(ce4, "CUDA_CORE_SOFT_LIMIT_2");
 
