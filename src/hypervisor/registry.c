@@ -408,19 +408,18 @@ int registry_identify(pid_t host_pid, struct hv_ident *out)
             snprintf(out->ns, sizeof(out->ns), "k8s");
             snprintf(out->name, sizeof(out->name), "%s", id->uid);
         }
-        snprintf(out->dir, sizeof(out->dir), "k8s-%s", id->uid);
         break;
     case POD_KIND_CONTAINER:
         snprintf(out->ns, sizeof(out->ns), "container");
         snprintf(out->name, sizeof(out->name), "%s", id->container);
-        snprintf(out->dir, sizeof(out->dir), "ctr-%s", id->container);
         break;
     default:
         snprintf(out->ns, sizeof(out->ns), "cgroup");
         cgroup_name(id, out->name, sizeof(out->name));
-        snprintf(out->dir, sizeof(out->dir), "cg-%016llx", (unsigned long long)id->cgroup_hash);
         break;
     }
+    /* the pod's name as the limiter names it too (cgroup_path.h) */
+    if (pod_identity_name(id, out->dir, sizeof(out->dir)) != 0) return -1;
     /* an allocation of the device plugin mounted into the container: its directory is the
      * pod's region, what the kubelet granted it the pod's limits on that GPU (memory first) */
     unsigned major, minor;

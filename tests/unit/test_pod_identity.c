@@ -1,6 +1,9 @@
 /* test_pod_identity.c - the daemon tells a worker's pod from /proc/PID/cgroup as each runtime
- * and cgroup driver writes it (src/hypervisor/pod_identity.c). */
+ * and cgroup driver writes it (src/hypervisor/pod_identity.c, parsed by src/common/
+ * cgroup_path.c; tests/unit/test_cgroup_path.c has whole recorded files), and refuses what is
+ * not a cgroup file. */
 #include <string.h>
+#include <unistd.h>
 
 #include "../../src/hypervisor/pod_identity.h"
 #include "../test_util.h"
@@ -67,10 +70,17 @@ int main(void)
     id = parse("9:name=systemd:/\n8:pids:/vgpu-test/podA\n4:memory:/other\n0::/\n", 0);
     CHECK_STR(id.cgroup, "/vgpu-test/podA");
     id = parse("0::/\n", 0);
-    CHECK_EQ_INT(id.kind, POD_KIND_CGROUP);
+    CHECK_EQ_INT(id.kind, POD_KIND_HOST);
     CHECK_STR(id.cgroup, "/");
     struct pod_identity a = parse("0::/a/b\n", 0), b = parse("0::/a/c\n", 0);
     CHECK(a.cgroup_hash != b.cgroup_hash);
+    /* a live process: its key is its pod's name */
+    char key[160], name[160];
+    CHECK_EQ_INT(pod_identity_key(getpid(), key, sizeof(key)), 0);
+    CHECK_EQ_INT(pod_identity_of_pid(getpid(), &id), 0);
+    CHECK_EQ_INT(pod_identity_name(&id, name, sizeof(name)), 0);
+    CHECK_STR(key, name);
+    CHECK_EQ_INT(pod_identity_key(-5, key, sizeof(key)), -1);
     /* not a cgroup file: refused, never guessed at */
     parse("", -1);
     parse("garbage\n", -1);
