@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cgroup_path.h"
 #include "../common/flat_json.h"
 #include "../common/shm_region.h"
 #include "../common/size_parse.h"
@@ -315,6 +316,21 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
     }
 }
 
+int vgpu_config_pod_from_cgroup(struct vgpu_config *cfg, const char *text, size_t len)
+{
+    struct pod_identity id;
+    if (pod_identity_parse(text, len, &id) == 0 &&
+        pod_identity_name(&id, cfg->pod_id, sizeof(cfg->pod_id)) == 0) {
+        cfg->pod_source = "cgroup";
+        return 0;
+    }
+    /* unreadable or not a cgroup file: the pod every such process shares, so that its limits
+     * still hold (one ledger for all of them), never a pod of its own */
+    snprintf(cfg->pod_id, sizeof(cfg->pod_id), "host");
+    cfg->pod_source = "cgroup (unreadable /proc/self/cgroup)";
+    return -1;
+}
+
 static void load_pod_identity(struct vgpu_config *cfg, char *const *envp)
 {
     const char *uid = env_get(envp, "VGPU_POD_UID");
@@ -342,38 +358,10 @@ static void load_pod_identity(struct vgpu_config *cfg, char *const *envp)
         cfg->pod_source = name_var;
         return;
     }
-    /* no pod named: processes of one container (one cgroup) form the pod */
-    char buf[1024] = {0};
-    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n < 0) n = 0;
-        buf[n] = 0;
-    }
-    const char *path = NULL;
-    char *line = strstr(buf, "0::"); /* cgroup v2 */
-    if (line) {
-        path = line + 3;
-    } else if ((line = strchr(buf, ':')) && (line = strchr(line + 1, ':'))) {
-        path = line + 1; /* cgroup v1: first hierarchy */
-    }
-    char cg[512] = "/";
-    if (path) {
-        size_t n = strcspn(path, "\n");
-        snprintf(cg, sizeof(cg), "%.*s", (int)n, path);
-    }
-    if (strcmp(cg, "/") == 0)
-        snprintf(cfg->pod_id, sizeof(cfg->pod_id), "host");
-    else {
-        /* a path too long keeps its end, where the pod's and container's ids are */
-        static const char prefix[] = "cgroup:";
-        size_t room = sizeof(cfg->pod_id) - sizeof(prefix), len = strlen(cg);
-        const char *tail = len > room ? cg + len - room : cg;
-        memcpy(cfg->pod_id, prefix, sizeof(prefix) - 1);
-        memcpy(cfg->pod_id + sizeof(prefix) - 1, tail, strlen(tail) + 1);
-    }
-    cfg->pod_source = "cgroup";
+    /* no pod named: the pod the cgroup says, as the daemon names it */
+    char buf[POD_IDENTITY_FILE_MAX];
+    ssize_t n = pod_identity_read_file("/proc/self/cgroup", buf, sizeof(buf));
+    vgpu_config_pod_from_cgroup(cfg, buf, n < 0 ? 0 : (size_t)n);
 }
 
 /* GPU_DEVICES_UUID (VGPU-Controller: the pod's GPUs by UUID, index i = the i-th), else

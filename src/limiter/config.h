@@ -115,6 +115,11 @@ struct vgpu_config {
  * bad value it sets cfg->error and cfg->error_msg and keeps reading. */
 void vgpu_config_load(struct vgpu_config *cfg, char *const *envp);
 
+/* The pod when the environment names none: from `text`, the contents of /proc/self/cgroup
+ * (cgroup_path.h: "k8s-<uid>", "ctr-<id>", "cg-<hash>", "host"), into cfg->pod_id and
+ * cfg->pod_source. 0, or -1 when the text is not a cgroup file: the pod is then "host". */
+int vgpu_config_pod_from_cgroup(struct vgpu_config *cfg, const char *text, size_t len);
+
 /* Memory cap of GPU `index` with `uuid` (normalised), VGPU_UNLIMITED if none. `*why` names
  * the variable that decided it (may be NULL). */
 uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const char *uuid,
