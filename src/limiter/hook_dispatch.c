@@ -137,15 +137,38 @@ void *vgpu_real_resolve(int sym)
     return p;
 }
 
+/* Helpers are looked up once per library, found or not: a helper the driver lacks (a stand-in
+ * driver without events, say) must cost a load and a branch per call, not a dlsym. */
+static pthread_once_t helpers_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static void resolve_helpers(int from, int to, void *lib)
+{
+    for (int h = from; h < to; h++) {
+        void *p = lib ? vgpu_real_dlsym(lib, helper_names[h]) : NULL;
+        if (!p)
+            VLOG_DEBUG("driver function %s is missing: features using it stay off",
+                       helper_names[h]);
+        atomic_store_explicit(&helper_fns[h], p, memory_order_release);
+    }
+}
+static void resolve_cuda_helpers(void)
+{
+    resolve_helpers(0, VGPU_HELPER_CUDA_END, vgpu_libcuda());
+}
+static void resolve_nvml_helpers(void)
+{
+    resolve_helpers(VGPU_HELPER_CUDA_END + 1, VGPU_HELPER_COUNT, vgpu_libnvml());
+}
+
 void *vgpu_helper(int helper)
 {
     if (helper < 0 || helper >= VGPU_HELPER_COUNT || helper == VGPU_HELPER_CUDA_END) return NULL;
     void *p = atomic_load_explicit(&helper_fns[helper], memory_order_acquire);
-    if (p) return p;
-    void *lib = helper < VGPU_HELPER_CUDA_END ? vgpu_libcuda() : vgpu_libnvml();
-    p = lib ? vgpu_real_dlsym(lib, helper_names[helper]) : NULL;
-    if (p) atomic_store_explicit(&helper_fns[helper], p, memory_order_release);
-    return p;
+    if (__builtin_expect(p != NULL, 1)) return p;
+    if (helper < VGPU_HELPER_CUDA_END)
+        pthread_once(&helpers_once[0], resolve_cuda_helpers);
+    else
+        pthread_once(&helpers_once[1], resolve_nvml_helpers);
+    return atomic_load_explicit(&helper_fns[helper], memory_order_acquire);
 }
 
 /* plain loops: this runs inside dlsym, also before sanitizer runtimes have initialised */

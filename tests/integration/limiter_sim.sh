@@ -380,6 +380,20 @@ compute-robust)
     expect_eq "$rc" 0 "exit while 8 threads wait in the gate"
     [ $ms -lt 3000 ] || fail "exiting took $ms ms"
     ;;
+helper-missing)
+    # a driver without the event functions: the limiter looks each up once, not per launch
+    hidden=cuEventCreate,cuEventRecord,cuEventQuery,cuEventElapsedTime,cuEventDestroy_v2
+    export CUDA_CORE_LIMIT_0=50
+    out=$(VGPU_TEST_DLSYM_HIDE=$hidden VGPU_TEST_DLSYM_COUNTS=$TMP/counts \
+        LD_PRELOAD=$PRE$LIM:$BUILD/tests/integration/libvgpu_dlsym_count.so "$PROBE" spin 1 50) ||
+        fail "spin without events: $out"
+    launches=$(field launches "$out")
+    [ "${launches:-0}" -ge 100 ] || fail "only ${launches:-0} launches without events"
+    for name in ${hidden//,/ }; do
+        n=$(awk -v s="$name" '$1 == s {print $2}' "$TMP/counts" 2>/dev/null)
+        expect_eq "${n:-none}" 1 "lookups of the missing $name over $launches launches"
+    done
+    ;;
 *)
     echo "unknown case $CASE" >&2
     exit 2
