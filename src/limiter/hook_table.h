@@ -13,10 +13,14 @@
  *   params  parameter list, args the matching argument list
  *   since   CUDA version from which cuGetProcAddress("<base name>") resolves to this variant
  *           (0 for the oldest variant); used when the driver's pointer is not one we know
+ *           VGPU_SINCE_BY_ADDRESS: never chosen by name, only when the driver hands out this
+ *           very export (what cuGetProcAddress("cuGraphInstantiate") returns from CUDA 12 on
+ *           has another signature: cuGraphInstantiateWithFlags's)
  *   flags   VGPU_HOOK_MEM: the call changes GPU memory; the wrapper brackets it so that the
  *           driver-overhead true-up only reads consistent snapshots (mem_charge.h)
  */
 #define VGPU_HOOK_MEM 1
+#define VGPU_SINCE_BY_ADDRESS 0x7fffffff
 #ifndef VGPU_HOOK_TABLE_H
 #define VGPU_HOOK_TABLE_H
 
@@ -57,6 +61,18 @@
     /* virtual memory management */ \
     X(cuMemCreate, hook_mem_create, (CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, unsigned long long flags), (handle, size, prop, flags), 0, VGPU_HOOK_MEM) \
     X(cuMemRelease, hook_mem_release, (CUmemGenericAllocationHandle handle), (handle), 0, VGPU_HOOK_MEM) \
+    /* graph memory nodes: charged by the graph pool's reservation (graph_mem.h) */ \
+    X(cuGraphAddMemAllocNode, hook_graph_add_mem_alloc_node, (CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies, size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams), (phGraphNode, hGraph, dependencies, numDependencies, nodeParams), 0, VGPU_HOOK_MEM) \
+    X(cuGraphInstantiate, hook_graph_instantiate_log, (CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode, char *logBuffer, size_t bufferSize), (phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize), VGPU_SINCE_BY_ADDRESS, 0) \
+    X(cuGraphInstantiate_v2, hook_graph_instantiate_log, (CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode, char *logBuffer, size_t bufferSize), (phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize), VGPU_SINCE_BY_ADDRESS, 0) \
+    X(cuGraphInstantiateWithFlags, hook_graph_instantiate_flags, (CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags), (phGraphExec, hGraph, flags), 0, 0) \
+    X(cuGraphInstantiateWithParams, hook_graph_instantiate_params, (CUgraphExec *phGraphExec, CUgraph hGraph, CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams), (phGraphExec, hGraph, instantiateParams), 0, 0) \
+    X(cuGraphInstantiateWithParams_ptsz, hook_graph_instantiate_params, (CUgraphExec *phGraphExec, CUgraph hGraph, CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams), (phGraphExec, hGraph, instantiateParams), 0, 0) \
+    X(cuGraphUpload, hook_graph_upload, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
+    X(cuGraphUpload_ptsz, hook_graph_upload, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
+    X(cuGraphExecDestroy, hook_graph_exec_destroy, (CUgraphExec hGraphExec), (hGraphExec), 0, 0) \
+    X(cuGraphDestroy, hook_graph_destroy, (CUgraph hGraph), (hGraph), 0, 0) \
+    X(cuDeviceGraphMemTrim, hook_device_graph_mem_trim, (CUdevice device), (device), 0, VGPU_HOOK_MEM) \
     /* the virtual view */ \
     X(cuMemGetInfo_v2, hook_mem_get_info, (size_t *free, size_t *total), (free, total), 3020, 0) \
     X(cuMemGetInfo, hook_mem_get_info_v1, (unsigned int *free, unsigned int *total), (free, total), 0, 0) \
@@ -116,7 +132,8 @@
     H(cuEventQuery, CUresult, (CUevent event)) \
     H(cuEventElapsedTime, CUresult, (float *ms, CUevent start, CUevent end)) \
     H(cuEventDestroy_v2, CUresult, (CUevent event)) \
-    H(cuStreamQuery, CUresult, (CUstream hStream))
+    H(cuStreamQuery, CUresult, (CUstream hStream)) \
+    H(cuDeviceGetGraphMemAttribute, CUresult, (CUdevice device, CUgraphMem_attribute attr, void *value))
 
 #define VGPU_NVML_HELPERS(H) \
     H(nvmlDeviceGetUUID, nvmlReturn_t, (nvmlDevice_t device, char *uuid, unsigned int length)) \
@@ -127,6 +144,67 @@
     H(nvmlDeviceGetProcessUtilization, nvmlReturn_t, (nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization, unsigned int *count, unsigned long long lastSeenTimeStamp)) \
     H(nvmlDeviceGetPowerUsage, nvmlReturn_t, (nvmlDevice_t device, unsigned int *milliwatts)) \
     H(nvmlDeviceGetEnforcedPowerLimit, nvmlReturn_t, (nvmlDevice_t device, unsigned int *milliwatts))
+
+/* Driver entry points that look like allocations or submissions by name (the classes of
+ * `vgpu driver-check`, src/cli/driver_check.c) but were reviewed and need no hook.
+ * R(pattern, reason): pattern is matched against the name without its _vN/_ptsz/_ptds
+ * suffixes; a trailing '*' matches any name it starts. A new driver entry point in these
+ * classes that is neither hooked above nor listed here is what driver-check reports. */
+#define VGPU_DRIVER_REVIEWED(R) \
+    R("cuMemcpy*", "copies between memory that is already charged") \
+    R("cuMemset*", "writes memory that is already charged") \
+    R("cuMemHost*", "page-locked host memory, not GPU memory") \
+    R("cuMemAllocHost", "page-locked host memory, not GPU memory") \
+    R("cuMemFreeHost", "page-locked host memory, not GPU memory") \
+    R("cuMemGetAddressRange", "a query") \
+    R("cuMemGetAllocationGranularity", "a query") \
+    R("cuMemGetAllocationPropertiesFromHandle", "a query") \
+    R("cuMemGetAccess", "a query") \
+    R("cuMemGetHandleForAddressRange", "a query on charged memory") \
+    R("cuMemGetDefaultMemPool", "a query") \
+    R("cuMemGetMemPool", "a query") \
+    R("cuMemRangeGetAttribute*", "a query") \
+    R("cuMemPoolGet*", "a query") \
+    R("cuArrayGet*", "a query") \
+    R("cuArray3DGetDescriptor", "a query") \
+    R("cuMipmappedArrayGet*", "a query, or a level of an array already charged") \
+    R("cuMemAddressReserve", "virtual address space only") \
+    R("cuMemAddressFree", "virtual address space only") \
+    R("cuMemMap", "maps memory charged at cuMemCreate") \
+    R("cuMemUnmap", "unmaps memory charged until cuMemRelease") \
+    R("cuMemMapArrayAsync", "maps memory charged at cuMemCreate") \
+    R("cuMemSetAccess", "access rights of mapped memory") \
+    R("cuMemRetainAllocationHandle", "a handle of memory already charged") \
+    R("cuMemExportToShareableHandle", "exports memory already charged") \
+    R("cuMemImportFromShareableHandle", "memory the exporting process was charged for") \
+    R("cuMemPoolSetAttribute", "settings; the pool's reservation is trued up at allocation") \
+    R("cuMemPoolSetAccess", "access rights of a pool") \
+    R("cuMemSetMemPool", "selects a pool; charged by its reservation") \
+    R("cuMemPoolExport*", "exports a pool already charged") \
+    R("cuMemPoolImport*", "memory the exporting process was charged for") \
+    R("cuMemPrefetch*", "moves managed memory charged at allocation") \
+    R("cuMemAdvise", "hints for managed memory charged at allocation") \
+    R("cuMemDiscard*", "managed memory charged at allocation") \
+    R("cuIpcGetMemHandle", "exports memory already charged") \
+    R("cuIpcOpenMemHandle", "memory the exporting process was charged for") \
+    R("cuIpcCloseMemHandle", "memory the exporting process was charged for") \
+    R("cuIpcGetEventHandle", "events, no memory") \
+    R("cuIpcOpenEventHandle", "events, no memory") \
+    R("cuGraphAddMemcpyNode", "a copy node: no memory of its own") \
+    R("cuGraphMemcpyNode*", "a copy node: no memory of its own") \
+    R("cuGraphExecMemcpyNode*", "a copy node: no memory of its own") \
+    R("cuGraphAddMemsetNode", "a set node: no memory of its own") \
+    R("cuGraphMemsetNode*", "a set node: no memory of its own") \
+    R("cuGraphExecMemsetNode*", "a set node: no memory of its own") \
+    R("cuGraphAddBatchMemOpNode", "memory operations: no memory of their own") \
+    R("cuGraphBatchMemOpNode*", "memory operations: no memory of their own") \
+    R("cuGraphExecBatchMemOpNode*", "memory operations: no memory of their own") \
+    R("cuGraphMemAllocNodeGetParams", "a query") \
+    R("cuGraphAddMemFreeNode", "gives memory back to the graph pool, which stays charged until trimmed") \
+    R("cuGraphMemFreeNodeGetParams", "a query") \
+    R("cuDeviceGetGraphMemAttribute", "a query") \
+    R("cuDeviceSetGraphMemAttribute", "resets the driver's high-water marks") \
+    R("cuLaunchHostFunc", "runs on the CPU")
 /* clang-format on */
 
 /* Symbol ids: VGPU_SYM_<symbol> for hooks, VGPU_HELPER_<symbol> for helpers. */

@@ -47,6 +47,21 @@ CUresult hook_mem_create(void *real, CUmemGenericAllocationHandle *handle, size_
                          const CUmemAllocationProp *prop, unsigned long long flags);
 CUresult hook_mem_release(void *real, CUmemGenericAllocationHandle handle);
 
+/* graph_mem.c: graph memory nodes and the graph calls that allocate, map or give it back */
+CUresult hook_graph_add_mem_alloc_node(void *real, CUgraphNode *phGraphNode, CUgraph hGraph,
+                                       const CUgraphNode *dependencies, size_t numDependencies,
+                                       CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams);
+CUresult hook_graph_instantiate_log(void *real, CUgraphExec *phGraphExec, CUgraph hGraph,
+                                    CUgraphNode *phErrorNode, char *logBuffer, size_t bufferSize);
+CUresult hook_graph_instantiate_flags(void *real, CUgraphExec *phGraphExec, CUgraph hGraph,
+                                      unsigned long long flags);
+CUresult hook_graph_instantiate_params(void *real, CUgraphExec *phGraphExec, CUgraph hGraph,
+                                       CUDA_GRAPH_INSTANTIATE_PARAMS *params);
+CUresult hook_graph_upload(void *real, CUgraphExec exec, CUstream hStream);
+CUresult hook_graph_exec_destroy(void *real, CUgraphExec exec);
+CUresult hook_graph_destroy(void *real, CUgraph graph);
+CUresult hook_device_graph_mem_trim(void *real, CUdevice device);
+
 /* mem_view.c: what the application and nvidia-smi see */
 CUresult hook_mem_get_info(void *real, size_t *free, size_t *total);
 CUresult hook_mem_get_info_v1(void *real, unsigned int *free, unsigned int *total);

@@ -9,6 +9,7 @@
 #include "compute_gate.h"
 #include "cost_model.h"
 #include "hook_dispatch.h"
+#include "graph_mem.h"
 #include "hooks.h"
 #include "limiter.h"
 
@@ -85,9 +86,13 @@ CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream)
 {
     if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp;
+    struct vgpu_graph_charge gc; /* memory nodes allocate when the graph runs */
+    CUresult r = vgpu_graph_mem_before(exec, &gc);
+    if (r != CUDA_SUCCESS) return r;
     int pt = per_thread(real, VGPU_SYM_cuGraphLaunch_ptsz);
     gate(vgpu_cost_key_graph(exec), hStream, pt, &smp);
-    CUresult r = ((vgpu_fn_cuGraphLaunch)real)(exec, hStream);
+    r = ((vgpu_fn_cuGraphLaunch)real)(exec, hStream);
+    vgpu_graph_mem_after(&gc);
     return done(r, &smp, hStream, pt);
 }
 

@@ -16,24 +16,27 @@
 #include "hv_client.h"
 #include "log.h"
 #include "maintenance.h"
+#include "graph_mem.h"
 #include "mem_pools.h"
 
 extern char **environ;
 
 struct vgpu_limiter vgpu_g = {.slot = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* lock order: devices -> vgpu_g.lock -> pools -> alloc map */
+/* lock order: devices -> vgpu_g.lock -> pools -> graph memory -> alloc map */
 static void atfork_prepare(void)
 {
     vgpu_devices_lock();
     pthread_mutex_lock(&vgpu_g.lock);
     vgpu_pools_lock();
+    vgpu_graph_mem_lock();
     vgpu_alloc_map_lock();
 }
 
 static void atfork_parent(void)
 {
     vgpu_alloc_map_unlock();
+    vgpu_graph_mem_unlock();
     vgpu_pools_unlock();
     pthread_mutex_unlock(&vgpu_g.lock);
     vgpu_devices_unlock();
@@ -44,6 +47,7 @@ static void atfork_child(void)
     /* the child owns no GPU memory and no context; it gets its own record when it uses a GPU */
     vgpu_alloc_map_reset_in_child();
     vgpu_pools_reset_in_child();
+    vgpu_graph_mem_reset_in_child();
     vgpu_cost_reset_in_child();
     vgpu_gate_reset_in_child();
     vgpu_devices_reset_in_child();

@@ -101,7 +101,14 @@ extern char **environ;
       (void **, CUgraph, const void *, size_t, const void *))                                      \
     P(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags",                                  \
       (CUgraphExec *, CUgraph, unsigned long long))                                                \
-    P(cuGraphLaunch, "cuGraphLaunch", (CUgraphExec, CUstream))
+    P(cuGraphLaunch, "cuGraphLaunch", (CUgraphExec, CUstream))                                     \
+    P(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode",                                            \
+      (CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUDA_MEM_ALLOC_NODE_PARAMS *))         \
+    P(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode",                                              \
+      (CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUdeviceptr))                          \
+    P(cuDeviceGraphMemTrim, "cuDeviceGraphMemTrim", (CUdevice))                                    \
+    P(cuGraphExecDestroy, "cuGraphExecDestroy", (CUgraphExec))                                     \
+    P(cuGraphDestroy, "cuGraphDestroy", (CUgraph))
 
 #define DECLARE(sym, base, params) extern CUresult sym params;
 PROBE_FUNCS(DECLARE)
@@ -400,6 +407,47 @@ static int families(void)
     CU_OK(cu.cuMemRelease(h));
     expect_back("cuMemRelease", b);
 
+    /* graph memory nodes: charged by the graph pool's reservation when the graph runs */
+    CUDA_MEM_ALLOC_NODE_PARAMS ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    ap.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    ap.poolProps.location.id = dev;
+    ap.bytesize = 64 * MIB;
+    CUgraph g;
+    CUgraphExec gx;
+    CUgraphNode na, nf;
+    CU_OK(cu.cuGraphCreate(&g, 0));
+    CU_OK(cu.cuGraphAddMemAllocNode(&na, g, NULL, 0, &ap));
+    CU_OK(cu.cuGraphAddMemFreeNode(&nf, g, &na, 1, ap.dptr));
+    CU_OK(cu.cuGraphInstantiateWithFlags(&gx, g, 0));
+    expect_delta("graph instantiated", b, 0, 0);
+    CU_OK(cu.cuGraphLaunch(gx, st));
+    CU_OK(cu.cuStreamSynchronize(st));
+    expect_delta("graph memory node 64 MiB", b, 64 * MIB, 128 * MIB);
+    CU_OK(cu.cuGraphLaunch(gx, st)); /* the pool's spare serves it again */
+    CU_OK(cu.cuStreamSynchronize(st));
+    expect_delta("graph launched again", b, 64 * MIB, 128 * MIB);
+    CU_OK(cu.cuDeviceGraphMemTrim(dev));
+    expect_back("cuDeviceGraphMemTrim", b);
+    CU_OK(cu.cuGraphExecDestroy(gx));
+    CU_OK(cu.cuGraphDestroy(g));
+    /* a graph that fitted when it was built is refused at launch once the cap is used up */
+    ap.bytesize = cap / 5 * 3;
+    CU_OK(cu.cuGraphCreate(&g, 0));
+    CU_OK(cu.cuGraphAddMemAllocNode(&na, g, NULL, 0, &ap));
+    CU_OK(cu.cuGraphAddMemFreeNode(&nf, g, &na, 1, ap.dptr));
+    CU_OK(cu.cuGraphInstantiateWithFlags(&gx, g, 0));
+    CU_OK(cu.cuMemAlloc_v2(&p, cap / 5 * 3));
+    expect_oom("cuGraphLaunch of a memory node", cu.cuGraphLaunch(gx, st));
+    CU_OK(cu.cuMemFree_v2(p));
+    CU_OK(cu.cuGraphLaunch(gx, st));
+    CU_OK(cu.cuStreamSynchronize(st));
+    CU_OK(cu.cuDeviceGraphMemTrim(dev));
+    expect_back("graph memory trimmed after a refusal", b);
+    CU_OK(cu.cuGraphExecDestroy(gx));
+    CU_OK(cu.cuGraphDestroy(g));
+
     /* past the cap, each family is an ordinary out-of-memory error */
     printf("  cap %.0f MiB: every family refused past it\n", (double)cap / MIB);
     uint64_t over = cap + 64 * MIB;
@@ -415,6 +463,10 @@ static int families(void)
     expect_oom("cuArray3DCreate", cu.cuArray3DCreate_v2(&arr, &big3));
     expect_oom("cuMemAllocAsync", cu.cuMemAllocAsync(&p, over, st));
     expect_oom("cuMemCreate", cu.cuMemCreate(&h, (over + gran - 1) / gran * gran, &prop, 0));
+    CU_OK(cu.cuGraphCreate(&g, 0));
+    ap.bytesize = over;
+    expect_oom("cuGraphAddMemAllocNode", cu.cuGraphAddMemAllocNode(&na, g, NULL, 0, &ap));
+    CU_OK(cu.cuGraphDestroy(g));
     CU_OK(cu.cuStreamSynchronize(st));
     CU_OK(cu.cuMemPoolTrimTo(def, 0));
     expect_back("after refusals", b);

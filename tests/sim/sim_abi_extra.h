@@ -20,7 +20,6 @@ enum {
     CUDA_ERROR_CONTEXT_IS_DESTROYED = 709,
 };
 
-typedef struct CUgraphNode_st *CUgraphNode;
 typedef struct CUlib_st *CUlibrary;
 typedef struct CUkern_st *CUkernel;
 typedef int CUjit_option;

@@ -182,6 +182,10 @@ P(cuGraphLaunch, (CUgraphExec hGraphExec, CUstream hStream))
 P(cuGraphLaunch_ptsz, (CUgraphExec hGraphExec, CUstream hStream))
 P(cuGraphExecDestroy, (CUgraphExec hGraphExec))
 P(cuGraphDestroy, (CUgraph hGraph))
+P(cuGraphAddMemAllocNode, (CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies, size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams))
+P(cuGraphAddMemFreeNode, (CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies, size_t numDependencies, CUdeviceptr dptr))
+P(cuDeviceGraphMemTrim, (CUdevice device))
+P(cuDeviceGetGraphMemAttribute, (CUdevice device, CUgraphMem_attribute attr, void *value))
 #undef P
 
 /* NVML */

@@ -94,6 +94,11 @@ CUresult sim_mem_get_info(size_t *free_b, size_t *total_b);
 CUresult sim_launch(int ptds, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                     unsigned by, unsigned bz, CUstream stream);
 int sim_stream_ok(CUstream stream); /* a default stream or a live created one */
+/* --- graph memory nodes (sim_cuda_graph_mem.c; callers hold g_mu) --------------------------- */
+void sim_graph_mem_copy(const void *from_graph, const void *to_exec); /* at instantiation */
+CUresult sim_graph_mem_run(const void *exec); /* at launch: allocations and frees, in order */
+void sim_graph_mem_forget(const void *graph_or_exec);
+void sim_graph_mem_fork_reset(void);
 void sim_work_fork_reset(void);
 
 #define SIM_MIN(a, b) ((a) < (b) ? (a) : (b))

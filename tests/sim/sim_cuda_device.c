@@ -561,6 +561,7 @@ static void fork_child(void)
     sim_mem_fork_reset();
     sim_pool_fork_reset();
     sim_work_fork_reset();
+    sim_graph_mem_fork_reset();
 }
 
 __attribute__((constructor)) static void sim_cuda_ctor(void)

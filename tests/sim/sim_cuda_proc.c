@@ -161,7 +161,11 @@
     X(cuGraphLaunch, cuGraphLaunch, 10000, 0) \
     X(cuGraphLaunch, cuGraphLaunch_ptsz, 10000, 1) \
     X(cuGraphExecDestroy, cuGraphExecDestroy, 10000, 0) \
-    X(cuGraphDestroy, cuGraphDestroy, 10000, 0)
+    X(cuGraphDestroy, cuGraphDestroy, 10000, 0) \
+    X(cuGraphAddMemAllocNode, cuGraphAddMemAllocNode, 11040, 0) \
+    X(cuGraphAddMemFreeNode, cuGraphAddMemFreeNode, 11040, 0) \
+    X(cuDeviceGraphMemTrim, cuDeviceGraphMemTrim, 11040, 0) \
+    X(cuDeviceGetGraphMemAttribute, cuDeviceGetGraphMemAttribute, 11040, 0)
 /* clang-format on */
 
 struct gpa_row {

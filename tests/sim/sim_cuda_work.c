@@ -559,6 +559,7 @@ static CUresult instantiate(CUgraphExec *pexec, CUgraph hg)
         rc = x ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
         if (x) {
             x->dur_ns = g->dur_ns;
+            sim_graph_mem_copy(g, x);
             *pexec = (CUgraphExec)x;
         }
     }
@@ -592,8 +593,9 @@ static CUresult graph_launch(CUgraphExec hx, CUstream s, int ptds)
     pthread_mutex_lock(&g_mu);
     struct sim_graph *x = sim_obj_get(hx, K_EXEC);
     uint64_t dur = x ? x->dur_ns : 0;
+    CUresult rc = x ? sim_graph_mem_run(x) : CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_unlock(&g_mu);
-    return x ? run_work(ptds, s, dur) : CUDA_ERROR_INVALID_VALUE;
+    return rc == CUDA_SUCCESS ? run_work(ptds, s, dur) : rc;
 }
 SIM_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
@@ -605,6 +607,9 @@ SIM_API CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
 }
 SIM_API CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
+    pthread_mutex_lock(&g_mu);
+    if (sim_obj_get(hGraphExec, K_EXEC)) sim_graph_mem_forget(hGraphExec);
+    pthread_mutex_unlock(&g_mu);
     return destroy(hGraphExec, K_EXEC);
 }
 
@@ -614,6 +619,7 @@ SIM_API CUresult cuGraphDestroy(CUgraph hGraph)
     pthread_mutex_lock(&g_mu);
     struct sim_graph *g = sim_obj_get(hGraph, K_GRAPH);
     if (g) {
+        sim_graph_mem_forget(g);
         for (struct sim_node *n = g->nodes, *next; n; n = next) {
             next = n->next;
             sim_obj_free(n);
