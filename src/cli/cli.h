@@ -40,6 +40,10 @@ void cli_print_pods(FILE *out, json_t *pods); /* a JSON array of pod status entr
  * names the option. */
 int cli_set_body(int argc, char **argv, json_t **body);
 
+/* `vgpu driver-check [--cuda PATH] [--nvml PATH] [--verbose]` (driver_check.c): its exit
+ * status (0 all covered, 1 an allocation or launch entry point is not, 2 unreadable, 64). */
+int cli_driver_check(int argc, char **argv);
+
 /* "ns/name" checked and split; 0 or -1 after printing a message. */
 int cli_pod_arg(const char *arg, char *ns, size_t nslen, char *name, size_t namelen);
 

@@ -34,6 +34,10 @@ static void usage(FILE *out)
             "  suspend NS/NAME            stop the pod's GPU submissions\n"
             "  resume NS/NAME             let them run again\n"
             "  metrics                    the daemon's Prometheus metrics\n"
+            "  driver-check [--cuda PATH] [--nvml PATH] [--verbose]\n"
+            "                             the installed driver's allocation and launch entry\n"
+            "                             points the limiter does not hook (no daemon needed;\n"
+            "                             exit 0 none, 1 some, 2 a library cannot be read)\n"
             "\n"
             "Options:\n"
             "  --socket PATH   the daemon's operator socket (env VGPU_SOCKET; default %s)\n"
@@ -254,6 +258,8 @@ int main(int argc, char **argv)
         rc = cmd_suspend(n - 1, args + 1, cmd);
     else if (strcmp(cmd, "metrics") == 0)
         rc = cmd_metrics(n - 1, args + 1);
+    else if (strcmp(cmd, "driver-check") == 0)
+        rc = cli_driver_check(n - 1, args + 1);
     else
         rc = usage_error("unknown command '%s'", cmd);
 out:
