@@ -26,7 +26,7 @@
  * Meant for LD_PRELOAD: the constructor then runs before main, while the process still has one
  * thread (setenv is not thread-safe). On an allocation failure the variable is left unchanged
  * and one line goes to stderr.
- * Depends on libc only and exports no symbol (see CMakeLists.txt).
+ * Depends on glibc (2.17 or newer) only and exports no symbol (see CMakeLists.txt).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
