@@ -23,9 +23,11 @@
 
 #include "api_parse.h"
 #include "command_channel.h"
+#include "gpu_keys.h"
 #include "hv_log.h"
 #include "metrics.h"
 #include "names.h"
+#include "nvml_monitor.h"
 #include "peer_identity.h"
 #include "pod_regions.h"
 #include "registry.h"
@@ -74,7 +76,7 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, jso
 __attribute__((format(printf, 3, 4))) static enum MHD_Result
 reply_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[1024]; /* room for a list of the node's GPUs (gpu_keys.h) */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -480,7 +482,16 @@ static enum MHD_Result do_put_limits(struct MHD_Connection *c, const char *ns, c
     int bad = parse_put_limits(o, &l, key, sizeof(key), err, sizeof(err));
     json_decref(o);
     if (bad) return reply_error(c, 400, "%s", err);
+    struct nvml_snapshot *gpus = nvml_snapshot_get(); /* NVML's lock, before the registry's */
+    char why[1024];
     registry_lock();
+    if (gpu_key_check(gpus, key, why, sizeof(why))) {
+        registry_unlock();
+        free(gpus);
+        return reply_error(c, 400, "%s", why);
+    }
+    free(gpus);
+    /* a pod that has not started yet is remembered: its settings apply when it registers */
     struct hv_pod *p = registry_pod_get(ns, name);
     if (!p || registry_op_set(p, key, &l)) {
         registry_unlock();
@@ -523,14 +534,23 @@ static enum MHD_Result do_delete_limits(struct MHD_Connection *c, const char *ns
 static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, const char *name,
                                   int suspend)
 {
+    char key[HV_KEY_LEN];
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
     registry_lock();
+    /* only a pod the daemon knows: one with processes or operator settings, or one the
+     * Kubernetes watch reports; a typo must not be remembered as a suspension of nothing */
+    if (!registry_pod_find(key) && !registry_kube_known(ns, name)) {
+        registry_unlock();
+        return reply_error(c, 404,
+                           "pod: unknown pod '%s': no process of it has registered, it has no "
+                           "operator settings and Kubernetes does not report it on this node",
+                           key);
+    }
     struct hv_pod *p = registry_pod_get(ns, name);
     if (!p) {
         registry_unlock();
         return reply_error(c, 500, "internal: out of memory");
     }
-    char key[HV_KEY_LEN];
-    snprintf(key, sizeof(key), "%s", p->key);
     p->suspended = suspend;
     region_apply(p);
     uint64_t seq = cmd_push_pod(p, suspend ? "suspend" : "resume");

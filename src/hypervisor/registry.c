@@ -448,6 +448,13 @@ static void kube_limits(const struct kube_pod *kp, struct hv_limits *l)
     if (kp->has_soft) l->has |= HV_HAS_SOFT, l->soft = kp->soft;
 }
 
+int registry_kube_known(const char *ns, const char *name)
+{
+    for (const struct hv_kube_pod *k = hv_reg.kube; k; k = k->next)
+        if (!strcmp(k->ns, ns) && !strcmp(k->name, name)) return 1;
+    return 0;
+}
+
 void registry_kube_update(const struct kube_pod *kp, void *arg)
 {
     (void)arg;

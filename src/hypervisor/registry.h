@@ -192,6 +192,8 @@ struct hv_ident {
 /* 0; 1 when it is a Kubernetes pod the watch has not reported (yet); -1 unreadable (the
  * process is gone). */
 int registry_identify(pid_t host_pid, struct hv_ident *out);
+/* 1 when the Kubernetes watch reports a pod of this namespace and name. */
+int registry_kube_known(const char *ns, const char *name);
 /* kube_watch callback (takes the lock itself). */
 struct kube_pod;
 void registry_kube_update(const struct kube_pod *kp, void *arg);

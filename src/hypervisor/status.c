@@ -12,6 +12,24 @@
 #include "nvml_monitor.h"
 #include "shm_region.h"
 
+/* The operator's settings as the state file holds them: {GPU key: {the fields given}}. They
+ * are what a pod without processes (no GPUs yet) will get, so status shows them. */
+static json_t *operator_limits_json(const struct hv_pod *p)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < p->n_op; i++) {
+        const struct hv_limits *l = &p->op[i].l;
+        json_t *e = json_object();
+        if (l->has & HV_HAS_CORE) json_object_set_new(e, "core_limit", json_real(l->core));
+        if (l->has & HV_HAS_MEM)
+            json_object_set_new(e, "mem_limit", json_integer((json_int_t)l->mem));
+        if (l->has & HV_HAS_WEIGHT) json_object_set_new(e, "weight", json_integer(l->weight));
+        if (l->has & HV_HAS_SOFT) json_object_set_new(e, "soft", json_boolean(l->soft));
+        json_object_set_new(o, p->op[i].key, e);
+    }
+    return o;
+}
+
 json_t *status_pod_json(const struct hv_pod *p)
 {
     static const char *const rank[] = {"none",       "env",        "defaults",
@@ -39,10 +57,11 @@ json_t *status_pod_json(const struct hv_pod *p)
                                (json_int_t)((now - w->last_seen_ns) / 1000000ull), "acked_seq",
                                (json_int_t)w->acked_seq, "container", w->container));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:o, s:o}", "pod", p->key,
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:o, s:o, s:o}", "pod", p->key,
                      "namespace", p->ns, "name", p->name, "dir", p->dir, "region",
                      p->files.ctl != NULL, "broken", p->broken, "suspended", p->suspended, "source",
-                     rank[best], "gpus", gpus, "workers", workers);
+                     rank[best], "gpus", gpus, "workers", workers, "operator_limits",
+                     operator_limits_json(p));
 }
 
 json_t *status_peer_json(pid_t host_pid)

@@ -372,8 +372,15 @@ def case_kill9(tmp):
         d.stop()
 
 
+def sim_env(tmp, n):
+    """The daemon's environment for n simulated GPUs (UUID0 and UUID1 are the first two)."""
+    return {"LD_LIBRARY_PATH": os.path.join(A.build, "sim"),
+            "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_DEVICES": str(n)}
+
+
 def case_restart(tmp):
-    d = Daemon(A.daemon, tmp)
+    # two simulated GPUs: a per-GPU setting must name a GPU the node has (case_operator)
+    d = Daemon(A.daemon, tmp, env=sim_env(tmp, 2))
     # a stale socket file from a crashed daemon is replaced
     os.makedirs(os.path.dirname(d.op), exist_ok=True)
     stale = socket.socket(socket.AF_UNIX)
@@ -1072,6 +1079,67 @@ def case_limiter(tmp):
         if h.poll() is None:
             h.kill()
         h.wait()
+        d.stop()
+
+
+def case_operator(tmp):
+    """Operator requests about pods and GPUs that do not exist are refused, naming them; settings
+    for a pod that has not started are remembered and shown."""
+    d = Daemon(A.daemon, tmp, env=sim_env(tmp, 2)).start()
+    try:
+        # suspend / resume of a pod nobody knows: 404 naming it, nothing made or persisted
+        for op in ("suspend", "resume"):
+            s, b, _ = request(d.op, "POST", "/v1/pods/no/such-pod/%s" % op)
+            err_names(s, b, 404, "no/such-pod")
+        check(d.status()["pods"] == [], "no pod made by a refused suspend: %r" % d.status()["pods"])
+        check(not os.path.exists(d.state), "nothing persisted for a refused suspend")
+        # a GPU the node does not have: 400 naming it and listing the two it has
+        uuid_gone = "gpu-5e1a0000-0000-0000-0000-000000000009"
+        for gpu, named in [(7, "GPU 7"), (2, "GPU 2"), (uuid_gone, uuid_gone),
+                           (uuid_gone.upper(), uuid_gone)]:
+            s, b, _ = request(d.op, "PUT", "/v1/pods/team/a/limits", {"gpu": gpu, "core_limit": 30})
+            err_names(s, b, 400, named)
+            check("0 " + UUID0 in b["error"] and "1 " + UUID1.lower() in b["error"],
+                  "the refusal lists the node's GPUs: %r" % b)
+        check(d.status()["pods"] == [], "no pod made by a refused PUT: %r" % d.status()["pods"])
+        # settings for a pod that has not started: kept, shown in its status entry
+        s, b, _ = request(d.op, "PUT", "/v1/pods/team/a/limits",
+                          {"core_limit": 30, "mem_limit": "8GiB", "weight": 3, "soft": True})
+        check(s == 200 and b["workers"] == [] and b["gpus"] == [] and
+              b["operator_limits"] == {"all": {"core_limit": 30, "mem_limit": 8 * GIB, "weight": 3,
+                                               "soft": True}}, "PUT before the pod: %s %r" % (s, b))
+        for gpu, key in [(1, "1"), (UUID1, UUID1.lower())]:
+            s, b, _ = request(d.op, "PUT", "/v1/pods/team/a/limits", {"gpu": gpu, "mem_limit": GIB})
+            check(s == 200 and b["operator_limits"].get(key) == {"mem_limit": GIB},
+                  "PUT for GPU %r: %s %r" % (gpu, s, b))
+        # a pod with settings is known: it may be suspended before it starts, and resumed
+        s, b, _ = request(d.op, "POST", "/v1/pods/team/a/suspend")
+        check(s == 200 and b["workers"] == 0 and d.pod("team/a")["suspended"], "suspend: %s %r" % (s, b))
+        s, b, _ = request(d.op, "POST", "/v1/pods/team/a/resume")
+        check(s == 200 and not d.pod("team/a")["suspended"], "resume: %s %r" % (s, b))
+        # when it registers, the settings are its limits, per GPU
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("team/a", [(0, UUID0, {}), (1, UUID1, {})]))
+        lim = {x["uuid"]: x for x in b["limits"]}
+        check(s == 201 and lim[UUID0]["core_limit"] == 30 and lim[UUID0]["mem_limit"] == 8 * GIB and
+              lim[UUID1.lower()]["mem_limit"] == GIB and lim[UUID1.lower()]["weight"] == 3,
+              "registration gets the remembered settings: %s %r" % (s, b))
+    finally:
+        d.stop()
+    # without NVML the daemon knows only the GPUs workers registered
+    d = Daemon(A.daemon, tmp).start()
+    try:
+        s, b, _ = request(d.op, "PUT", "/v1/pods/team/b/limits", {"gpu": 0, "core_limit": 30})
+        err_names(s, b, 400, "GPU 0")
+        check("NVML is unavailable" in b["error"], "says why it knows no GPU: %r" % b)
+        s, b, _ = request(d.worker, "POST", "/v1/workers", reg("team/c", [(0, UUID0, {})]))
+        check(s == 201, "register: %s %r" % (s, b))
+        for gpu in (0, UUID0):
+            s, b, _ = request(d.op, "PUT", "/v1/pods/team/b/limits", {"gpu": gpu, "core_limit": 30})
+            check(s == 200, "a GPU a worker registered: %r %s %r" % (gpu, s, b))
+        s, b, _ = request(d.op, "PUT", "/v1/pods/team/b/limits", {"gpu": 1, "core_limit": 30})
+        err_names(s, b, 400, "GPU 1")
+        check("0 " + UUID0 in b["error"], "lists the registered GPU: %r" % b)
+    finally:
         d.stop()
 
 
