@@ -3,6 +3,9 @@
  * Why this exists: /v1/status is JSON made for programs; this turns it into aligned columns
  * (GPUs, pods with their limits and use, unregistered processes, pods over their memory cap).
  * Missing or null fields print as "-" so a newer or older daemon never breaks the output.
+ * Limits are words where they are not a number to read as one: a compute limit or share of 0
+ * is the daemon's "none", printed "unlimited" (never "0%", which reads as "nothing allowed"),
+ * a memory cap of 0 "no cap"; only a real limit is a percentage or a size.
  */
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +78,14 @@ static const char *fmt_pct(json_t *v, char *buf, size_t len)
     return buf;
 }
 
+/* A compute limit or share: 0 is "no limit" in the daemon's encoding (docs/hypervisor.md). */
+static const char *fmt_limit_pct(json_t *v, char *buf, size_t len)
+{
+    if (!json_is_number(v)) return "-";
+    if (!(json_number_value(v) > 0)) return "unlimited";
+    return fmt_pct(v, buf, len);
+}
+
 static const char *fmt_int(json_t *v, char *buf, size_t len)
 {
     if (!json_is_integer(v)) return json_is_string(v) ? json_string_value(v) : "-";
@@ -108,7 +119,38 @@ static void print_gpus(FILE *out, json_t *gpus)
     table_print(out, &t);
 }
 
-/* One row per pod and GPU (one row with "-" for a pod without GPUs yet). */
+/* A pod without GPUs yet (no process has registered): one row per GPU key of the operator's
+ * settings, which it will get when it starts; what no setting says is decided then ("-"). */
+static int pending_rows(struct table *t, json_t *p, const char *name, const char *state,
+                        const char *workers)
+{
+    json_t *ops = json_object_get(p, "operator_limits");
+    if (!json_is_object(ops) || json_object_size(ops) == 0) return 0;
+    const char *key;
+    json_t *e;
+    json_object_foreach(ops, key, e)
+    {
+        char cap[32], mem[48], lim[32], core[48], weight[32];
+        json_t *m = json_object_get(e, "mem_limit"), *c = json_object_get(e, "core_limit");
+        snprintf(mem, sizeof(mem), "- / %s", m ? fmt_size(m, cap, sizeof(cap), "no cap") : "-");
+        snprintf(core, sizeof(core), "%s / - / -", c ? fmt_limit_pct(c, lim, sizeof(lim)) : "-");
+        json_t *soft = json_object_get(e, "soft");
+        const char *mode = json_is_true(soft) ? "soft" : json_is_false(soft) ? "hard" : "-";
+        const char *row[] = {name,
+                             key,
+                             mem,
+                             core,
+                             fmt_int(json_object_get(e, "weight"), weight, sizeof(weight)),
+                             mode,
+                             state,
+                             workers};
+        table_row(t, row);
+    }
+    return 1;
+}
+
+/* One row per pod and GPU; a pod without GPUs yet: its operator settings, else one row of
+ * "-". */
 static void pod_rows(struct table *t, json_t *p)
 {
     const char *name = json_string_value(json_object_get(p, "pod"));
@@ -119,6 +161,7 @@ static void pod_rows(struct table *t, json_t *p)
     snprintf(workers, sizeof(workers), "%zu", json_is_array(wk) ? json_array_size(wk) : 0);
     json_t *gpus = json_object_get(p, "gpus");
     size_t n = json_is_array(gpus) ? json_array_size(gpus) : 0;
+    if (n == 0 && pending_rows(t, p, name, state, workers)) return;
     for (size_t i = 0; i < n || (i == 0 && n == 0); i++) {
         json_t *g = n ? json_array_get(gpus, i) : NULL;
         char gpu[64], used[32], cap[32], mem[80], lim[32], eff[32], cu[32], core[112], weight[32];
@@ -138,8 +181,8 @@ static void pod_rows(struct table *t, json_t *p)
         if (json_is_number(cf) && json_number_value(cf) >= 1.005)
             snprintf(clk, sizeof(clk), " (x%.2f clock)", json_number_value(cf));
         snprintf(core, sizeof(core), "%s / %s / %s%s",
-                 fmt_pct(json_object_get(g, "core_limit"), lim, sizeof(lim)),
-                 fmt_pct(json_object_get(g, "core_effective"), eff, sizeof(eff)),
+                 fmt_limit_pct(json_object_get(g, "core_limit"), lim, sizeof(lim)),
+                 fmt_limit_pct(json_object_get(g, "core_effective"), eff, sizeof(eff)),
                  fmt_pct(json_object_get(g, "core_used"), cu, sizeof(cu)), clk);
         json_t *soft = json_object_get(g, "soft");
         const char *mode = json_is_true(soft) ? "soft" : json_is_false(soft) ? "hard" : "-";

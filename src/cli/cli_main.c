@@ -23,15 +23,18 @@ static void usage(FILE *out)
             "Commands:\n"
             "  status [--json]            GPUs, pods (limits, use, state), unregistered\n"
             "                             processes and pods over their memory cap\n"
-            "  set NS/NAME [OPTIONS]      change a pod's limits (kept across restarts)\n"
-            "      --gpu N|UUID|all         which GPU (default: all of the pod's GPUs)\n"
+            "  set NS/NAME [OPTIONS]      change a pod's limits (kept across restarts; a pod that\n"
+            "                             has not started yet gets them when it does)\n"
+            "      --gpu N|UUID|all         which GPU (default: all of the pod's GPUs); one\n"
+            "                               the node does not have is refused\n"
             "      --core-limit PCT         compute share in percent, (0, 100]\n"
             "      --mem-limit SIZE         memory cap, e.g. 4GiB or 512MiB; 0 or none = no cap\n"
             "      --weight W               share of idle time among soft pods, 1..10000\n"
             "      --soft | --hard          soft: may use idle compute above the limit\n"
             "  reset NS/NAME              drop the operator's limits (Kubernetes annotations or\n"
             "                             the daemon's defaults apply again)\n"
-            "  suspend NS/NAME            stop the pod's GPU submissions\n"
+            "  suspend NS/NAME            stop the pod's GPU submissions (a pod the daemon\n"
+            "                             knows: running, set, or reported by Kubernetes)\n"
             "  resume NS/NAME             let them run again\n"
             "  metrics                    the daemon's Prometheus metrics\n"
             "  driver-check [--cuda PATH] [--nvml PATH] [--verbose]\n"
@@ -147,6 +150,10 @@ static int cmd_set(int argc, char **argv)
         json_t *one = json_pack("[O]", pod);
         cli_print_pods(stdout, one);
         json_decref(one);
+        json_t *wk = json_object_get(pod, "workers");
+        if (json_is_array(wk) && json_array_size(wk) == 0)
+            printf("(no process of %s has registered yet: the settings apply when it starts)\n",
+                   argv[0]);
     }
     json_decref(pod);
     cli_response_free(&r);

@@ -12,6 +12,7 @@ Usage: cli_test.py PATH_TO_vgpu
 import http.server
 import json
 import os
+import re
 import socket
 import socketserver
 import subprocess
@@ -45,6 +46,16 @@ STATUS = {
                    "soft": False}],
          "workers": [{"worker_id": "w-3", "host_pid": 4003, "pid": 9, "last_seen_ms": 10,
                       "acked_seq": 6}]},
+        {"pod": "batch/free", "suspended": False, "source": "none",
+         "gpus": [{"uuid": "GPU-bbbb", "index": 1, "mem_limit": 0, "mem_used": 0,
+                   "core_limit": 0, "core_effective": 0, "core_used": 0, "weight": 1,
+                   "soft": False, "clock_factor": 1.0}],
+         "workers": [{"worker_id": "w-4", "host_pid": 4004, "pid": 10, "last_seen_ms": 10,
+                      "acked_seq": 6}], "operator_limits": {}},
+        {"pod": "team/later", "suspended": False, "source": "operator", "gpus": [],
+         "workers": [], "operator_limits": {
+             "all": {"core_limit": 30.0, "mem_limit": 8589934592, "weight": 3, "soft": True},
+             "GPU-bbbb": {"mem_limit": 0}}},
     ],
     "unregistered": [{"host_pid": 4242, "gpu": 0, "mem_used": 536870912}],
     "over_cap": ["ml/infer-server"],
@@ -52,6 +63,7 @@ STATUS = {
 STATUS_TEXT = json.dumps(STATUS, indent=2)
 METRICS = "# HELP vgpu_pods Pods known.\n# TYPE vgpu_pods gauge\nvgpu_pods 2\n"
 
+NO_GPU_7 = 'gpu: this node has no GPU 7; its GPUs: 0 gpu-aaaa, 1 gpu-bbbb; or "all"'
 requests = []
 lock = threading.Lock()
 
@@ -86,6 +98,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry = [p for p in STATUS["pods"] if p["pod"] == pod]
             if not entry:
                 self.reply(404, json.dumps({"error": "pod %s is not known on this node" % pod}))
+            elif self.command == "PUT" and parts[5] == "limits" and \
+                    json.loads(body or "{}").get("gpu") == 7:
+                self.reply(400, json.dumps({"error": NO_GPU_7}))
             elif self.command == "PUT" and parts[5] == "limits":
                 self.reply(200, json.dumps(entry[0]))
             elif self.command == "DELETE" and parts[5] == "limits":
@@ -147,6 +162,7 @@ def main():
     head = [l for l in lines if l.startswith("POD ")]
     rows = [l for l in lines if l.startswith("default/train") or l.startswith("ml/infer-server")]
     check(len(head) == 1 and len(rows) == 3, "status: one header, 3 pod rows:\n" + out)
+    col_w = head[0].index("WEIGHT") if head else 0
     if head and len(rows) == 3:
         col_w = head[0].index("WEIGHT")
         col_state = head[0].index("STATE")
@@ -158,6 +174,21 @@ def main():
         check(rows[2][col_workers:].strip() == "1", "status: 1 worker for infer-server")
         check(rows[1].split()[1] == "0" and rows[2].split()[1] == "1",
               "status: infer-server has rows for GPU 0 and 1:\n" + out)
+    # no limit is a word, never "0%" (which reads as "no compute allowed")
+    free = [l for l in lines if l.startswith("batch/free")]
+    check(len(free) == 1 and "unlimited / unlimited / 0%" in free[0] and "no cap" in free[0],
+          "status: unlimited compute as a word:\n" + out)
+    check(not re.search(r"(^|\s)0% /", out), "status: a limit of 0 printed as 0%:\n" + out)
+    # a pod without processes: the operator's settings it will get, one row per GPU key
+    later = [l for l in lines if l.startswith("team/later")]
+    check(len(later) == 2, "status: one row per operator GPU key of team/later:\n" + out)
+    if len(later) == 2 and head:
+        c = head[0].index("COMPUTE")
+        check(later[0].split()[1] == "all" and "- / 8.00 GiB" in later[0] and
+              later[0][c:].startswith("30% / - / -") and later[0][col_w:].startswith("3 ")
+              and " soft " in later[0], "status: team/later's 'all' settings:\n" + out)
+        check(later[1].split()[1] == "GPU-bbbb" and "- / no cap" in later[1] and
+              later[1][c:].startswith("- / - / -"), "status: team/later's GPU-bbbb row:\n" + out)
     oc = [l for l in lines if l.startswith("OVER CAP")]
     check(oc and oc[0].endswith(" ml/infer-server"), "status: over_cap line %s" % oc)
 
@@ -184,6 +215,12 @@ def main():
     check("default/train" in p.stdout and "50%" not in p.stdout and "30% / 45%" in p.stdout,
           "set: prints the pod entry the daemon returned:\n" + p.stdout)
 
+    p, reqs = run("set", "team/later", "--core-limit", "30")
+    check(p.returncode == 0 and "team/later  all" in p.stdout and "30% / - / -" in p.stdout and
+          "no process of team/later has registered yet" in p.stdout,
+          "set on a pod without processes: %r" % p.stdout)
+    p, reqs = run("set", "default/train", "--weight", "2")
+    check("registered yet" not in p.stdout, "set on a running pod: no 'not yet' note %r" % p.stdout)
     p, reqs = run("set", "ml/infer-server", "--gpu", "GPU-bbbb", "--hard", "--mem-limit", "none")
     check(p.returncode == 0 and reqs and json.loads(reqs[0][2]) ==
           {"gpu": "GPU-bbbb", "soft": False, "mem_limit": 0}, "set --hard: %s" % reqs)
@@ -222,6 +259,14 @@ def main():
     check(p.returncode == 1, "daemon 404: exit %d" % p.returncode)
     check(p.stderr == "vgpu: pod default/missing is not known on this node\n",
           "daemon 404: stderr %r" % p.stderr)
+
+    p, reqs = run("suspend", "no/such-pod")
+    check(p.returncode == 1 and p.stdout == "" and
+          p.stderr == "vgpu: pod no/such-pod is not known on this node\n",
+          "suspend of an unknown pod fails: %d %r %r" % (p.returncode, p.stdout, p.stderr))
+    p, reqs = run("set", "default/train", "--gpu", "7", "--weight", "2")
+    check(p.returncode == 1 and p.stdout == "" and p.stderr == "vgpu: %s\n" % NO_GPU_7,
+          "set --gpu 7 refused with the daemon's list: %d %r" % (p.returncode, p.stderr))
 
     # --- reset, suspend, resume, metrics
     p, reqs = run("reset", "default/train")
