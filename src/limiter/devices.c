@@ -64,6 +64,19 @@ const struct vgpu_dev_limits *vgpu_limits_for(struct vgpu_shm *s, int idx, const
     return k < 0 ? NULL : &ctl->dev[k].lim;
 }
 
+/* A compute limit for the log, in words where it is not a share: the encoding's 0 is "no
+ * limit", which "0.00%" would show as "nothing allowed" (hundredths of a percent). */
+static const char *compute_words(uint32_t limit, uint32_t soft, char *buf, size_t n)
+{
+    if (soft)
+        snprintf(buf, n, "soft %.2f%% (up to %.2f%%)", soft / 100.0, limit ? limit / 100.0 : 100.0);
+    else if (limit)
+        snprintf(buf, n, "%.2f%%", limit / 100.0);
+    else
+        snprintf(buf, n, "unlimited");
+    return buf;
+}
+
 static int bind_device(struct vgpu_binding *b, CUdevice dev)
 {
     const struct vgpu_config *cfg = &vgpu_g.cfg;
@@ -118,30 +131,31 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
     }
     if (atomic_load(&vgpu_g.ctl)) /* managed: only the daemon lends host memory */
         b->oversold = (atomic_load(&lim->flags) & VGPU_DEV_OVERSOLD) != 0;
-    char a[32], c[32];
+    char a[32], c[32], pc[48], oc[48];
     uint64_t pod_limit = atomic_load(&lim->mem_limit);
     if (!created && !cfg->hv_on &&
         (pod_limit != limit || atomic_load(&lim->core_limit) != init.core_limit ||
          atomic_load(&lim->core_soft) != init.core_soft))
-        VLOG_WARN(
-            "GPU %d (%s): the pod's limits (memory %s, compute %.2f%%/soft %.2f%%) differ from "
-            "this process's configuration (memory %s, compute %.2f%%/soft %.2f%%); the pod's stay",
-            dev, b->uuid, vgpu_format_size(pod_limit, a, sizeof(a)),
-            atomic_load(&lim->core_limit) / 100.0, atomic_load(&lim->core_soft) / 100.0,
-            vgpu_format_size(limit, c, sizeof(c)), init.core_limit / 100.0, init.core_soft / 100.0);
+        VLOG_WARN("GPU %d (%s): the pod's limits (memory %s, compute %s) differ from this "
+                  "process's configuration (memory %s, compute %s); the pod's stay",
+                  dev, b->uuid,
+                  pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
+                  compute_words(atomic_load(&lim->core_limit), atomic_load(&lim->core_soft), pc,
+                                sizeof(pc)),
+                  limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(limit, c, sizeof(c)),
+                  compute_words(init.core_limit, init.core_soft, oc, sizeof(oc)));
     b->ledger = idx;
     b->lim = lim;
     if (vgpu_slot() < 0) return VGPU_BIND_FAILED;
     atomic_store_explicit(&vgpu_ledger_lim[idx], lim, memory_order_release);
     VLOG_INFO(
-        "GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %.2f%% (soft %.2f%%)",
-        dev, b->uuid,
+        "GPU %d (%s): memory cap %s (from %s), oversubscription %s; compute %s", dev, b->uuid,
         pod_limit == VGPU_UNLIMITED ? "none" : vgpu_format_size(pod_limit, a, sizeof(a)),
         atomic_load(&vgpu_g.ctl) ? "the node daemon"
         : why                    ? why
                                  : "-",
-        b->oversold ? "on" : "off", atomic_load(&lim->core_limit) / 100.0,
-        atomic_load(&lim->core_soft) / 100.0);
+        b->oversold ? "on" : "off",
+        compute_words(atomic_load(&lim->core_limit), atomic_load(&lim->core_soft), pc, sizeof(pc)));
     return VGPU_BIND_LEDGER;
 }
 
