@@ -28,6 +28,9 @@
  *   cuda_probe gate         print the pod's compute gate counters
  *   cuda_probe control      print the node daemon's control fields of the pod's region
  *   cuda_probe node         print the node region the daemon publishes (NVML's GPUs, processes)
+ *
+ * VGPU_PROBE_DEV=N: use GPU N (CUDA ordinal and NVML index) instead of GPU 0, for the tests of
+ * limits on several GPUs.
  *   cuda_probe pulse M S    every 100 ms for S seconds allocate M MiB and free it again; print
  *                           "t=<CLOCK_MONOTONIC s> OK|REFUSED" for each
  */
@@ -183,10 +186,17 @@ static struct vgpu_shm *shm;
 static int slot = -1, ledger = -1;
 static uint64_t cap;
 
+/* The GPU the probe works on: VGPU_PROBE_DEV, default 0. */
+static int probe_dev(void)
+{
+    const char *v = getenv("VGPU_PROBE_DEV");
+    return v && *v ? atoi(v) : 0;
+}
+
 static void setup(void)
 {
     CU_OK(cu.cuInit(0));
-    CU_OK(cu.cuDeviceGet(&dev, 0));
+    CU_OK(cu.cuDeviceGet(&dev, probe_dev()));
     if (getenv("VGPU_PROBE_EARLY_TOTALMEM")) {
         /* like PyTorch: ask for the device's memory before any context exists */
         size_t t = 0;
@@ -521,7 +531,7 @@ static int nvml(void)
         return 3;
     }
     nvmlDevice_t d;
-    if (by_index(0, &d) != NVML_SUCCESS) return 1;
+    if (by_index((unsigned)probe_dev(), &d) != NVML_SUCCESS) return 1;
     nvmlMemory_t m;
     nvmlMemory_v2_t m2;
     memset(&m2, 0, sizeof(m2));
@@ -553,7 +563,7 @@ static long long nvml_self_used(void)
         procs = (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(
             h, "nvmlDeviceGetComputeRunningProcesses_v3");
         if (!init || !by_index || !procs || init() != NVML_SUCCESS ||
-            by_index(0, &d) != NVML_SUCCESS)
+            by_index((unsigned)probe_dev(), &d) != NVML_SUCCESS)
             return -1;
     }
     nvmlProcessInfo_t infos[128];
@@ -762,7 +772,8 @@ static int nvml_util(void)
                                                                   "nvmlDeviceGetUtilizationRates");
     nvmlDevice_t d;
     nvmlUtilization_t u;
-    if (!init || !by_index || !util || init() || by_index(0, &d) || util(d, &u)) return -1;
+    if (!init || !by_index || !util || init() || by_index((unsigned)probe_dev(), &d) || util(d, &u))
+        return -1;
     return (int)u.gpu;
 }
 

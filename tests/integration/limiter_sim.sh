@@ -204,6 +204,63 @@ pool-overshoot)
     limited "$PROBE" async 10 >/dev/null; expect_eq $? 0 "a pool growth that fits"
     kill %1
     ;;
+multi-gpu-2 | multi-gpu-4)
+    # N simulated GPUs: limits by index (CUDA_MEM_LIMIT_<i>, CUDA_CORE_LIMIT_<i>) and by UUID
+    # (the TENSOR_FUSION_* maps) hold on the GPU they name and never reach another one
+    n=${CASE#multi-gpu-}
+    export VGPU_SIM_DEVICES=$n
+    uuid() { printf 'GPU-5E1A0000-0000-0000-0000-%012x' $(($1 + 1)); }
+    on() { local d=$1; shift; VGPU_PROBE_DEV=$d limited "$@"; }
+    # memory by index: GPU i capped at (i + 1) x 512 MiB
+    for i in $(seq 0 $((n - 1))); do export CUDA_MEM_LIMIT_$i=$(((i + 1) * 512))MiB; done
+    for i in $(seq 0 $((n - 1))); do
+        cap=$(((i + 1) * 512))
+        out=$(on "$i" "$PROBE" info) || fail "info on GPU $i"
+        expect_eq "$(field total "$out")" $((cap * MIB)) "GPU $i: cuMemGetInfo total"
+        expect_eq "$(field total "$(on "$i" "$PROBE" nvml)")" $((cap * MIB)) "GPU $i: NVML total"
+        on "$i" "$PROBE" try $((cap + 64)) >/dev/null; expect_eq $? 2 "GPU $i: past its cap"
+    done
+    # what GPU 0 holds is not charged to GPU 1: GPU 0 full, GPU 1 still has its whole cap
+    VGPU_PROBE_DEV=0 LD_PRELOAD=$PRE$LIM "$PROBE" hold 384 30 >"$TMP/h0" &
+    holder=$!
+    wait_held "$TMP/h0"
+    on 0 "$PROBE" try 200 >/dev/null; expect_eq $? 2 "GPU 0 full (384 MiB held + contexts)"
+    on 1 "$PROBE" try 896 >/dev/null; expect_eq $? 0 "GPU 1's 1 GiB cap untouched by GPU 0's use"
+    kill $holder
+    wait $holder 2>/dev/null
+    for i in $(seq 0 $((n - 1))); do unset CUDA_MEM_LIMIT_$i; done
+    # memory by UUID (any case, GPU- optional): only the GPUs named
+    last=$((n - 1))
+    low=$(uuid 0 | tr 'A-Z' 'a-z')
+    export VGPU_POD_NAME=pod-$CASE-uuid
+    export TENSOR_FUSION_CUDA_MEM_LIMIT="{\"$(uuid $last)\": \"1GiB\", \"${low#gpu-}\": \"768MiB\"}"
+    for i in $(seq 0 $last); do
+        cap=16384
+        [ "$i" -eq 0 ] && cap=768
+        [ "$i" -eq "$last" ] && cap=1024
+        expect_eq "$(field total "$(on "$i" "$PROBE" info)")" $((cap * MIB)) "GPU $i: total by UUID"
+        on "$i" "$PROBE" try $((cap + 64)) >/dev/null; expect_eq $? 2 "GPU $i: past its UUID cap"
+    done
+    unset TENSOR_FUSION_CUDA_MEM_LIMIT
+    # compute by index: GPU 0 at 30% while GPU 1, unlimited, runs at full speed beside it
+    base=$(avg_rate "$(VGPU_PROBE_DEV=1 "$PROBE" spin 1.5 1000)")
+    export VGPU_POD_NAME=pod-$CASE-core CUDA_CORE_LIMIT_0=30
+    on 0 "$PROBE" spin 3 1000 >"$TMP/c0" &
+    on 1 "$PROBE" spin 3 1000 >"$TMP/c1" &
+    wait
+    near "$(avg_rate "$(cat "$TMP/c0")")" $((base * 30 / 100)) 10 "GPU 0 at CUDA_CORE_LIMIT_0=30"
+    [ "$(avg_rate "$(cat "$TMP/c1")")" -ge $((base * 90 / 100)) ] ||
+        fail "GPU 1 without a limit: $(avg_rate "$(cat "$TMP/c1")")/s, expected about $base/s"
+    unset CUDA_CORE_LIMIT_0
+    # compute by UUID: the last GPU at 60%, GPU 0 unlimited beside it
+    export VGPU_POD_NAME=pod-$CASE-core-uuid TENSOR_FUSION_CUDA_UP_LIMIT="{\"$(uuid $last)\": 60}"
+    on "$last" "$PROBE" spin 3 1000 >"$TMP/u1" &
+    on 0 "$PROBE" spin 3 1000 >"$TMP/u0" &
+    wait
+    near "$(avg_rate "$(cat "$TMP/u1")")" $((base * 60 / 100)) 10 "GPU $last at 60% by UUID"
+    [ "$(avg_rate "$(cat "$TMP/u0")")" -ge $((base * 90 / 100)) ] ||
+        fail "GPU 0 without a limit: $(avg_rate "$(cat "$TMP/u0")")/s, expected about $base/s"
+    ;;
 compute-hard)
     # a hard limit holds for long kernels, short kernels and graphs; NVML sees the limit
     export CUDA_CORE_LIMIT_0=30
