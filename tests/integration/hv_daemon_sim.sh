@@ -20,6 +20,9 @@
 #            in another PID namespace (another container, in Kubernetes) and cannot see it die:
 #            the daemon reports it dead in the pod's control region and that process returns
 #            the memory
+#   multigpu-2, multigpu-4
+#            N simulated GPUs: the operator's per-GPU settings (vgpu set --gpu INDEX / UUID) hold
+#            on the GPU they name and no other; a GPU the node does not have is refused
 #
 # The daemon runs in its development mode (--identity env): these cases name their pods in the
 # environment. Pod identity from the kernel is tested in tests/security.
@@ -77,8 +80,56 @@ in_other_ns() { unshare -p -f --mount-proc "$@"; }
 if [ "$CASE" = stuck ] || [ "$CASE" = reap ]; then
     unshare -p -f --mount-proc true 2>/dev/null || { echo "SKIP: no PID namespaces here (unshare -p)"; exit 77; }
 fi
+case $CASE in multigpu-*) export VGPU_SIM_DEVICES=${CASE#multigpu-} ;; esac
 daemon || exit 1
 case $CASE in
+multigpu-2 | multigpu-4)
+    n=$VGPU_SIM_DEVICES last=$((n - 1)) MIB=$((1024 * 1024))
+    uuid() { printf 'GPU-5E1A0000-0000-0000-0000-%012x' $(($1 + 1)); }
+    on() { local d=$1; shift; VGPU_POD_NAME=mg VGPU_PROBE_DEV=$d limited "$@"; }
+    V set sim/mg --gpu 0 --mem-limit 512MiB --core-limit 30 >/dev/null || fail "set --gpu 0"
+    V set sim/mg --gpu "$(uuid $last)" --mem-limit 1GiB --core-limit 60 >/dev/null || fail "set --gpu UUID"
+    out=$(V set sim/mg --gpu "$n" --core-limit 10 2>&1) && fail "set --gpu $n accepted on $n GPUs"
+    grep -q "no GPU $n; its GPUs: 0 " <<<"$out" || fail "set --gpu $n: $out"
+    # memory: GPU 0 512 MiB, the last GPU 1 GiB, any other no cap
+    for i in $(seq 0 $last); do
+        cap=16384
+        [ "$i" -eq 0 ] && cap=512
+        [ "$i" -eq "$last" ] && cap=1024
+        out=$(on "$i" "$PROBE" info) || fail "info on GPU $i: $out"
+        [ "$(field total "$out")" = $((cap * MIB)) ] || fail "GPU $i: total $(field total "$out"), expected $cap MiB"
+        on "$i" "$PROBE" try $((cap + 64)) >/dev/null
+        [ $? -eq 2 ] || fail "GPU $i: $((cap + 64)) MiB past its $cap MiB cap was not refused"
+    done
+    # compute: every GPU at once, each at its own limit (1000 kernels/s is a whole GPU)
+    spinners=
+    for i in $(seq 0 $last); do
+        on "$i" "$PROBE" spin 4 1000 >"$TMP/s$i" 2>"$TMP/s$i.err" &
+        spinners="$spinners $!"
+    done
+    sleep 2.5
+    V status >"$TMP/status"
+    wait $spinners
+    for i in $(seq 0 $last); do
+        want=1000
+        [ "$i" -eq 0 ] && want=300
+        [ "$i" -eq "$last" ] && want=600
+        r=$(rates "$(cat "$TMP/s$i")" 2 7)
+        echo "GPU $i: $r launches/s (expected about $want)"
+        if [ $want -eq 1000 ]; then
+            awk -v r="$r" 'BEGIN {exit !(r >= 900)}' || fail "GPU $i without a limit: $r/s"
+        else
+            near "$r" $want 10 "GPU $i at its operator limit"
+        fi
+    done
+    # the status shows each GPU's own limit, unlimited ones as words
+    grep -q "^sim/mg  *0  .*512.00 MiB  *30% / " "$TMP/status" || fail "status row of GPU 0: $(cat "$TMP/status")"
+    grep -q "^sim/mg  *$last  .*1.00 GiB  *60% / " "$TMP/status" || fail "status row of GPU $last: $(cat "$TMP/status")"
+    if [ "$n" -gt 2 ]; then
+        grep -q "^sim/mg  *1  .*no cap  *unlimited / unlimited / " "$TMP/status" ||
+            fail "status row of GPU 1: $(cat "$TMP/status")"
+    fi
+    ;;
 weights)
     V set sim/wa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/wa"
     V set sim/wb --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/wb"
