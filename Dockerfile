@@ -32,7 +32,10 @@ COPY CMakeLists.txt ./
 COPY cmake ./cmake
 COPY src ./src
 COPY bench ./bench
-# Release, no tests (as scripts/release builds); installed stripped under /stage/opt/vgpu
+COPY scripts/check-elf ./scripts/check-elf
+# Release, no tests (as scripts/release builds); installed stripped under /stage/opt/vgpu. The
+# injected libraries are held to the glibc floor as scripts/release holds them (GLIBC_FLOOR there,
+# src/limiter/glibc_floor.h): pods load them from this image, whatever glibc their images have.
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DVGPU_BUILD_TESTS=OFF -DVGPU_SANITIZE=OFF \
         -DVGPU_WERROR=OFF \
     && cmake --build /build -j"$(nproc)" \
@@ -41,6 +44,13 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DVGPU_BUILD_TESTS=OFF -DVGP
     && test -x /stage/opt/vgpu/bin/vgpu \
     && test -f /stage/opt/vgpu/lib/libcuda_limiter.so \
     && test -f /stage/opt/vgpu/lib/libadd_path.so \
+    && case "$(dpkg --print-architecture)" in amd64) arch=x64 ;; arm64) arch=arm64 ;; *) arch= ;; esac \
+    && if [ -n "$arch" ]; then \
+        scripts/check-elf --libc-only --no-exports --max-glibc 2.17 "$arch" \
+            /stage/opt/vgpu/lib/libadd_path.so \
+        && scripts/check-elf --libc-only --max-glibc 2.17 "$arch" \
+            /stage/opt/vgpu/lib/libcuda_limiter.so; \
+    else echo "check-elf knows no $(dpkg --print-architecture): glibc floor not checked"; fi \
     && { ldd /stage/opt/vgpu/bin/vgpu-hypervisor | grep -q 'libgrpc\.so' \
         || { echo "vgpu-hypervisor was built without the device plugin (gRPC)" >&2; exit 1; }; } \
     && /stage/opt/vgpu/bin/vgpu-hypervisor --version | sed -n 's/^vgpu-hypervisor //p' \

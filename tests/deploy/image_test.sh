@@ -8,8 +8,9 @@
 #     all three when none can build; run against fake builders on a private PATH;
 #   - the Dockerfile: its stages, its continuation lines, every package it installs exists in
 #     Debian (apt-cache show; a made-up name must fail), the build stage has the daemon's
-#     packages of scripts/install-deps and the device plugin's, what it COPYs exists and is let
-#     in by .dockerignore, the runtime stage has the files the DaemonSet runs;
+#     packages of scripts/install-deps and the device plugin's, the libraries are held to
+#     scripts/release's glibc floor, what it COPYs exists and is let in by .dockerignore, the
+#     runtime stage has the files the DaemonSet runs;
 #   - with --daemon/--cli (the binaries built here): every shared library they need belongs to
 #     a runtime-stage package or one of its dependencies (dpkg -S, apt-cache depends), and
 #     dropping libgrpc29 from that list is caught.
@@ -183,6 +184,15 @@ fi
 # the build: Release, no tests
 grep -q -- '-DCMAKE_BUILD_TYPE=Release' "$DF" && grep -q -- '-DVGPU_BUILD_TESTS=OFF' "$DF" &&
     ok "cmake: Release, VGPU_BUILD_TESTS=OFF" || fail "the build is not Release without tests"
+# the injected libraries held to the release's glibc floor (scripts/release GLIBC_FLOOR), both:
+# the Dockerfile with its continuation lines joined, spaces squeezed
+floor=$(sed -n 's/^GLIBC_FLOOR=\([0-9.]*\).*/\1/p' "$ROOT/scripts/release")
+joined=$(sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' "$DF" | tr -s ' ')
+[ -n "$floor" ] &&
+    grep -qF -- "check-elf --libc-only --no-exports --max-glibc $floor \"\$arch\" /stage/opt/vgpu/lib/libadd_path.so" <<<"$joined" &&
+    grep -qF -- "check-elf --libc-only --max-glibc $floor \"\$arch\" /stage/opt/vgpu/lib/libcuda_limiter.so" <<<"$joined" &&
+    ok "build stage: check-elf --max-glibc $floor on both libraries, as scripts/release" ||
+    fail "the build stage does not hold both libraries to scripts/release's glibc floor (${floor:-none read})"
 # what it COPYs from the tree exists and .dockerignore lets it in
 while read -r src; do
     [ -e "$ROOT/$src" ] || fail "COPY $src: not in the tree"
