@@ -60,7 +60,8 @@ VGPU_GLIBC_PIN(pthread_setname_np, VGPU_GLIBC_2_12)
 /* stat and fstat under other names (glibc_floor.c); the declarations of <sys/stat.h> that follow
  * are compatible and keep these names. */
 struct stat;
-extern int stat(const char *__restrict path, struct stat *__restrict buf) __asm__("vgpu_floor_stat");
+extern int stat(const char *__restrict path,
+                struct stat *__restrict buf) __asm__("vgpu_floor_stat");
 extern int fstat(int fd, struct stat *buf) __asm__("vgpu_floor_fstat");
 
 #endif

@@ -67,5 +67,6 @@ int main(void)
     unsigned long long linked = fill(cuMemAlloc_v2, &last_linked);
     unsigned long long through_dlsym = fill(via_dlsym, &last_dlsym);
     printf("linked=%llu dlsym=%llu\n", linked, through_dlsym);
-    return last_linked == CUDA_ERROR_OUT_OF_MEMORY && last_dlsym == CUDA_ERROR_OUT_OF_MEMORY ? 0 : 1;
+    return last_linked == CUDA_ERROR_OUT_OF_MEMORY && last_dlsym == CUDA_ERROR_OUT_OF_MEMORY ? 0
+                                                                                             : 1;
 }
