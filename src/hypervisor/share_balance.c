@@ -4,9 +4,9 @@
 
 /* per tick, the trim moves by this fraction of the pod's error (its part of what the
  * contending pods used minus its part of what the policy gave them). Use is a 1 s average read 10
- * times a second, so the loop sees its own moves late: modelled on the H200's 25/75 case
- * (tests/unit/ test_share_balance.c), a gain of 0.1 settles in 8 s, 0.3 in 3-4 s with 0.2 pp
- * overshoot, 0.5 in 2 s with more */
+ * times a second, so the loop sees its own moves late: a small gain settles slowly, a large one
+ * overshoots; 0.3 settles within a few seconds without swinging on the model of a saturated GPU
+ * in tests/unit/test_share_balance.c */
 #define GAIN 0.3
 /* without contention, this fraction of the way back to no trim each tick (about 1 s) */
 #define RELAX 0.1

@@ -2,8 +2,9 @@
  * they are allowed.
  *
  * Why this exists: contexts that time-slice one GPU lose time at every switch, and the loss
- * falls on the pod whose running work is preempted: on an H200, pods allowed 25% / 75% got
- * 27.7 : 72.3 of what the two got, the 25% pod exactly its share, the 75% pod what was left.
+ * falls on the pod whose running work is preempted: the smaller pod gets exactly its allowed
+ * share of charged time but more than its part of the throughput, the larger one what is left
+ * (bench/results/hypervisor-runs.md: 27.7 : 72.3 at weights 1:3).
  * This stage, run after the policy, trims the share of each pod that gets more than its part
  * of what the contending pods used (its part of what the policy gave them: weights and limits
  * both), a little every tick, until the parts match; without contention the trims relax back

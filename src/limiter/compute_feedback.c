@@ -21,9 +21,9 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
      * sparse tiny kernels are noisy (+-30% from one second to the next is common), and a full
      * step on each noisy window makes the share swing with the noise. Far from it (> 25%),
      * all the way: a wrong model is corrected in a few seconds. And all the way when the two
-     * windows were quiet (within 5% of each other): a quarter of the way a second took a
-     * launch-bound loop held to 10% on an H200 from 10% to 3% over its cost in 8 s, while
-     * NVML read 0.088-0.090 every second. */
+     * windows were quiet (within 5% of each other): steady figures are not noise, and a quarter
+     * of the way a second leaves a pod over its cost for many seconds (bench/results/
+     * compute-runs.md, sixth run). */
     double err = next / scale - 1.0, mag = err < 0 ? -err : err;
     if (mag < 0.02) return scale;
     if (quiet)
@@ -78,10 +78,9 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
         return;
     }
     /* two windows in a row must tell the same story before the scale moves: consecutive ones,
-     * under one share: every skipped window above clears the first of a pair. (Until
-     * 2026-11-26 a ratio left from before a change of share could pair with the first window
-     * after it; on an H200 the first step after a launch-bound loop went from unlimited to 10%
-     * took its scale from 1.0 to 0.73, and busy went to 0.113.) */
+     * under one share: every skipped window above clears the first of a pair, so a ratio from
+     * before a change of share never pairs with the first window after it (such a pair describes
+     * two different loads and would step the scale the wrong way). */
     uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5),
              prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
     uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio,

@@ -120,9 +120,9 @@ static void wait_turn(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim,
  * then: it tells how far ahead of the GPU the pod has queued work. A program that ran unlimited
  * has filled the driver's queue (a bf16 8192 matmul loop: seconds of work), and when a limit
  * comes that work still runs first; the pod's next submission waits for it, so the share holds
- * from the time the GPU is through it. (Without it, on an H200, a pod cut from unlimited to 70%
- * kept the GPU 99% busy for two seconds, and the closed loop took its own backlog for a 1.4x
- * wrong model.)
+ * from the time the GPU is through it. Without it a pod cut from unlimited keeps the GPU full
+ * for seconds while the model says it holds its share, and the closed loop takes that backlog
+ * for a wrong model (bench/results/compute-runs.md, fourth run; limiter_compute-backlog).
  * At most VGPU_GATE_BACKLOG_NS is tracked, so that estimates of work never timed yet cannot
  * stall a pod for long when a limit comes. */
 /* the limits of ledger device d in this process (bound before any charge reaches it) */

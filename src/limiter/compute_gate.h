@@ -19,11 +19,10 @@
 
 /* Budget a pod may bank while it submits less than its share (wall time of its virtual clock;
  * at 30% 100 ms bank 30 ms of GPU time). A pod whose own pace is near its limit and wavers
- * (a launch-bound Python loop at 29-30% of an H200 under a 30% limit: +-5% within a second)
- * is cut in its faster stretches and cannot make it up in the slower ones unless the bank spans
- * them: with 10 ms that cell got 0.945 of its unlimited throughput and waited 0.42 s in 5 s,
- * with 100 ms 1.025 and waited 0 s (one run each; the loop's own pace drifts +-5%). In any
- * window it adds at most this times the share to what the pod gets. */
+ * (a launch-bound Python loop's pace moves by several percent within a second) is cut in its
+ * faster stretches and cannot make it up in the slower ones unless the bank spans them; 100 ms
+ * does, 10 ms did not (bench/results/compute-runs.md, fifth run, "Bank"). In any window it adds
+ * at most this times the share to what the pod gets. */
 #define VGPU_GATE_BURST_NS 100000000ll
 /* the most queued work the gate keeps track of while the share is unlimited (see publish) */
 #define VGPU_GATE_BACKLOG_NS 2000000000ll

@@ -242,16 +242,14 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
  * eight samples, which is not inflated by contention unless all eight were. For kernels
  * under 20 us the first eight samples set the estimate and later ones move it by 1/4096 of
  * the difference each (at most 50 samples a second: over minutes, not seconds). Events do not
- * time kernels of 1-3 us: their figures range over 0.9-5.6 us (H200) and depend on how the
- * launches are spaced, while NVML's busy time per launch of a launch-bound loop stayed at
- * 1.9-2.1 us whether it ran free or was held to 10%. The scale of the closed loop on NVML
- * carries such a kernel's cost; an estimate that moved under it made the loop chase it: at
- * 1/32 a sample (until 2026-11-26) the estimate moved between 1.3 and 2.2 us from one 8 s
- * cell to the next, at 1/512 from 1.15 to 2.2 us within the 11 s of one 10% cell, and busy
- * ended at 0.080. A kernel that was longer before moves at once. Longer kernels time well
- * and take the smallest of eight at once: their cost follows the clock (1.37 ms at 1980 MHz,
- * 1.6 ms at 1450 for a bf16 8192 matmul), and a lagging estimate gave a pod starting beside
- * another 1 pp more. */
+ * time kernels of 1-3 us: their figures vary several-fold with how the launches are spaced,
+ * while NVML's busy time per launch holds still whether the loop runs free or held. The scale
+ * of the closed loop on NVML carries such a kernel's cost, and it can only settle on a model
+ * that does not move under it: an estimate that follows its samples within seconds makes the
+ * loop chase the model instead of NVML (bench/results/compute-runs.md, sixth run;
+ * limiter_compute-tiny). A kernel that was longer before moves at once. Longer kernels time
+ * well and take the smallest of eight at once: their cost follows the GPU's clock, and a
+ * lagging estimate would charge a pod starting beside another the clock of before. */
 static void learn(int slot, uint64_t ns)
 {
     struct entry *e = &table[slot];

@@ -163,7 +163,7 @@ static void view_add(struct busy_view *v, unsigned pid, unsigned sm)
 /* The GPU's busy percent x 100 since `since_us` (CPU time, microseconds): the mean of the
  * driver's own readings, or -1. One nvmlDeviceGetUtilizationRates call covers only the last
  * sample period (1/6 s on some GPUs); for sparse tiny kernels single readings a second apart
- * varied 0.08 to 0.20 on an H200 where the mean was 0.14. */
+ * scatter far around their mean, which is what the closed loop needs. */
 static int gpu_util_since(nvmlDevice_t dev, unsigned long long since_us)
 {
     vgpu_helper_fn_nvmlDeviceGetSamples get = VGPU_HELPER(nvmlDeviceGetSamples);
@@ -271,13 +271,12 @@ static int others_busy(struct vgpu_shm *s, const char *uuid)
 /* The pod's busy fraction on a GPU: the whole GPU's utilisation while no process of another
  * pod holds a context there; -1 while one does, or if unknown. Held, not only busy: NVML's
  * per-process figures lag the GPU's by a second or more, so a pod whose neighbour has just
- * started looked alone while the GPU's figure included the neighbour's work (H200: a pod's
- * cost scale went to 1.5 in that second and its share from 0.69 to 0.58). And when contexts
- * of several pods time-slice the GPU, NVML's per-process figures do not say who used what:
- * on an H200 two pods at 25% / 75% of a saturated GPU were shown at 21/80, 24/64 and 23/50
- * in three runs with the same throughput, and a loop that followed them moved the pods to
- * 33/57 of solo. The cost model (timed kernels, the shortest recent sample) holds the share
- * then. */
+ * started would look alone while the GPU's figure included the neighbour's work, and its cost
+ * scale would jump. And when contexts of several pods time-slice the GPU, NVML's per-process
+ * figures do not say who used what (the same split reads differently run to run:
+ * bench/results/compute-runs.md, third run), so a loop that followed them would move the pods
+ * away from their shares. The cost model (timed kernels, the shortest recent sample) holds the
+ * share then. */
 struct busy_ctx {
     struct vgpu_shm *s;
     const char *uuid;

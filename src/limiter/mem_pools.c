@@ -132,8 +132,9 @@ int64_t vgpu_pools_true_up_all(void)
     return total;
 }
 
-/* A pool grows in 32 MiB steps (measured on H100 / driver 580: 1 MiB grew it by 32 MiB,
- * 64 MiB + 1 by 96 MiB). Reserving the whole step up front makes the undo below rare. */
+/* A pool grows in 32 MiB steps (the driver's rule, checked by tests/gpu/run case calibrate:
+ * 1 MiB grows it by 32 MiB, 64 MiB + 1 by 96 MiB). Reserving the whole step up front makes the
+ * undo below rare; a driver with other steps is still held to the cap by that undo. */
 static uint64_t pool_growth(uint64_t bytes)
 {
     const uint64_t step = 32 * VGPU_MIB;
