@@ -70,8 +70,9 @@ old_cc() {
 }
 S=$SRC/tests/sim
 so=(-fPIC -shared -fvisibility=hidden "-Wl,-Bsymbolic")
-old_cc "${so[@]}" -Wl,-soname,libcuda.so.1 -o "$OUT/sim/libcuda.so.1" "$S/sim_cuda_device.c" "$S/sim_cuda_memory.c" \
-    "$S/sim_cuda_pool_vmm.c" "$S/sim_cuda_work.c" "$S/sim_cuda_proc.c" "$S/sim_state.c" -lpthread -ldl
+# every sim_cuda_*.c, as tests/sim/CMakeLists.txt builds libcuda.so.1 from them
+old_cc "${so[@]}" -Wl,-soname,libcuda.so.1 -o "$OUT/sim/libcuda.so.1" "$S"/sim_cuda_*.c "$S/sim_state.c" \
+    -lpthread -ldl
 old_cc "${so[@]}" -Wl,-soname,libnvidia-ml.so.1 -o "$OUT/sim/libnvidia-ml.so.1" "$S/sim_nvml.c" "$S/sim_state.c" -lpthread
 old_cc -o "$OUT/probe" "$SRC/tests/glibc/old_glibc_probe.c" "$OUT/sim/libcuda.so.1" -ldl
 for f in "$OUT/sim/libcuda.so.1" "$OUT/sim/libnvidia-ml.so.1" "$OUT/probe"; do
