@@ -299,8 +299,9 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
                 add_entry(cfg, NULL, bare ? INDEX_FALLBACK : idx, n, name);
                 if (!bare) cfg->mem_indexed |= 1u << idx;
             }
+            /* a name given twice (execve allows it): the smaller value, the stricter one */
+            if (!v.set[k][idx] || r < v.val[k][idx]) v.val[k][idx] = r;
             v.set[k][idx] = 1;
-            v.val[k][idx] = r;
         }
     }
     for (int i = 0; i < VGPU_MAX_DEVICES; i++) {

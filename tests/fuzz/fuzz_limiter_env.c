@@ -32,7 +32,9 @@ static void check_entry(const struct vgpu_limit_entry *e, int core)
     FUZZ_CHECK(fuzz_terminated(e->uuid, sizeof(e->uuid)) &&
                    fuzz_terminated(e->source, sizeof(e->source)) && e->source[0],
                "entry strings");
-    FUZZ_CHECK(e->index >= (core ? -1 : -2) && e->index < VGPU_MAX_DEVICES, "index %d", e->index);
+    /* -1: by uuid; memory also -2 (VCUDA_MEMORY_LIMIT: every GPU) and -3 (CUDA_MEM_LIMIT: every
+     * GPU without a CUDA_MEM_LIMIT_<i>) */
+    FUZZ_CHECK(e->index >= (core ? -1 : -3) && e->index < VGPU_MAX_DEVICES, "index %d", e->index);
     if (e->index == -1)
         FUZZ_CHECK(!strncmp(e->uuid, "gpu-", 4) || !strncmp(e->uuid, "mig-", 4),
                    "uuid key '%s' is not normalised", e->uuid);
@@ -68,7 +70,10 @@ static void check_nothing_dropped(const struct vgpu_config *cfg, char **envp)
             uint32_t want = (uint32_t)(pct * 100.0 + 0.5), hard, soft;
             if (!want) want = 1;
             vgpu_config_core_limit(cfg, idx, NULL, &hard, &soft);
-            FUZZ_CHECK(hard && hard <= want, "%s is in force as %u", *e, hard);
+            /* in force as the ceiling, or, with a larger CUDA_CORE_SOFT_LIMIT (VGPU-Controller's
+             * meaning: the GPU's idle time up to the soft limit), as the share under contention */
+            FUZZ_CHECK(hard && (hard <= want || (soft && soft <= want)),
+                       "%s is in force as %u (soft %u)", *e, hard, soft);
         } else if (first_all) {
             if (vgpu_parse_size(value, &bytes, err, sizeof(err)) || !bytes) continue;
             for (int i = 0; i < VGPU_MAX_DEVICES; i++) {
