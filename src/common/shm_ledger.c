@@ -16,6 +16,23 @@
 
 #define RELAXED memory_order_relaxed
 
+int vgpu_ledger_lock(struct vgpu_shm *s)
+{
+    int r = pthread_mutex_lock(&s->lock.m);
+    if (r == EOWNERDEAD) {
+        /* a holder died inside a critical section: rebuild what it may have left half done */
+        vgpu_ledger_repair(s);
+        pthread_mutex_consistent(&s->lock.m);
+        r = 0;
+    }
+    return r;
+}
+
+void vgpu_ledger_unlock(struct vgpu_shm *s)
+{
+    pthread_mutex_unlock(&s->lock.m);
+}
+
 int vgpu_proc_stat(pid_t pid, char *state, uint64_t *start_time)
 {
     char path[64], buf[1024];
@@ -93,7 +110,7 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
     *created = 0;
     int d = vgpu_ledger_dev_find(s, uuid);
     if (d >= 0) return d;
-    if (vgpu_shm_lock(s) != 0) return -1;
+    if (vgpu_ledger_lock(s) != 0) return -1;
     d = vgpu_ledger_dev_find(s, uuid);
     if (d < 0) {
         for (int i = 0; i < VGPU_MAX_DEVICES; i++) {
@@ -120,7 +137,7 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
             break;
         }
     }
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
     return d;
 }
 
@@ -164,7 +181,7 @@ static int reported_dead(const struct vgpu_ctl *ctl, const struct vgpu_shm_proc 
 int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_ctl *ctl)
 {
     int freed = 0;
-    if (vgpu_shm_lock(s) != 0) return 0;
+    if (vgpu_ledger_lock(s) != 0) return 0;
     for (int i = 0; i < VGPU_MAX_PROCS; i++) {
         struct vgpu_shm_proc *p = &s->proc[i];
         pid_t pid = atomic_load_explicit(&p->pid, RELAXED);
@@ -176,7 +193,7 @@ int vgpu_ledger_reap(struct vgpu_shm *s, uint64_t self_pidns, const struct vgpu_
     }
     if (freed) atomic_fetch_add_explicit(&s->reaped_procs, (uint64_t)freed, RELAXED);
     atomic_store_explicit(&s->last_reap_ns, vgpu_now_ns(), RELAXED);
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
     return freed;
 }
 
@@ -194,7 +211,7 @@ int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, const struc
 int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (vgpu_shm_lock(s) != 0) return -1;
+        if (vgpu_ledger_lock(s) != 0) return -1;
         int found = -1, empty = -1;
         for (int i = 0; i < VGPU_MAX_PROCS; i++) {
             struct vgpu_shm_proc *p = &s->proc[i];
@@ -214,7 +231,7 @@ int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id)
             atomic_store_explicit(&p->pid, id->pid, memory_order_release);
             found = empty;
         }
-        vgpu_shm_unlock(s);
+        vgpu_ledger_unlock(s);
         if (found >= 0) return found;
         vgpu_ledger_reap(s, id->pidns, NULL);
     }
@@ -224,10 +241,10 @@ int vgpu_ledger_proc_claim(struct vgpu_shm *s, const struct vgpu_proc_id *id)
 void vgpu_ledger_proc_release(struct vgpu_shm *s, int slot, pid_t pid)
 {
     if (slot < 0 || slot >= VGPU_MAX_PROCS) return;
-    if (vgpu_shm_lock(s) != 0) return;
+    if (vgpu_ledger_lock(s) != 0) return;
     if (atomic_load_explicit(&s->proc[slot].pid, RELAXED) == pid)
         release_slot_locked(s, &s->proc[slot]);
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
 }
 
 static void bump_peak(struct vgpu_shm_dev *v, uint64_t used)
@@ -268,11 +285,11 @@ static int reserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
     for (int attempt = 0; attempt < 2 && r == VGPU_LEDGER_OVER_CAP; attempt++) {
         /* before refusing, give back the bytes of processes that died, then try once more */
         if (attempt == 1 && vgpu_ledger_reap(s, s->proc[slot].pidns, ctl) == 0) break;
-        if (vgpu_shm_lock(s) != 0) return VGPU_LEDGER_ERROR;
+        if (vgpu_ledger_lock(s) != 0) return VGPU_LEDGER_ERROR;
         uint64_t limit =
             atomic_load_explicit(over ? &lim->oversold_limit : &lim->mem_limit, RELAXED);
         r = try_reserve_locked(s, slot, dev, bytes, over, limit);
-        vgpu_shm_unlock(s);
+        vgpu_ledger_unlock(s);
     }
     if (r == VGPU_LEDGER_OVER_CAP) atomic_fetch_add_explicit(&s->dev[dev].oom_events, 1, RELAXED);
     return r;
@@ -281,7 +298,7 @@ static int reserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
 static void unreserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t bytes, int over)
 {
     if (slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES || !bytes) return;
-    if (vgpu_shm_lock(s) != 0) return;
+    if (vgpu_ledger_lock(s) != 0) return;
     struct vgpu_shm_dev *v = &s->dev[dev];
     struct vgpu_shm_proc *p = &s->proc[slot];
     _Atomic uint64_t *mine = over ? &p->oversold[dev] : &p->mem[dev];
@@ -291,7 +308,7 @@ static void unreserve_common(struct vgpu_shm *s, int slot, int dev, uint64_t byt
     atomic_store_explicit(mine, m - bytes, RELAXED);
     uint64_t used = atomic_load_explicit(used_p, RELAXED);
     atomic_store_explicit(used_p, used >= bytes ? used - bytes : 0, RELAXED);
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
 }
 
 int vgpu_ledger_reserve(struct vgpu_shm *s, int slot, int dev, uint64_t bytes,
@@ -323,9 +340,9 @@ void vgpu_ledger_adjust(struct vgpu_shm *s, int slot, int dev, int64_t delta)
         return;
     }
     if (!delta || slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES) return;
-    if (vgpu_shm_lock(s) != 0) return;
+    if (vgpu_ledger_lock(s) != 0) return;
     if (!claimed(s, slot)) {
-        vgpu_shm_unlock(s);
+        vgpu_ledger_unlock(s);
         return;
     }
     struct vgpu_shm_dev *v = &s->dev[dev];
@@ -334,15 +351,15 @@ void vgpu_ledger_adjust(struct vgpu_shm *s, int slot, int dev, int64_t delta)
     _Atomic uint64_t *mine = &s->proc[slot].mem[dev];
     atomic_store_explicit(mine, atomic_load_explicit(mine, RELAXED) + (uint64_t)delta, RELAXED);
     bump_peak(v, used);
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
 }
 
 void vgpu_ledger_set_overhead(struct vgpu_shm *s, int slot, int dev, uint64_t bytes)
 {
     if (slot < 0 || slot >= VGPU_MAX_PROCS || dev < 0 || dev >= VGPU_MAX_DEVICES) return;
-    if (vgpu_shm_lock(s) != 0) return;
+    if (vgpu_ledger_lock(s) != 0) return;
     if (!claimed(s, slot)) {
-        vgpu_shm_unlock(s);
+        vgpu_ledger_unlock(s);
         return;
     }
     struct vgpu_shm_dev *v = &s->dev[dev];
@@ -353,7 +370,7 @@ void vgpu_ledger_set_overhead(struct vgpu_shm *s, int slot, int dev, uint64_t by
     atomic_store_explicit(&v->mem_used, used, RELAXED);
     atomic_store_explicit(mine, bytes, RELAXED);
     bump_peak(v, used);
-    vgpu_shm_unlock(s);
+    vgpu_ledger_unlock(s);
 }
 
 void vgpu_ledger_repair(struct vgpu_shm *s)

@@ -7,6 +7,9 @@
  * processes use these functions and nobody writes ledger fields directly; the node daemon never
  * calls the ones that lock (it reads ledgers with pread and reports dead processes through the
  * control region, ctl_layout.h).
+ *
+ * Dependencies: this file uses shm_region.h (the clock); shm_region.c, which only creates and
+ * maps regions, uses nothing of this one, so the two do not call each other.
  */
 #ifndef VGPU_SHM_LEDGER_H
 #define VGPU_SHM_LEDGER_H
@@ -81,6 +84,12 @@ int vgpu_ledger_reap_if_due(struct vgpu_shm *s, uint64_t self_pidns, const struc
 
 /* Rebuild dev[] totals from the process records. Call with the lock held. */
 void vgpu_ledger_repair(struct vgpu_shm *s);
+
+/* Lock the ledger (the pod's processes only: the daemon never takes a lock that lives in memory
+ * a pod can write). Returns 0, or an errno value when the mutex is unusable. A lock whose
+ * holder died is repaired (vgpu_ledger_repair) before this returns 0. */
+int vgpu_ledger_lock(struct vgpu_shm *s);
+void vgpu_ledger_unlock(struct vgpu_shm *s);
 
 /* Does a live record of the pod belong to `pid` (as seen in pid namespace `pidns`, or as the
  * host sees it)? */

@@ -1,4 +1,4 @@
-/* shm_region.c - create, find, map and lock a pod's ledger (see shm_region.h). */
+/* shm_region.c - create, find and map a pod's ledger (see shm_region.h). */
 #define _GNU_SOURCE
 #include "shm_region.h"
 
@@ -13,8 +13,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "shm_ledger.h"
 
 uint64_t vgpu_now_ns(void)
 {
@@ -244,21 +242,4 @@ int vgpu_shm_init_fd(int fd, const char *pod_id)
 void vgpu_shm_close(struct vgpu_shm *s)
 {
     if (s) munmap(s, sizeof(*s));
-}
-
-int vgpu_shm_lock(struct vgpu_shm *s)
-{
-    int r = pthread_mutex_lock(&s->lock.m);
-    if (r == EOWNERDEAD) {
-        /* a holder died inside a critical section: rebuild what it may have left half done */
-        vgpu_ledger_repair(s);
-        pthread_mutex_consistent(&s->lock.m);
-        r = 0;
-    }
-    return r;
-}
-
-void vgpu_shm_unlock(struct vgpu_shm *s)
-{
-    pthread_mutex_unlock(&s->lock.m);
 }

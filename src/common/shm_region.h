@@ -1,4 +1,4 @@
-/* shm_region.h - create, find, map and lock a pod's ledger (shm_layout.h).
+/* shm_region.h - create, find and map a pod's ledger (shm_layout.h).
  *
  * Why this exists: a ledger comes from one of three places, and each must be safe against
  * whoever else can write where it lives:
@@ -47,12 +47,6 @@ struct vgpu_shm *vgpu_shm_private(const char *pod_id);
 /* The daemon's side: write an initialised, empty ledger into the empty file `fd`. 0 or -1. */
 int vgpu_shm_init_fd(int fd, const char *pod_id);
 void vgpu_shm_close(struct vgpu_shm *s);
-
-/* Lock the ledger (the pod's processes only: the daemon never takes a lock that lives in memory
- * a pod can write). Returns 0, or an errno value when the mutex is unusable. A lock whose
- * holder died is repaired (vgpu_ledger_repair) before this returns 0. */
-int vgpu_shm_lock(struct vgpu_shm *s);
-void vgpu_shm_unlock(struct vgpu_shm *s);
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
 uint64_t vgpu_now_ns(void);

@@ -226,11 +226,11 @@ int main(int argc, char **argv)
                 atomic_store(&s->proc[slot].mem[d], 1ull << 20);
         }
     } else if (!strcmp(argv[1], "hold-lock") && argc == 4) {
-        if (vgpu_shm_lock(s) != 0) return 1;
+        if (vgpu_ledger_lock(s) != 0) return 1;
         printf("LOCKED\n");
         fflush(stdout);
         sleep((unsigned)atoi(argv[3]));
-        vgpu_shm_unlock(s);
+        vgpu_ledger_unlock(s);
     } else {
         fprintf(stderr, "hv_shm_tool: unknown command %s\n", argv[1]);
         rc = 2;

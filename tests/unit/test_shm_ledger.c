@@ -45,7 +45,7 @@ static pid_t spawn_holder(const char *pod, uint64_t bytes, int die_in_lock, int 
         int d = vgpu_ledger_dev_find(s, UUID);
         int ok = vgpu_ledger_reserve(s, slot, d, bytes, &s->dev[d].lim, NULL) == VGPU_LEDGER_OK;
         if (die_in_lock) {
-            vgpu_shm_lock(s);
+            vgpu_ledger_lock(s);
             /* a half-done update: the record moved, the total did not */
             atomic_fetch_add(&s->proc[slot].mem[d], 7 * MIB);
         }
@@ -195,8 +195,8 @@ int main(void)
     child = spawn_holder("ns/pod-a", 20 * MIB, 1, pfd);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    CHECK_EQ_INT(vgpu_shm_lock(s), 0); /* would hang forever with a plain mutex */
-    vgpu_shm_unlock(s);
+    CHECK_EQ_INT(vgpu_ledger_lock(s), 0); /* would hang forever with a plain mutex */
+    vgpu_ledger_unlock(s);
     CHECK_EQ_U64(used(s, d), 27 * MIB); /* rebuilt from the records: 20 + the 7 half-done */
     CHECK_EQ_INT(vgpu_ledger_reap(s, me.pidns, NULL), 1);
     CHECK_EQ_U64(used(s, d), 0);
