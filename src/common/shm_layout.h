@@ -20,8 +20,9 @@
  *    holder is killed with -9, the next locker gets EOWNERDEAD and rebuilds the totals from the
  *    process records (shm_ledger.c), so a dead peer can never wedge the pod.
  *  - Readers (views) read the atomics without the lock.
- *  - The compute gate is lock-free: dev[].gate_vclock is a virtual clock (CLOCK_MONOTONIC ns)
- *    advanced with compare-and-swap by every process of the pod (compute_gate.c).
+ *  - The compute gate is lock-free: dev[].limiter.gate_vclock is a virtual clock
+ *    (CLOCK_MONOTONIC ns) advanced with compare-and-swap by every process of the pod
+ *    (compute_gate.c).
  */
 #ifndef VGPU_SHM_LAYOUT_H
 #define VGPU_SHM_LAYOUT_H
@@ -31,7 +32,7 @@
 #include <stdint.h>
 
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
-#define VGPU_SHM_VERSION 4u
+#define VGPU_SHM_VERSION 5u
 #define VGPU_MAX_DEVICES 16
 #define VGPU_MAX_PROCS 512
 #define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
@@ -55,6 +56,23 @@ struct vgpu_dev_limits {
     uint32_t reserved;
 };
 
+/* The compute gate's state for one GPU, shared by the limiters of one pod, never read by the
+ * daemon: how the pod's processes agree on one GPU-time budget between them. Only the limiter
+ * (compute_gate.c, compute_feedback.c) reads or writes it; the daemon's view of the pod's
+ * GPU time is gate_charged_ns, gate_waited_ns and gate_dvfs of struct vgpu_shm_dev. */
+struct vgpu_pod_limiter_state {
+    _Atomic int64_t gate_vclock;    /* virtual clock of the GPU-time budget, ns */
+    _Atomic uint64_t gate_launches; /* submissions that went through the gate */
+    _Atomic uint32_t gate_share;    /* the share gate_vclock is scaled for (compute_gate.c) */
+    /* closed loop: measured busy time / modelled busy time, 1024 = 1.0 (compute_feedback.c) */
+    _Atomic uint32_t gate_scale;
+    _Atomic uint32_t fb_share;        /* the enforced share during the loop's current window */
+    _Atomic uint32_t fb_ratio;        /* measured / modelled of the last window, 1024 = 1.0 */
+    _Atomic uint64_t fb_last_ns;      /* when the loop last updated the scale */
+    _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
+    _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
+};
+
 struct vgpu_shm_dev {
     char uuid[VGPU_UUID_LEN]; /* written once (under lock) before state becomes READY */
     _Atomic uint32_t state;   /* VGPU_DEV_EMPTY / VGPU_DEV_READY */
@@ -65,22 +83,14 @@ struct vgpu_shm_dev {
     _Atomic uint64_t oversold_used; /* = sum over live proc[] of oversold[d] */
     _Atomic uint64_t total_real;    /* physical memory of the GPU as the driver reports it */
     _Atomic uint64_t oom_events;    /* allocations refused because of the cap */
-    _Atomic int64_t gate_vclock;    /* virtual clock of the GPU-time budget, ns */
-    _Atomic uint32_t gate_share;    /* the share gate_vclock is scaled for (compute_gate.c) */
-    uint32_t reserved1;
+    /* what the daemon samples of the pod's GPU time (src/hypervisor/pod_regions.c) */
     _Atomic uint64_t gate_charged_ns; /* GPU time charged to the pod (estimated, measured) */
     _Atomic uint64_t gate_waited_ns;  /* time the pod's submitting threads waited */
-    _Atomic uint64_t gate_launches;   /* submissions that went through the gate */
-    /* closed loop: measured busy time / modelled busy time, 1024 = 1.0 (compute_feedback.c) */
-    _Atomic uint32_t gate_scale;
-    _Atomic uint32_t fb_share;        /* the enforced share during the loop's current window */
-    _Atomic uint64_t fb_last_ns;      /* when the loop last updated the scale */
-    _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
-    _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
-    _Atomic uint32_t fb_ratio;        /* measured / modelled of the last window, 1024 = 1.0 */
     /* how much faster than on a full GPU the pod's work runs now, 1024 = 1.0 (0: not known);
      * the gate charges a limited pod's GPU time times this (dvfs_model.c) */
     _Atomic uint32_t gate_dvfs;
+    uint32_t reserved1;
+    struct vgpu_pod_limiter_state limiter; /* the limiters' own: never read by the daemon */
 };
 
 struct vgpu_shm_proc {

@@ -127,9 +127,9 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
             /* a soft limit starts at its floor until idle time is seen */
             uint32_t eff = init->core_soft ? init->core_soft : init->core_limit;
             atomic_store_explicit(&v->lim.core_effective, eff, RELAXED);
-            atomic_store_explicit(&v->gate_share, eff, RELAXED);
-            atomic_store_explicit(&v->gate_vclock, 0, RELAXED);
-            atomic_store_explicit(&v->gate_scale, 1024, RELAXED);
+            atomic_store_explicit(&v->limiter.gate_share, eff, RELAXED);
+            atomic_store_explicit(&v->limiter.gate_vclock, 0, RELAXED);
+            atomic_store_explicit(&v->limiter.gate_scale, 1024, RELAXED);
             atomic_store_explicit(&v->gate_dvfs, 1024, RELAXED);
             atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
             *created = 1;

@@ -42,38 +42,40 @@ uint32_t vgpu_feedback_next_scale(uint32_t scale, double modelled, double measur
 void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), void *ctx)
 {
     uint64_t now = vgpu_now_ns();
-    uint64_t last = atomic_load(&d->fb_last_ns);
+    uint64_t last = atomic_load(&d->limiter.fb_last_ns);
     if (now - last < VGPU_FEEDBACK_INTERVAL_NS) return;
-    if (!atomic_compare_exchange_strong(&d->fb_last_ns, &last, now)) return; /* another process */
+    if (!atomic_compare_exchange_strong(&d->limiter.fb_last_ns, &last, now))
+        return; /* another process */
     uint64_t charged = atomic_load(&d->gate_charged_ns);
-    uint64_t before = atomic_exchange(&d->fb_charged_ns, charged);
-    uint32_t share = atomic_load(&d->gate_share); /* the enforced share (compute_gate.h) */
-    uint32_t share_before = atomic_exchange(&d->fb_share, share);
+    uint64_t before = atomic_exchange(&d->limiter.fb_charged_ns, charged);
+    uint32_t share = atomic_load(&d->limiter.gate_share); /* the enforced share (compute_gate.h) */
+    uint32_t share_before = atomic_exchange(&d->limiter.fb_share, share);
     /* compare like with like: NVML's figure covers about the last second, so only a window of
      * about a second, under one share, with the pod running, is a fair comparison */
     if (!last || charged < before || now - last > 2 * VGPU_FEEDBACK_INTERVAL_NS ||
         share != share_before) {
         VLOG_TRACE("compute feedback: window skipped (first, share changed or late: %.2f s)",
                    (now - last) / 1e9);
-        atomic_store(&d->fb_ratio, 0); /* the next agreeing pair starts after this window */
+        atomic_store(&d->limiter.fb_ratio, 0); /* the next agreeing pair starts after this window */
         return;
     }
     double modelled = (double)(charged - before) / (double)(now - last);
     /* and only in a steady state: work is charged when submitted but keeps the GPU busy while
      * queued, so while a pod starts, stops or changes pace the two figures disagree for a while */
-    uint64_t ppm = (uint64_t)(modelled * 1e6), prev = atomic_exchange(&d->fb_modelled_ppm, ppm);
+    uint64_t ppm = (uint64_t)(modelled * 1e6),
+             prev = atomic_exchange(&d->limiter.fb_modelled_ppm, ppm);
     uint64_t hi = ppm > prev ? ppm : prev, lo = ppm > prev ? prev : ppm;
     if (!prev || hi - lo > hi / 10) {
         VLOG_TRACE("compute feedback: not steady (modelled busy %.3f, before %.3f)", ppm / 1e6,
                    prev / 1e6);
-        atomic_store(&d->fb_ratio, 0);
+        atomic_store(&d->limiter.fb_ratio, 0);
         return;
     }
     double measured = measure(ctx);
     if (measured < 0) {
         /* nothing fair to compare with (another pod shares the GPU, or no figures): the next
          * pair of windows starts afresh */
-        atomic_store(&d->fb_ratio, 0);
+        atomic_store(&d->limiter.fb_ratio, 0);
         VLOG_TRACE("compute feedback: no measurement to compare with");
         return;
     }
@@ -82,7 +84,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
      * before a change of share never pairs with the first window after it (such a pair describes
      * two different loads and would step the scale the wrong way). */
     uint32_t ratio = (uint32_t)(measured / modelled * 1024.0 + 0.5),
-             prev_ratio = atomic_exchange(&d->fb_ratio, ratio);
+             prev_ratio = atomic_exchange(&d->limiter.fb_ratio, ratio);
     uint32_t rh = ratio > prev_ratio ? ratio : prev_ratio,
              rl = ratio > prev_ratio ? prev_ratio : ratio;
     if (!prev_ratio || rh - rl > rh / 5) {
@@ -91,13 +93,13 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
                    modelled, measured);
         return;
     }
-    uint32_t scale = atomic_load(&d->gate_scale);
+    uint32_t scale = atomic_load(&d->limiter.gate_scale);
     if (!scale) scale = 1024; /* unset: the model as it is */
     /* the two agreeing windows together: half the noise of one */
     double both = modelled * (ratio + prev_ratio) / 2.0 / 1024.0;
     uint32_t next = vgpu_feedback_next_scale(scale, modelled, both, (rh - rl) * 20 <= rh);
     if (next != scale) {
-        atomic_store(&d->gate_scale, next);
+        atomic_store(&d->limiter.gate_scale, next);
         /* A pod held at its share (what it was charged, scaled, fills the share) is charged
          * the same share under the new scale, so its modelled figure moves by scale / next; a
          * pod below its share keeps its pace. The next window is steady if it does what it
@@ -106,7 +108,7 @@ void vgpu_feedback_tick(struct vgpu_shm_dev *d, double (*measure)(void *ctx), vo
         uint32_t dvfs = atomic_load(&d->gate_dvfs);
         double charged_share = modelled * scale / 1024.0 * (dvfs > 1024 ? dvfs / 1024.0 : 1.0);
         if (!VGPU_GATE_UNLIMITED(share) && charged_share >= 0.9 * share / 10000.0)
-            atomic_store(&d->fb_modelled_ppm, (uint64_t)((double)ppm * scale / next));
+            atomic_store(&d->limiter.fb_modelled_ppm, (uint64_t)((double)ppm * scale / next));
         VLOG_DEBUG("compute feedback: modelled busy %.3f, measured %.3f: cost scale %.3f -> %.3f",
                    modelled, measured, scale / 1024.0, next / 1024.0);
     }

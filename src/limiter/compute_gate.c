@@ -137,11 +137,11 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     const struct vgpu_dev_limits *lim = lim_of(d);
     uint32_t share = vgpu_gate_sync(d, lim);
     atomic_fetch_add_explicit(&d->gate_charged_ns, cost, RELAXED);
-    atomic_fetch_add_explicit(&d->gate_launches, tl_launches, RELAXED);
+    atomic_fetch_add_explicit(&d->limiter.gate_launches, tl_launches, RELAXED);
     tl_launches = 0;
     int unlimited = UNLIMITED(share);
     /* the measured correction of the cost model (compute_feedback.c) */
-    uint32_t scale = atomic_load_explicit(&d->gate_scale, RELAXED);
+    uint32_t scale = atomic_load_explicit(&d->limiter.gate_scale, RELAXED);
     if (scale) cost = cost * scale / 1024u;
     /* a limited pod pays its GPU time at the speed of a full GPU (dvfs_model.h); the queued work
      * tracked while unlimited is real GPU time */
@@ -149,12 +149,12 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     if (dvfs > 1024u && !unlimited) cost = cost * dvfs / 1024u;
     int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
-    int64_t old = atomic_load_explicit(&d->gate_vclock, RELAXED), base, next;
+    int64_t old = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED), base, next;
     do {
         base = old > now - VGPU_GATE_BURST_NS ? old : now - VGPU_GATE_BURST_NS;
         next = base + entitle;
         if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
-    } while (!atomic_compare_exchange_weak_explicit(&d->gate_vclock, &old, next,
+    } while (!atomic_compare_exchange_weak_explicit(&d->limiter.gate_vclock, &old, next,
                                                     memory_order_acq_rel, RELAXED));
     if (!unlimited && base > now) wait_turn(d, lim, (uint64_t)base, share);
 }
@@ -177,12 +177,12 @@ void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
 uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim)
 {
     uint32_t share = atomic_load_explicit(&lim->core_effective, RELAXED);
-    uint32_t old = atomic_load_explicit(&d->gate_share, RELAXED);
+    uint32_t old = atomic_load_explicit(&d->limiter.gate_share, RELAXED);
     if (__builtin_expect(old == share, 1)) return share;
     /* one process of the pod rescales: the one whose exchange moves gate_share */
-    if (!atomic_compare_exchange_strong(&d->gate_share, &old, share)) return share;
+    if (!atomic_compare_exchange_strong(&d->limiter.gate_share, &old, share)) return share;
     int64_t now = (int64_t)vgpu_now_ns();
-    int64_t v = atomic_load(&d->gate_vclock), nv;
+    int64_t v = atomic_load(&d->limiter.gate_vclock), nv;
     do {
         /* a pod not ahead of its clock keeps what it has banked: the daemon moves shares every
          * tick, and a bank reset on each move would hand out a fresh burst every 100 ms */
@@ -191,7 +191,7 @@ uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *li
             nv = v; /* queued work (see publish): the pod waits until the GPU is through it */
         else
             nv = now + (int64_t)((uint64_t)(v - now) * old / share); /* budget: rescaled */
-    } while (!atomic_compare_exchange_weak(&d->gate_vclock, &v, nv));
+    } while (!atomic_compare_exchange_weak(&d->limiter.gate_vclock, &v, nv));
     return share;
 }
 

@@ -194,7 +194,7 @@ int main(int argc, char **argv)
             atomic_store(&s->dev[d].lim.core_limit, 0);
             atomic_store(&s->dev[d].lim.core_soft, 0);
             atomic_store(&s->dev[d].lim.core_effective, 0);
-            atomic_store(&s->dev[d].gate_share, 0);
+            atomic_store(&s->dev[d].limiter.gate_share, 0);
         }
     } else if (!strcmp(argv[1], "scribble") && argc == 5) {
         srand((unsigned)atoi(argv[4]));

@@ -865,9 +865,9 @@ static int gate_stats(void)
                atomic_load(&lim_at(s, d)->core_effective),
                (unsigned long long)atomic_load(&s->dev[d].gate_charged_ns),
                (unsigned long long)atomic_load(&s->dev[d].gate_waited_ns),
-               (unsigned long long)atomic_load(&s->dev[d].gate_launches),
-               atomic_load(&s->dev[d].gate_scale), atomic_load(&s->dev[d].fb_ratio),
-               (unsigned long long)atomic_load(&s->dev[d].fb_modelled_ppm),
+               (unsigned long long)atomic_load(&s->dev[d].limiter.gate_launches),
+               atomic_load(&s->dev[d].limiter.gate_scale), atomic_load(&s->dev[d].limiter.fb_ratio),
+               (unsigned long long)atomic_load(&s->dev[d].limiter.fb_modelled_ppm),
                atomic_load(&s->dev[d].gate_dvfs));
     }
     return 0;

@@ -18,8 +18,8 @@ static double measure(void *ctx)
 }
 static void window(struct vgpu_shm_dev *d, uint32_t share, double modelled, double measured)
 {
-    atomic_store(&d->gate_share, share);
-    atomic_store(&d->fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    atomic_store(&d->limiter.gate_share, share);
+    atomic_store(&d->limiter.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
     atomic_fetch_add(&d->gate_charged_ns, (uint64_t)(modelled * 1e9));
     nvml_says = measured;
     vgpu_feedback_tick(d, measure, NULL);
@@ -30,26 +30,26 @@ static void window(struct vgpu_shm_dev *d, uint32_t share, double modelled, doub
 static void pairs_are_consecutive(void)
 {
     static struct vgpu_shm_dev d;
-    atomic_store(&d.gate_scale, 1024);
-    atomic_store(&d.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    atomic_store(&d.limiter.gate_scale, 1024);
+    atomic_store(&d.limiter.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
     window(&d, 10000, 0.22, 0.15); /* unlimited: the share is new, skipped */
     window(&d, 10000, 0.22, 0.15); /* the first of its pace */
     window(&d, 10000, 0.22, 0.15); /* steady: ratio 0.68 ... */
-    CHECK_EQ_INT(atomic_load(&d.gate_scale), 1024);
+    CHECK_EQ_INT(atomic_load(&d.limiter.gate_scale), 1024);
     window(&d, 10000, 0.22, 0.15); /* ... and again: the scale moves to about 0.68 */
-    uint32_t s0 = atomic_load(&d.gate_scale);
+    uint32_t s0 = atomic_load(&d.limiter.gate_scale);
     CHECK(s0 > 650 && s0 < 750);   /* and this window's ratio is left over */
     window(&d, 1000, 0.16, 0.10);  /* the share changes in this window: skipped */
     window(&d, 1000, 0.10, 0.078); /* not steady against the window before the change */
     window(&d, 1000, 0.10, 0.078); /* the first of a pair (0.78), not paired with 0.73 */
-    CHECK_EQ_INT(atomic_load(&d.gate_scale), s0);
+    CHECK_EQ_INT(atomic_load(&d.limiter.gate_scale), s0);
     window(&d, 1000, 0.10, 0.080); /* the pair: 0.79 */
-    uint32_t s1 = atomic_load(&d.gate_scale);
+    uint32_t s1 = atomic_load(&d.limiter.gate_scale);
     CHECK(s1 > s0);
     window(&d, 1000, 0.05, 0.04);  /* the pace halves: not steady ... */
     window(&d, 1000, 0.10, 0.05);  /* ... and so not steady again (and 0.5 is not paired) */
     window(&d, 1000, 0.10, 0.079); /* a first again */
-    CHECK_EQ_INT(atomic_load(&d.gate_scale), s1);
+    CHECK_EQ_INT(atomic_load(&d.limiter.gate_scale), s1);
 }
 
 /* A pod held at its share whose events understate its kernels 2x: after the first step it
@@ -58,18 +58,18 @@ static void pairs_are_consecutive(void)
 static void steps_chain(void)
 {
     static struct vgpu_shm_dev d, e;
-    atomic_store(&d.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    atomic_store(&d.limiter.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
     for (int w = 0; w < 5; w++) {
-        uint32_t s = atomic_load(&d.gate_scale) ? atomic_load(&d.gate_scale) : 1024;
+        uint32_t s = atomic_load(&d.limiter.gate_scale) ? atomic_load(&d.limiter.gate_scale) : 1024;
         double modelled = 0.10 * 1024.0 / s; /* charged x scale fills the 10% share */
         window(&d, 1000, modelled, 2.0 * modelled);
-        if (w == 3) CHECK_EQ_INT(atomic_load(&d.gate_scale), 1536); /* x1.5 at most */
+        if (w == 3) CHECK_EQ_INT(atomic_load(&d.limiter.gate_scale), 1536); /* x1.5 at most */
     }
-    CHECK_EQ_INT(atomic_load(&d.gate_scale), 2048); /* the second step, one second later */
-    atomic_store(&e.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
+    CHECK_EQ_INT(atomic_load(&d.limiter.gate_scale), 2048); /* the second step, one second later */
+    atomic_store(&e.limiter.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
     for (int w = 0; w < 5; w++)
         window(&e, 5000, 0.10, 0.20); /* at 10% under a 50% share: its pace does not change */
-    CHECK_EQ_INT(atomic_load(&e.gate_scale), 2048);
+    CHECK_EQ_INT(atomic_load(&e.limiter.gate_scale), 2048);
 }
 
 int main(void)
