@@ -8,13 +8,17 @@
  *
  * Writer: the daemon alone, under its registry lock; single aligned words, so readers need no
  * lock. dev[k].uuid is written before dev[k].state becomes READY (release/acquire).
- * Change the layout only together with VGPU_CTL_VERSION.
+ * Any change of the layout means bumping VGPU_CTL_VERSION. Every offset and size is pinned
+ * next to its struct (layout_pin.h) and in tests/unit/test_layout.c; the test daemon
+ * tests/integration/fake_hypervisor.py reads magic, version, pod and token at these offsets.
  */
 #ifndef VGPU_CTL_LAYOUT_H
 #define VGPU_CTL_LAYOUT_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+
+#include "layout_pin.h"
 
 #include "shm_layout.h"
 
@@ -35,6 +39,12 @@ struct vgpu_ctl_dev {
     uint32_t reserved;
     struct vgpu_dev_limits lim;
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_ctl_dev, uuid, 0, 48);
+VGPU_PIN_FIELD(vgpu_ctl_dev, state, 48, 4);
+VGPU_PIN_FIELD(vgpu_ctl_dev, reserved, 52, 4);
+VGPU_PIN_FIELD(vgpu_ctl_dev, lim, 56, 40);
+VGPU_PIN_SIZE(vgpu_ctl_dev, 96);
 
 /* A process of the pod that the daemon knows to be gone (its host PID and the start time the
  * daemon read for it): limiters release ledger records that carry both (shm_ledger.h). The
@@ -44,6 +54,11 @@ struct vgpu_ctl_dead {
     uint32_t reserved;
     _Atomic uint64_t start_time;
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_ctl_dead, host_pid, 0, 4);
+VGPU_PIN_FIELD(vgpu_ctl_dead, reserved, 4, 4);
+VGPU_PIN_FIELD(vgpu_ctl_dead, start_time, 8, 8);
+VGPU_PIN_SIZE(vgpu_ctl_dead, 16);
 
 struct vgpu_ctl {
     uint64_t magic; /* VGPU_CTL_MAGIC, stored last at creation */
@@ -61,5 +76,21 @@ struct vgpu_ctl {
     struct vgpu_ctl_dead dead[VGPU_CTL_DEAD];
     struct vgpu_ctl_dev dev[VGPU_MAX_DEVICES];
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_ctl, magic, 0, 8);
+VGPU_PIN_FIELD(vgpu_ctl, version, 8, 4);
+VGPU_PIN_FIELD(vgpu_ctl, size, 12, 4);
+VGPU_PIN_FIELD(vgpu_ctl, pod, 16, 160);
+VGPU_PIN_FIELD(vgpu_ctl, token, 176, 33);
+VGPU_PIN_FIELD(vgpu_ctl, reserved0, 209, 7);
+VGPU_PIN_FIELD(vgpu_ctl, suspended, 216, 4);
+VGPU_PIN_FIELD(vgpu_ctl, state, 220, 4);
+VGPU_PIN_FIELD(vgpu_ctl, managed_ns, 224, 8);
+VGPU_PIN_FIELD(vgpu_ctl, control_seq, 232, 8);
+VGPU_PIN_FIELD(vgpu_ctl, dead_seq, 240, 8);
+VGPU_PIN_FIELD(vgpu_ctl, reserved1, 248, 64);
+VGPU_PIN_FIELD(vgpu_ctl, dead, 312, 1024);
+VGPU_PIN_FIELD(vgpu_ctl, dev, 1336, 1536);
+VGPU_PIN_SIZE(vgpu_ctl, 2872);
 
 #endif

@@ -10,13 +10,16 @@
  *
  * Consistency: a sequence lock. The writer makes `seq` odd, writes, makes it even again; a
  * reader copies the fields and retries while `seq` was odd or changed (node_region.c).
- * Change the layout only together with VGPU_NODE_VERSION.
+ * Any change of the layout means bumping VGPU_NODE_VERSION. Every offset and size is pinned
+ * next to its struct (layout_pin.h) and in tests/unit/test_layout.c.
  */
 #ifndef VGPU_NODE_LAYOUT_H
 #define VGPU_NODE_LAYOUT_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+
+#include "layout_pin.h"
 
 #include "shm_layout.h"
 
@@ -33,6 +36,13 @@ struct vgpu_node_gpu {
     uint32_t reserved;
     _Atomic uint64_t mem_used, mem_total; /* bytes */
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_node_gpu, uuid, 0, 48);
+VGPU_PIN_FIELD(vgpu_node_gpu, util, 48, 4);
+VGPU_PIN_FIELD(vgpu_node_gpu, reserved, 52, 4);
+VGPU_PIN_FIELD(vgpu_node_gpu, mem_used, 56, 8);
+VGPU_PIN_FIELD(vgpu_node_gpu, mem_total, 64, 8);
+VGPU_PIN_SIZE(vgpu_node_gpu, 72);
 
 struct vgpu_node_proc {
     _Atomic uint32_t host_pid;
@@ -41,6 +51,13 @@ struct vgpu_node_proc {
     uint32_t reserved;
     _Atomic uint64_t mem; /* bytes NVML shows the process holding on that GPU */
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_node_proc, host_pid, 0, 4);
+VGPU_PIN_FIELD(vgpu_node_proc, gpu, 4, 4);
+VGPU_PIN_FIELD(vgpu_node_proc, sm_util, 8, 4);
+VGPU_PIN_FIELD(vgpu_node_proc, reserved, 12, 4);
+VGPU_PIN_FIELD(vgpu_node_proc, mem, 16, 8);
+VGPU_PIN_SIZE(vgpu_node_proc, 24);
 
 struct vgpu_node_shm {
     uint64_t magic; /* VGPU_NODE_MAGIC, stored last at creation */
@@ -57,5 +74,19 @@ struct vgpu_node_shm {
     struct vgpu_node_gpu gpu[VGPU_MAX_DEVICES];
     struct vgpu_node_proc proc[VGPU_NODE_MAX_PROCS];
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_node_shm, magic, 0, 8);
+VGPU_PIN_FIELD(vgpu_node_shm, version, 8, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, size, 12, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, seq, 16, 8);
+VGPU_PIN_FIELD(vgpu_node_shm, updated_ns, 24, 8);
+VGPU_PIN_FIELD(vgpu_node_shm, daemon_pid, 32, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, ngpu, 36, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, nproc, 40, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, reserved, 44, 4);
+VGPU_PIN_FIELD(vgpu_node_shm, daemon_pidns, 48, 8);
+VGPU_PIN_FIELD(vgpu_node_shm, gpu, 56, 1152);
+VGPU_PIN_FIELD(vgpu_node_shm, proc, 1208, 24576);
+VGPU_PIN_SIZE(vgpu_node_shm, 25784);
 
 #endif

@@ -2,9 +2,11 @@
  *
  * Why this exists: every process of a pod must agree on one memory ledger and one GPU-time
  * budget per GPU without talking to each other on the hot path. This header is that agreement:
- * a versioned, fixed-size layout of C11 atomics plus one process-shared *robust* mutex. Change
- * it only together with VGPU_SHM_VERSION; both sides refuse a region whose magic, version or
- * size differ.
+ * a versioned, fixed-size layout of C11 atomics plus one process-shared *robust* mutex. Any
+ * change of the layout (a field added, moved, resized or removed) means bumping
+ * VGPU_SHM_VERSION; both sides refuse a region whose magic, version or size differ. Every
+ * offset and size is pinned next to its struct (layout_pin.h) and in tests/unit/test_layout.c,
+ * so a change that forgets the version fails the build.
  *
  * Trust: everything here is written by the pod's own processes, so the node daemon treats all
  * of it as untrusted input. It never maps a ledger (a pod can truncate the file under a
@@ -31,6 +33,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "layout_pin.h"
+
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
 #define VGPU_SHM_VERSION 5u
 #define VGPU_MAX_DEVICES 16
@@ -55,6 +59,16 @@ struct vgpu_dev_limits {
     _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
     uint32_t reserved;
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_dev_limits, mem_limit, 0, 8);
+VGPU_PIN_FIELD(vgpu_dev_limits, oversold_limit, 8, 8);
+VGPU_PIN_FIELD(vgpu_dev_limits, flags, 16, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, core_limit, 20, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, core_soft, 24, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, core_effective, 28, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, weight, 32, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, reserved, 36, 4);
+VGPU_PIN_SIZE(vgpu_dev_limits, 40);
 
 /* The compute gate's state for one GPU, shared by the limiters of one pod, never read by the
  * daemon: how the pod's processes agree on one GPU-time budget between them. Only the limiter
@@ -72,6 +86,17 @@ struct vgpu_pod_limiter_state {
     _Atomic uint64_t fb_charged_ns;   /* gate_charged_ns at that time */
     _Atomic uint64_t fb_modelled_ppm; /* the modelled busy fraction of the last window, ppm */
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, gate_vclock, 0, 8);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, gate_launches, 8, 8);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, gate_share, 16, 4);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, gate_scale, 20, 4);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, fb_share, 24, 4);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, fb_ratio, 28, 4);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, fb_last_ns, 32, 8);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, fb_charged_ns, 40, 8);
+VGPU_PIN_FIELD(vgpu_pod_limiter_state, fb_modelled_ppm, 48, 8);
+VGPU_PIN_SIZE(vgpu_pod_limiter_state, 56);
 
 struct vgpu_shm_dev {
     char uuid[VGPU_UUID_LEN]; /* written once (under lock) before state becomes READY */
@@ -92,6 +117,22 @@ struct vgpu_shm_dev {
     uint32_t reserved1;
     struct vgpu_pod_limiter_state limiter; /* the limiters' own: never read by the daemon */
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_shm_dev, uuid, 0, 48);
+VGPU_PIN_FIELD(vgpu_shm_dev, state, 48, 4);
+VGPU_PIN_FIELD(vgpu_shm_dev, reserved0, 52, 4);
+VGPU_PIN_FIELD(vgpu_shm_dev, lim, 56, 40);
+VGPU_PIN_FIELD(vgpu_shm_dev, mem_used, 96, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, mem_peak, 104, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, oversold_used, 112, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, total_real, 120, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, oom_events, 128, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, gate_charged_ns, 136, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, gate_waited_ns, 144, 8);
+VGPU_PIN_FIELD(vgpu_shm_dev, gate_dvfs, 152, 4);
+VGPU_PIN_FIELD(vgpu_shm_dev, reserved1, 156, 4);
+VGPU_PIN_FIELD(vgpu_shm_dev, limiter, 160, 56);
+VGPU_PIN_SIZE(vgpu_shm_dev, 216);
 
 struct vgpu_shm_proc {
     _Atomic int32_t pid; /* 0: free; > 0: owner (pid in its own namespace) */
@@ -105,6 +146,18 @@ struct vgpu_shm_proc {
     _Atomic uint64_t ovh[VGPU_MAX_DEVICES];      /* driver overhead: context, modules, ... */
     _Atomic uint64_t oversold[VGPU_MAX_DEVICES]; /* bytes served from host memory past the cap */
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_shm_proc, pid, 0, 4);
+VGPU_PIN_FIELD(vgpu_shm_proc, reserved0, 4, 4);
+VGPU_PIN_FIELD(vgpu_shm_proc, start_time, 8, 8);
+VGPU_PIN_FIELD(vgpu_shm_proc, pidns, 16, 8);
+VGPU_PIN_FIELD(vgpu_shm_proc, heartbeat_ns, 24, 8);
+VGPU_PIN_FIELD(vgpu_shm_proc, host_pid, 32, 4);
+VGPU_PIN_FIELD(vgpu_shm_proc, reserved1, 36, 4);
+VGPU_PIN_FIELD(vgpu_shm_proc, mem, 40, 128);
+VGPU_PIN_FIELD(vgpu_shm_proc, ovh, 168, 128);
+VGPU_PIN_FIELD(vgpu_shm_proc, oversold, 296, 128);
+VGPU_PIN_SIZE(vgpu_shm_proc, 424);
 
 struct vgpu_shm {
     uint64_t magic; /* VGPU_SHM_MAGIC, stored last at creation */
@@ -121,6 +174,20 @@ struct vgpu_shm {
     struct vgpu_shm_dev dev[VGPU_MAX_DEVICES];
     struct vgpu_shm_proc proc[VGPU_MAX_PROCS];
 };
+/* pinned: see layout_pin.h */
+VGPU_PIN_FIELD(vgpu_shm, magic, 0, 8);
+VGPU_PIN_FIELD(vgpu_shm, version, 8, 4);
+VGPU_PIN_FIELD(vgpu_shm, size, 12, 4);
+VGPU_PIN_FIELD(vgpu_shm, pod_id, 16, 160);
+VGPU_PIN_FIELD(vgpu_shm, lock, 176, 64);
+VGPU_PIN_FIELD(vgpu_shm, last_reap_ns, 240, 8);
+VGPU_PIN_FIELD(vgpu_shm, reaped_procs, 248, 8);
+VGPU_PIN_FIELD(vgpu_shm, reserved, 256, 104);
+VGPU_PIN_FIELD(vgpu_shm, dev, 360, 3456);
+VGPU_PIN_FIELD(vgpu_shm, proc, 3816, 217088);
+VGPU_PIN_SIZE(vgpu_shm, 220904);
+_Static_assert(sizeof(pthread_mutex_t) <= 64,
+               "the ledger's robust mutex must fit its 64-byte slot");
 
 enum { VGPU_DEV_EMPTY = 0, VGPU_DEV_READY = 1 };
 
