@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../src/common/cuda_abi.h"
+#include "../src/limiter/cuda_abi.h"
 
 extern CUresult cuInit(unsigned int);
 extern CUresult cuDeviceGet(CUdevice *, int);

@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 #include "../common/shm_layout.h"
 #include "hv_client.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "../common/cgroup_path.h"
-#include "../common/flat_json.h"
+#include "flat_json.h"
 #include "../common/shm_region.h"
 #include "../common/size_parse.h"
 #include "log.h"

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 
 struct vgpu_sample {
     int slot; /* -1: this launch is not timed */

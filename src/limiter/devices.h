@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 #include "../common/shm_layout.h"
 
 enum {

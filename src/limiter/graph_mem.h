@@ -10,7 +10,7 @@
 #ifndef VGPU_GRAPH_MEM_H
 #define VGPU_GRAPH_MEM_H
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 #include "../common/shm_layout.h"
 
 /* The provisional charge of one launch or upload, released by vgpu_graph_mem_after. */

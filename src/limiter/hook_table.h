@@ -24,7 +24,7 @@
 #ifndef VGPU_HOOK_TABLE_H
 #define VGPU_HOOK_TABLE_H
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 #include "../common/nvml_abi.h"
 
 /* clang-format off */

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 #include "alloc_map.h"
 #include "devices.h"
 

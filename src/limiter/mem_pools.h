@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "../common/cuda_abi.h"
+#include "cuda_abi.h"
 
 /* Allocate from `pool` (NULL: the current pool of the current GPU) through `call`. */
 typedef CUresult (*vgpu_pool_alloc_fn)(void *real, CUdeviceptr *dptr, size_t size,

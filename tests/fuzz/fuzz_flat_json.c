@@ -1,5 +1,5 @@
 /* fuzz_flat_json.c - libFuzzer harness for the limiter's one-level JSON reader
- * (src/common/flat_json.c), which reads TENSOR_FUSION_CUDA_*_LIMIT from the environment.
+ * (src/limiter/flat_json.c), which reads TENSOR_FUSION_CUDA_*_LIMIT from the environment.
  *
  * Invariants: members arrive with unique keys and tokens under 256 bytes; a value's kind
  * matches its text (a number is a JSON number, a bool "true"/"false", null "null"); a refusal

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../src/common/cuda_abi.h"
+#include "../../src/limiter/cuda_abi.h"
 
 CUresult cuInit(unsigned int flags);
 CUresult cuDeviceGet(CUdevice *dev, int ordinal);

@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/common/cuda_abi.h"
+#include "../../src/limiter/cuda_abi.h"
 #include "../../src/common/nvml_abi.h"
 #include "../../src/common/node_region.h"
 #include "../../src/common/shm_ledger.h"

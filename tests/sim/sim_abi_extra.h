@@ -1,4 +1,4 @@
-/* sim_abi_extra.h - driver ABI pieces the simulated GPU needs beyond src/common/cuda_abi.h and
+/* sim_abi_extra.h - driver ABI pieces the simulated GPU needs beyond src/limiter/cuda_abi.h and
  * nvml_abi.h.
  *
  * Why this exists: the simulator implements more of the driver than the limiter touches (module
@@ -9,7 +9,7 @@
 #ifndef VGPU_SIM_ABI_EXTRA_H
 #define VGPU_SIM_ABI_EXTRA_H
 
-#include "../../src/common/cuda_abi.h"
+#include "../../src/limiter/cuda_abi.h"
 #include "../../src/common/nvml_abi.h"
 
 #define SIM_API __attribute__((visibility("default")))

@@ -1,5 +1,5 @@
 /* abi_probe_list.h - layout facts of the CUDA ABI that vgpu relies on. Evaluated once against
- * src/common/cuda_abi.h and once against the real cuda.h; the two lists must be equal. */
+ * src/limiter/cuda_abi.h and once against the real cuda.h; the two lists must be equal. */
 #define VGPU_ABI_PROBES(X) \
     X(sizeof(CUdeviceptr)) X(sizeof(CUdevice)) X(sizeof(CUresult)) X(sizeof(CUuuid)) \
     X(sizeof(CUmemGenericAllocationHandle)) \

@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../src/common/cuda_abi.h"
+#include "../../src/limiter/cuda_abi.h"
 #include "abi_probe_list.h"
 
 #define AS_VALUE(e) (long long)(e),

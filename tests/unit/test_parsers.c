@@ -2,7 +2,7 @@
  * and refuse everything else with a message. */
 #include <math.h>
 
-#include "../../src/common/flat_json.h"
+#include "../../src/limiter/flat_json.h"
 #include "../../src/common/size_parse.h"
 #include "../test_util.h"
 
