@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fork_hooks.h"
+
 struct slot {
     uint64_t key;
     uint8_t cls; /* 0 = empty, 0xff = deleted */
@@ -84,18 +86,24 @@ int vgpu_alloc_map_take(int cls, uint64_t key, struct vgpu_alloc *out)
     return s != NULL;
 }
 
-void vgpu_alloc_map_lock(void)
+static void vgpu_alloc_map_lock(void)
 {
     pthread_mutex_lock(&map_lock);
 }
-void vgpu_alloc_map_unlock(void)
+static void vgpu_alloc_map_unlock(void)
 {
     pthread_mutex_unlock(&map_lock);
 }
 
-void vgpu_alloc_map_reset_in_child(void)
+static void vgpu_alloc_map_reset_in_child(void)
 {
     pthread_mutex_init(&map_lock, NULL);
     if (tab) memset(tab, 0, cap * sizeof(*tab));
     used = live = 0;
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_ALLOC_MAP, vgpu_alloc_map_lock, vgpu_alloc_map_unlock,
+                       vgpu_alloc_map_reset_in_child);
 }

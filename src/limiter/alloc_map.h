@@ -33,8 +33,4 @@ void vgpu_alloc_map_put(int cls, uint64_t key, struct vgpu_alloc a);
 /* Remove and return the record; 0 if there was none. */
 int vgpu_alloc_map_take(int cls, uint64_t key, struct vgpu_alloc *out);
 
-void vgpu_alloc_map_lock(void);
-void vgpu_alloc_map_unlock(void);
-void vgpu_alloc_map_reset_in_child(void);
-
 #endif

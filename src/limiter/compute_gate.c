@@ -8,9 +8,9 @@
 
 #include "../common/shm_region.h"
 #include "devices.h"
-#include "hook_dispatch.h"
-#include "hv_client.h"
+#include "real_driver.h"
 #include "limiter.h"
+#include "fork_hooks.h"
 
 #define RELAXED memory_order_relaxed
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -37,9 +37,19 @@ int vgpu_capturing(void)
 {
     return atomic_load_explicit(&vgpu_gate_hot.captures, RELAXED) > 0;
 }
-void vgpu_gate_reset_in_child(void)
+static void vgpu_gate_reset_in_child(void)
 {
     atomic_store(&vgpu_gate_hot.captures, 0);
+}
+
+void vgpu_gate_wait_resumed(const _Atomic uint32_t *word)
+{
+    /* no lock is held here, so exit() from another thread (or a signal) is never blocked */
+    while (atomic_load_explicit(word, RELAXED)) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+        }
+    }
 }
 
 static int device_count(void)
@@ -67,7 +77,8 @@ struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_strea
     if (!vgpu_g.cfg.gate_on) return NULL; /* no compute limit and no daemon that may set one */
     /* no ledger to gate with (a daemon that has not answered, no limits of our own): wait */
     const _Atomic uint32_t *local = &vgpu_g.local_suspended;
-    if (__builtin_expect(atomic_load_explicit(local, RELAXED) != 0, 0)) vgpu_hv_wait_resumed(local);
+    if (__builtin_expect(atomic_load_explicit(local, RELAXED) != 0, 0))
+        vgpu_gate_wait_resumed(local);
     CUdevice dev = 0;
     int one = device_count() == 1;
     /* one visible GPU: no need to ask the driver which one is current */
@@ -199,4 +210,9 @@ void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
 {
     atomic_store(&d->lim.core_effective, share);
     vgpu_gate_sync(d, &d->lim);
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_GATE, NULL, NULL, vgpu_gate_reset_in_child);
 }

@@ -15,7 +15,6 @@
 
 #include "cuda_abi.h"
 #include "../common/shm_layout.h"
-#include "hv_client.h"
 
 /* Budget a pod may bank while it submits less than its share (wall time of its virtual clock;
  * at 30% 100 ms bank 30 ms of GPU time). A pod whose own pace is near its limit and wavers
@@ -46,6 +45,10 @@ extern struct vgpu_gate_hot vgpu_gate_hot;
 
 #define VGPU_GATE_UNLIMITED(share) ((share) == 0 || (share) >= 10000)
 
+/* The pod is suspended (*word != 0): wait until it is not (1 ms steps). The word is written by
+ * the node daemon (control region) or by the daemon's client (limiter.h local_suspended). */
+void vgpu_gate_wait_resumed(const _Atomic uint32_t *word);
+
 struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream);
 int vgpu_stream_capturing(CUstream stream, int per_thread_stream);
 
@@ -67,7 +70,7 @@ static inline struct vgpu_shm_dev *vgpu_gate_admit(const _Atomic uint32_t *susp,
 {
     /* suspended: one relaxed load of a line every submission reads */
     if (__builtin_expect(atomic_load_explicit(susp, memory_order_relaxed) != 0, 0))
-        vgpu_hv_wait_resumed(susp);
+        vgpu_gate_wait_resumed(susp);
     if (__builtin_expect(atomic_load_explicit(&vgpu_gate_hot.captures, memory_order_relaxed) > 0,
                          0) &&
         vgpu_stream_capturing(stream, per_thread_stream))
@@ -99,7 +102,5 @@ uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *li
 void vgpu_capture_begin(void);
 void vgpu_capture_end(void);
 int vgpu_capturing(void);
-
-void vgpu_gate_reset_in_child(void);
 
 #endif

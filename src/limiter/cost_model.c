@@ -9,8 +9,9 @@
 #include <time.h>
 
 #include "compute_gate.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "log.h"
+#include "fork_hooks.h"
 
 #define RELAXED memory_order_relaxed
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -315,7 +316,7 @@ void vgpu_samples_poll(void)
     pthread_mutex_unlock(&mu);
 }
 
-void vgpu_cost_reset_in_child(void)
+static void vgpu_cost_reset_in_child(void)
 {
     /* events belong to the parent's contexts */
     pthread_mutex_init(&mu, NULL);
@@ -324,4 +325,9 @@ void vgpu_cost_reset_in_child(void)
     npend = 0;
     nspares = 0;
     calibrated_ctx = NULL;
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_COST_MODEL, NULL, NULL, vgpu_cost_reset_in_child);
 }

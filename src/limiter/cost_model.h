@@ -42,7 +42,6 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 /* Read the timings of finished samples into the model (not during capture). */
 void vgpu_samples_poll(void);
 
-void vgpu_cost_reset_in_child(void);
 /* At load: VGPU_SAMPLE_GAP_MS, the least time between two samples of a key (default 20). */
 void vgpu_cost_configure(const char *gap_ms);
 

@@ -8,10 +8,10 @@
 #include "../common/ctl_region.h"
 #include "../common/shm_ledger.h"
 #include "../common/size_parse.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "limiter.h"
 #include "log.h"
-#include "maintenance.h"
+#include "fork_hooks.h"
 
 struct vgpu_binding vgpu_bindings[VGPU_MAX_DEVICES];
 const struct vgpu_dev_limits *_Atomic vgpu_ledger_lim[VGPU_MAX_DEVICES];
@@ -19,15 +19,15 @@ static struct vgpu_binding failed_binding = {.state = VGPU_BIND_FAILED, .ledger 
 static struct vgpu_binding pass_binding = {.state = VGPU_BIND_PASS, .ledger = -1};
 static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void vgpu_devices_lock(void)
+static void vgpu_devices_lock(void)
 {
     pthread_mutex_lock(&bind_lock);
 }
-void vgpu_devices_unlock(void)
+static void vgpu_devices_unlock(void)
 {
     pthread_mutex_unlock(&bind_lock);
 }
-void vgpu_devices_reset_in_child(void)
+static void vgpu_devices_reset_in_child(void)
 {
     pthread_mutex_init(&bind_lock, NULL);
 }
@@ -159,6 +159,19 @@ static int bind_device(struct vgpu_binding *b, CUdevice dev)
     return VGPU_BIND_LEDGER;
 }
 
+static void (*_Atomic true_up)(void);
+
+void vgpu_devices_on_true_up(void (*fn)(void))
+{
+    atomic_store(&true_up, fn);
+}
+
+void vgpu_devices_true_up_now(void)
+{
+    void (*fn)(void) = atomic_load(&true_up);
+    if (fn) fn();
+}
+
 const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
 {
     if (dev < 0 || dev >= VGPU_MAX_DEVICES)
@@ -172,7 +185,7 @@ const struct vgpu_binding *vgpu_bind_slow(CUdevice dev)
         atomic_store_explicit(&b->state, st, memory_order_release);
     }
     pthread_mutex_unlock(&bind_lock);
-    if (st == VGPU_BIND_LEDGER) vgpu_maintenance_true_up_now();
+    if (st == VGPU_BIND_LEDGER) vgpu_devices_true_up_now();
     return b;
 }
 
@@ -189,5 +202,11 @@ void vgpu_devices_rebind_failed(void)
         bound |= st == VGPU_BIND_LEDGER;
     }
     pthread_mutex_unlock(&bind_lock);
-    if (bound) vgpu_maintenance_true_up_now();
+    if (bound) vgpu_devices_true_up_now();
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_DEVICES, vgpu_devices_lock, vgpu_devices_unlock,
+                       vgpu_devices_reset_in_child);
 }

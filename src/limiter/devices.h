@@ -63,9 +63,10 @@ int vgpu_device_uuid(CUdevice dev, char *out, unsigned outlen);
 /* Bind again every GPU whose binding failed because no ledger could be had (a daemon that
  * answered late): nothing was charged through a failed binding, so it may change. */
 void vgpu_devices_rebind_failed(void);
-
-void vgpu_devices_lock(void);
-void vgpu_devices_unlock(void);
-void vgpu_devices_reset_in_child(void);
+/* Count the driver's overhead on the bound GPUs now: a GPU was just bound, or its first
+ * allocation is about to be weighed against the cap. It is the maintenance thread's true-up,
+ * registered at load (maintenance.h); nothing is counted before it is registered. */
+void vgpu_devices_true_up_now(void);
+void vgpu_devices_on_true_up(void (*fn)(void));
 
 #endif

@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "../common/shm_ledger.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "hooks.h"
 #include "limiter.h"
 #include "log.h"
 #include "mem_charge.h"
+#include "fork_hooks.h"
 
 #define MAX_RECORDS 512
 #define INSTANTIATE_FLAG_UPLOAD 2 /* CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD */
@@ -34,15 +35,15 @@ static int nrecords;
 static struct gpool gpools[VGPU_MAX_DEVICES] = {[0 ... VGPU_MAX_DEVICES - 1] = {-1, 0}};
 static _Atomic int any_nodes; /* set once a graph of this process has an allocation node */
 
-void vgpu_graph_mem_lock(void)
+static void vgpu_graph_mem_lock(void)
 {
     pthread_mutex_lock(&gm_lock);
 }
-void vgpu_graph_mem_unlock(void)
+static void vgpu_graph_mem_unlock(void)
 {
     pthread_mutex_unlock(&gm_lock);
 }
-void vgpu_graph_mem_reset_in_child(void)
+static void vgpu_graph_mem_reset_in_child(void)
 {
     pthread_mutex_init(&gm_lock, NULL);
     nrecords = 0;
@@ -300,4 +301,10 @@ CUresult hook_device_graph_mem_trim(void *real, CUdevice device)
         pthread_mutex_unlock(&gm_lock);
     }
     return r;
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_GRAPH_MEM, vgpu_graph_mem_lock, vgpu_graph_mem_unlock,
+                       vgpu_graph_mem_reset_in_child);
 }

@@ -27,8 +27,4 @@ void vgpu_graph_mem_after(struct vgpu_graph_charge *gc);
 /* A new executable graph: it allocates what its graph's nodes do. */
 void vgpu_graph_mem_instantiated(CUgraph graph, CUgraphExec exec);
 
-void vgpu_graph_mem_lock(void);
-void vgpu_graph_mem_unlock(void);
-void vgpu_graph_mem_reset_in_child(void);
-
 #endif

@@ -1,22 +1,18 @@
-/* hook_dispatch.c - real entry points, generated exported wrappers, and the dlsym and
- * cuGetProcAddress doors (see hook_dispatch.h). */
+/* hook_dispatch.c - generated exported wrappers, and the dlsym and cuGetProcAddress doors (see
+ * hook_dispatch.h). */
 #define _GNU_SOURCE
 #include "hook_dispatch.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "hooks.h"
-#include "mem_charge.h"
 #include "log.h"
+#include "mem_charge.h"
+#include "real_driver.h"
 
 #define VGPU_EXPORT __attribute__((visibility("default")))
-
-_Atomic(void *) vgpu_real_fns[VGPU_SYM_COUNT];
-static _Atomic(void *) helper_fns[VGPU_HELPER_COUNT];
 
 /* ---- the generated wrappers: one exported function per hooked symbol ---------------------- */
 #define DEFINE_CUDA_WRAPPER(sym, impl, params, args, since, flags)                                 \
@@ -51,9 +47,6 @@ struct hook_info {
 #define HOOK_INFO(sym, impl, params, args, since, flags) {#sym, (void *)sym, since, "", 0},
 static struct hook_info hooks[VGPU_SYM_COUNT] = {VGPU_CUDA_HOOKS(HOOK_INFO){NULL, NULL, 0, "", 0},
                                                  VGPU_NVML_HOOKS(HOOK_INFO)};
-#define HELPER_NAME(sym, ret, params) #sym,
-static const char *helper_names[VGPU_HELPER_COUNT] = {VGPU_CUDA_HELPERS(HELPER_NAME) NULL,
-                                                      VGPU_NVML_HELPERS(HELPER_NAME)};
 
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static void init_table(void)
@@ -74,102 +67,10 @@ static void init_table(void)
     }
 }
 
-/* ---- real libraries and dlsym ------------------------------------------------------------- */
-/* Used by dlsym_trampoline.S, which may run before sanitizer runtimes are initialised: these
- * two functions are not instrumented. */
+/* ---- dlsym --------------------------------------------------------------------------------- */
+/* Reached from dlsym_trampoline.S, which may run before sanitizer runtimes are initialised:
+ * nothing on this path is instrumented. */
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
-void *(*vgpu_real_dlsym_fn)(void *, const char *)__attribute__((visibility("hidden")));
-
-NO_SANITIZE __attribute__((visibility("hidden"))) void vgpu_init_real_dlsym(void)
-{
-    static const char *versions[] = {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.0"};
-    void *(*fn)(void *, const char *) = NULL;
-    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]) && !fn; i++)
-        fn = (void *(*)(void *, const char *))dlvsym(RTLD_NEXT, "dlsym", versions[i]);
-    __atomic_store_n(&vgpu_real_dlsym_fn, fn, __ATOMIC_RELEASE);
-}
-
-NO_SANITIZE void *vgpu_real_dlsym(void *handle, const char *symbol)
-{
-    void *(*fn)(void *, const char *) = __atomic_load_n(&vgpu_real_dlsym_fn, __ATOMIC_ACQUIRE);
-    if (!fn) {
-        vgpu_init_real_dlsym();
-        fn = __atomic_load_n(&vgpu_real_dlsym_fn, __ATOMIC_ACQUIRE);
-    }
-    return fn ? fn(handle, symbol) : NULL;
-}
-
-static void *libcuda_handle, *libnvml_handle;
-static pthread_once_t libcuda_once = PTHREAD_ONCE_INIT, libnvml_once = PTHREAD_ONCE_INIT;
-static void open_libcuda(void)
-{
-    const char *p = getenv("VGPU_REAL_LIBCUDA");
-    libcuda_handle = dlopen(p && *p ? p : "libcuda.so.1", RTLD_LAZY);
-    if (!libcuda_handle) VLOG_ERROR("cannot load the CUDA driver: %s", dlerror());
-}
-static void open_libnvml(void)
-{
-    const char *p = getenv("VGPU_REAL_LIBNVML");
-    libnvml_handle = dlopen(p && *p ? p : "libnvidia-ml.so.1", RTLD_LAZY);
-    if (!libnvml_handle) VLOG_DEBUG("cannot load NVML: %s", dlerror());
-}
-void *vgpu_libcuda(void)
-{
-    pthread_once(&libcuda_once, open_libcuda);
-    return libcuda_handle;
-}
-void *vgpu_libnvml(void)
-{
-    pthread_once(&libnvml_once, open_libnvml);
-    return libnvml_handle;
-}
-
-void *vgpu_real_resolve(int sym)
-{
-    if (sym < 0 || sym >= VGPU_SYM_COUNT || sym == VGPU_SYM_CUDA_END) return NULL;
-    pthread_once(&table_once, init_table);
-    void *lib = sym < VGPU_SYM_CUDA_END ? vgpu_libcuda() : vgpu_libnvml();
-    void *p = lib ? vgpu_real_dlsym(lib, hooks[sym].name) : NULL;
-    if (!p) return NULL;
-    void *expected = NULL;
-    /* keep an entry point the application's own dlsym already recorded */
-    if (!atomic_compare_exchange_strong(&vgpu_real_fns[sym], &expected, p)) return expected;
-    return p;
-}
-
-/* Helpers are looked up once per library, found or not: a helper the driver lacks (a stand-in
- * driver without events, say) must cost a load and a branch per call, not a dlsym. */
-static pthread_once_t helpers_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
-static void resolve_helpers(int from, int to, void *lib)
-{
-    for (int h = from; h < to; h++) {
-        void *p = lib ? vgpu_real_dlsym(lib, helper_names[h]) : NULL;
-        if (!p)
-            VLOG_DEBUG("driver function %s is missing: features using it stay off",
-                       helper_names[h]);
-        atomic_store_explicit(&helper_fns[h], p, memory_order_release);
-    }
-}
-static void resolve_cuda_helpers(void)
-{
-    resolve_helpers(0, VGPU_HELPER_CUDA_END, vgpu_libcuda());
-}
-static void resolve_nvml_helpers(void)
-{
-    resolve_helpers(VGPU_HELPER_CUDA_END + 1, VGPU_HELPER_COUNT, vgpu_libnvml());
-}
-
-void *vgpu_helper(int helper)
-{
-    if (helper < 0 || helper >= VGPU_HELPER_COUNT || helper == VGPU_HELPER_CUDA_END) return NULL;
-    void *p = atomic_load_explicit(&helper_fns[helper], memory_order_acquire);
-    if (__builtin_expect(p != NULL, 1)) return p;
-    if (helper < VGPU_HELPER_CUDA_END)
-        pthread_once(&helpers_once[0], resolve_cuda_helpers);
-    else
-        pthread_once(&helpers_once[1], resolve_nvml_helpers);
-    return atomic_load_explicit(&helper_fns[helper], memory_order_acquire);
-}
 
 /* plain loops: this runs inside dlsym, also before sanitizer runtimes have initialised */
 NO_SANITIZE static int same_name(const char *a, const char *b)
@@ -248,4 +149,23 @@ void *vgpu_wrap_proc(const char *symbol, void *real, int cuda_version, cuuint64_
     VLOG_TRACE("cuGetProcAddress(%s, %d, %llu) -> %s (by name)", symbol, cuda_version,
                (unsigned long long)flags, hooks[best].name);
     return hooks[best].wrapper;
+}
+
+/* The cuGetProcAddress hooks: every answer goes through vgpu_wrap_proc. */
+CUresult hook_get_proc_address_v1(void *real, const char *symbol, void **pfn, int cudaVersion,
+                                  cuuint64_t flags)
+{
+    CUresult r = ((vgpu_fn_cuGetProcAddress)real)(symbol, pfn, cudaVersion, flags);
+    if (r == CUDA_SUCCESS && symbol && pfn && *pfn)
+        *pfn = vgpu_wrap_proc(symbol, *pfn, cudaVersion, flags);
+    return r;
+}
+
+CUresult hook_get_proc_address_v2(void *real, const char *symbol, void **pfn, int cudaVersion,
+                                  cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus)
+{
+    CUresult r = ((vgpu_fn_cuGetProcAddress_v2)real)(symbol, pfn, cudaVersion, flags, symbolStatus);
+    if (r == CUDA_SUCCESS && symbol && pfn && *pfn)
+        *pfn = vgpu_wrap_proc(symbol, *pfn, cudaVersion, flags);
+    return r;
 }

@@ -9,8 +9,9 @@
 
 #include "hook_table.h"
 
-/* init_hooks.c: start-up, fail-closed, cuGetProcAddress */
+/* init_hooks.c: start-up, fail-closed */
 CUresult hook_init(void *real, unsigned int flags);
+/* hook_dispatch.c: cuGetProcAddress, which answers with the wrappers */
 CUresult hook_get_proc_address_v1(void *real, const char *symbol, void **pfn, int cudaVersion,
                                   cuuint64_t flags);
 CUresult hook_get_proc_address_v2(void *real, const char *symbol, void **pfn, int cudaVersion,

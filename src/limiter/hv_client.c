@@ -17,11 +17,12 @@
 #include "../common/shm_region.h"
 #include "compute_gate.h"
 #include "devices.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "hv_http.h"
 #include "hv_json.h"
 #include "limiter.h"
 #include "log.h"
+#include "fork_hooks.h"
 
 #define RESP_CAP (256u * 1024u)
 #define LONGPOLL_S 25
@@ -56,13 +57,6 @@ static void sleep_ms(unsigned ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
-}
-
-void vgpu_hv_wait_resumed(const _Atomic uint32_t *word)
-{
-    /* no lock is held here, so exit() from another thread (or a signal) is never blocked */
-    while (atomic_load_explicit(word, memory_order_relaxed))
-        sleep_ms(1);
 }
 
 /* the region's device for a limits entry: by UUID when it has one, else by our GPU index */
@@ -581,7 +575,8 @@ void vgpu_hv_start(void)
     pthread_mutex_unlock(&start_mu);
 }
 
-void vgpu_hv_after_fork(void)
+/* In the child after fork(): no thread, no registration; the next cuInit registers anew. */
+static void vgpu_hv_after_fork(void)
 {
     pthread_mutex_init(&hv.mu, NULL);
     pthread_mutex_init(&start_mu, NULL);
@@ -592,4 +587,9 @@ void vgpu_hv_after_fork(void)
     hv.seq = 0;
     atomic_store(&hv.stopping, 0);
     atomic_store(&hv.started, 0);
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_HV_CLIENT, NULL, NULL, vgpu_hv_after_fork);
 }

@@ -9,8 +9,8 @@
  * or, for a process on a private ledger, to be applied to it), heartbeats, and registers again
  * with backoff when the daemon goes away; the last limits stay in force meanwhile. Until a first
  * registration succeeds the environment's limits apply to this process alone; without any, the
- * process fails closed (no memory, submissions wait). Nothing here is on the launch path except
- * vgpu_hv_wait_resumed, reached only while the pod is suspended.
+ * process fails closed (no memory, submissions wait). Nothing here is on the launch path: a
+ * suspended pod waits in the gate (compute_gate.h).
  */
 #ifndef VGPU_HV_CLIENT_H
 #define VGPU_HV_CLIENT_H
@@ -21,12 +21,6 @@
 
 /* After the real cuInit succeeded: register (once per process) and start the thread. */
 void vgpu_hv_start(void);
-
-/* In the child after fork(): no thread, no registration; the next cuInit registers anew. */
-void vgpu_hv_after_fork(void);
-
-/* The pod is suspended (*word != 0): wait until it is not (1 ms steps). */
-void vgpu_hv_wait_resumed(const _Atomic uint32_t *word);
 
 /* Apply a JSON array of per-GPU limits (docs/hypervisor.md) to a private ledger's own limits
  * (a process the daemon does not hold through the pod's control region): returns the number

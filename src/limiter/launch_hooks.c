@@ -8,7 +8,7 @@
  */
 #include "compute_gate.h"
 #include "cost_model.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "graph_mem.h"
 #include "hooks.h"
 #include "limiter.h"

@@ -1,4 +1,5 @@
-/* limiter.c - process-wide state and life cycle of the limiter (see limiter.h). */
+/* limiter.c - process-wide state of the limiter: the pod's ledger and this process's record in
+ * it (see limiter.h). The life cycle (load, exit) is lifecycle.c. */
 #define _GNU_SOURCE
 #include "limiter.h"
 
@@ -9,75 +10,41 @@
 
 #include "../common/ctl_region.h"
 #include "../common/shm_region.h"
-#include "alloc_map.h"
-#include "compute_gate.h"
-#include "cost_model.h"
-#include "devices.h"
-#include "hv_client.h"
+#include "fork_hooks.h"
 #include "log.h"
-#include "maintenance.h"
-#include "graph_mem.h"
-#include "mem_pools.h"
-
-extern char **environ;
 
 struct vgpu_limiter vgpu_g = {.slot = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* lock order: devices -> vgpu_g.lock -> pools -> graph memory -> alloc map */
-static void atfork_prepare(void)
+static void lock_for_fork(void)
 {
-    vgpu_devices_lock();
     pthread_mutex_lock(&vgpu_g.lock);
-    vgpu_pools_lock();
-    vgpu_graph_mem_lock();
-    vgpu_alloc_map_lock();
 }
 
-static void atfork_parent(void)
+static void unlock_after_fork(void)
 {
-    vgpu_alloc_map_unlock();
-    vgpu_graph_mem_unlock();
-    vgpu_pools_unlock();
     pthread_mutex_unlock(&vgpu_g.lock);
-    vgpu_devices_unlock();
 }
 
-static void atfork_child(void)
+/* the child owns no GPU memory and no context; it gets its own record when it uses a GPU */
+static void reset_in_child(void)
 {
-    /* the child owns no GPU memory and no context; it gets its own record when it uses a GPU */
-    vgpu_alloc_map_reset_in_child();
-    vgpu_pools_reset_in_child();
-    vgpu_graph_mem_reset_in_child();
-    vgpu_cost_reset_in_child();
-    vgpu_gate_reset_in_child();
-    vgpu_devices_reset_in_child();
     pthread_mutex_init(&vgpu_g.lock, NULL);
     vgpu_g.self.pid = 0; /* re-read lazily: only async-signal-safe work here */
     atomic_store(&vgpu_g.slot, -1);
     atomic_store(&vgpu_g.host_pid, 0); /* the child registers anew and learns its own */
-    vgpu_maintenance_after_fork();
-    vgpu_hv_after_fork();
 }
 
-__attribute__((constructor)) static void limiter_load(void)
+__attribute__((constructor)) static void register_fork(void)
 {
-    vgpu_config_load(&vgpu_g.cfg, environ);
-    vgpu_log_level = vgpu_g.cfg.log_level;
-    vgpu_config_log_notes(&vgpu_g.cfg);
-    atomic_store(&vgpu_g.fail_closed, vgpu_g.cfg.error != 0);
-    vgpu_proc_self(&vgpu_g.self);
-    vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"));
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    vgpu_fork_register(VGPU_FORK_LIMITER, lock_for_fork, unlock_after_fork, reset_in_child);
 }
 
-__attribute__((destructor)) static void limiter_unload(void)
+/* what runs once this process has its record (the maintenance thread): set at load */
+static void (*_Atomic on_claimed)(void);
+
+void vgpu_on_slot_claimed(void (*fn)(void))
 {
-    vgpu_maintenance_stop(); /* usually already stopped by its exit handler */
-    atomic_store(&vgpu_g.exiting, 1);
-    struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
-    int slot = atomic_load(&vgpu_g.slot);
-    if (s && slot >= 0 && vgpu_g.self.pid == getpid())
-        vgpu_ledger_proc_release(s, slot, vgpu_g.self.pid);
+    atomic_store(&on_claimed, fn);
 }
 
 int vgpu_check_config(void)
@@ -237,7 +204,8 @@ int vgpu_slot(void)
             VLOG_ERROR("the pod's process table is full (%d processes): GPU memory is refused",
                        VGPU_MAX_PROCS);
         atomic_store_explicit(&vgpu_g.slot, slot, memory_order_release);
-        if (slot >= 0) vgpu_maintenance_start();
+        void (*claimed)(void) = atomic_load(&on_claimed);
+        if (slot >= 0 && claimed) claimed();
     }
     pthread_mutex_unlock(&vgpu_g.lock);
     return slot;

@@ -1,5 +1,6 @@
-/* limiter.h - process-wide state of the limiter: configuration, the pod's shared region, this
- * process's record in it, and the life cycle (load, fork, exit).
+/* limiter.h - process-wide state of the limiter: configuration, the pod's shared region and
+ * this process's record in it. Its life cycle (load, exit) is lifecycle.c; each module handles
+ * fork itself (fork_hooks.h).
  *
  * Why this exists: the library is preloaded into every process of a container, most of which
  * never touch a GPU (shells, tools). Loading must be nearly free: the constructor only reads the
@@ -82,5 +83,8 @@ static inline const _Atomic uint32_t *vgpu_suspended_word(void)
 
 /* This process's record in the region, claimed on first use; -1 (logged) on failure. */
 int vgpu_slot(void);
+/* What to run (under the state's lock) right after the record is claimed: the maintenance
+ * thread's start, registered at load; the state itself knows nothing above it. */
+void vgpu_on_slot_claimed(void (*fn)(void));
 
 #endif

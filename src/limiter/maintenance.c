@@ -15,7 +15,7 @@
 #include "../common/shm_ledger.h"
 #include "../common/shm_region.h"
 #include "devices.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "limiter.h"
 #include "log.h"
 #include "compute_feedback.h"
@@ -23,6 +23,7 @@
 #include "cost_model.h"
 #include "dvfs_model.h"
 #include "mem_charge.h"
+#include "fork_hooks.h"
 
 #define NVML_VALUE_NOT_AVAILABLE_ULL (~0ull)
 
@@ -414,9 +415,16 @@ void vgpu_maintenance_stop(void)
     pthread_mutex_unlock(&mu);
 }
 
-void vgpu_maintenance_after_fork(void)
+static void vgpu_maintenance_after_fork(void)
 {
     pthread_mutex_init(&mu, NULL);
     pthread_cond_init(&cv, NULL);
     started = 0; /* the thread was not copied; the child starts its own when it uses a GPU */
+}
+
+__attribute__((constructor)) static void init_module(void)
+{
+    vgpu_fork_register(VGPU_FORK_MAINTENANCE, NULL, NULL, vgpu_maintenance_after_fork);
+    vgpu_on_slot_claimed(vgpu_maintenance_start);
+    vgpu_devices_on_true_up(vgpu_maintenance_true_up_now);
 }

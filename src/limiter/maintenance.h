@@ -13,7 +13,6 @@
 void vgpu_maintenance_start(void);
 /* At exit: wait for a pass in progress, then never touch the driver or NVML again. */
 void vgpu_maintenance_stop(void);
-void vgpu_maintenance_after_fork(void);
 /* One pass, for tests and for the thread. */
 void vgpu_maintenance_tick(void);
 /* Charge the driver's overhead now (a GPU was just bound: its context counts before the first

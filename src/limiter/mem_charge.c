@@ -6,8 +6,6 @@
 #include "../common/size_parse.h"
 #include "limiter.h"
 #include "log.h"
-#include "maintenance.h"
-#include "mem_pools.h"
 
 #define CTL() atomic_load_explicit(&vgpu_g.ctl, memory_order_acquire)
 
@@ -88,6 +86,13 @@ int vgpu_charge_begin_current(struct vgpu_charge *c, CUresult *err, CUdevice *de
     return vgpu_charge_begin(dev, c, err);
 }
 
+static int64_t (*_Atomic on_refusal)(void);
+
+void vgpu_charge_on_refusal(int64_t (*reclaim)(void))
+{
+    atomic_store(&on_refusal, reclaim);
+}
+
 int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
 {
     struct vgpu_binding *b = (struct vgpu_binding *)c->b;
@@ -95,7 +100,7 @@ int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
         !atomic_exchange(&b->ovh_tried, 1)) {
         /* first allocation here: the context exists now, count what the driver took for it
          * before weighing this allocation against the cap */
-        vgpu_maintenance_true_up_now();
+        vgpu_devices_true_up_now();
     }
     int r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     if (r == VGPU_LEDGER_ERROR) {
@@ -107,7 +112,8 @@ int vgpu_charge_try(const struct vgpu_charge *c, uint64_t bytes)
         if (c->slot < 0) return VGPU_LEDGER_OVER_CAP;
         r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     }
-    if (r == VGPU_LEDGER_OVER_CAP && vgpu_pools_true_up_all() < 0) {
+    int64_t (*reclaim)(void) = atomic_load(&on_refusal);
+    if (r == VGPU_LEDGER_OVER_CAP && reclaim && reclaim() < 0) {
         /* our pools gave memory back to the driver since we last looked: try again */
         r = vgpu_ledger_reserve(c->s, c->slot, c->b->ledger, bytes, c->b->lim, CTL());
     }

@@ -62,6 +62,11 @@ int vgpu_mem_quiet_begin(uint64_t *epoch);
 /* 1 if none started or is in flight since vgpu_mem_quiet_begin. */
 int vgpu_mem_quiet_end(uint64_t epoch);
 
+/* What may give memory back to the driver when the cap refuses (the process's pools' true-up,
+ * mem_pools.h, registered at load): returns the change in bytes, negative when memory went
+ * back, and the reservation is tried once more then. */
+void vgpu_charge_on_refusal(int64_t (*reclaim)(void));
+
 /* Log (rate-limited) that the cap refused `request` bytes. */
 void vgpu_charge_log_refusal(const struct vgpu_charge *c, uint64_t request, int oversold);
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../common/shm_ledger.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "hooks.h"
 #include "limiter.h"
 #include "log.h"

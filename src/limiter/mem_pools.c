@@ -5,10 +5,11 @@
 #include <string.h>
 
 #include "../common/shm_ledger.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "limiter.h"
 #include "log.h"
 #include "mem_charge.h"
+#include "fork_hooks.h"
 
 #define MAX_POOLS 256
 
@@ -23,15 +24,15 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool pools[MAX_POOLS];
 static int npools;
 
-void vgpu_pools_lock(void)
+static void vgpu_pools_lock(void)
 {
     pthread_mutex_lock(&pools_lock);
 }
-void vgpu_pools_unlock(void)
+static void vgpu_pools_unlock(void)
 {
     pthread_mutex_unlock(&pools_lock);
 }
-void vgpu_pools_reset_in_child(void)
+static void vgpu_pools_reset_in_child(void)
 {
     pthread_mutex_init(&pools_lock, NULL);
     npools = 0;
@@ -204,4 +205,11 @@ CUresult vgpu_pool_alloc(void *real, vgpu_pool_alloc_fn call, CUdeviceptr *dptr,
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     return CUDA_SUCCESS;
+}
+
+__attribute__((constructor)) static void init_module(void)
+{
+    vgpu_fork_register(VGPU_FORK_POOLS, vgpu_pools_lock, vgpu_pools_unlock,
+                       vgpu_pools_reset_in_child);
+    vgpu_charge_on_refusal(vgpu_pools_true_up_all);
 }

@@ -26,8 +26,4 @@ void vgpu_pool_true_up(CUmemoryPool pool);
 /* All pools; returns the total change in bytes (negative: memory went back to the driver). */
 int64_t vgpu_pools_true_up_all(void);
 
-void vgpu_pools_lock(void);
-void vgpu_pools_unlock(void);
-void vgpu_pools_reset_in_child(void);
-
 #endif

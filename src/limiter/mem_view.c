@@ -10,7 +10,7 @@
 
 #include "../common/shm_ledger.h"
 #include "../common/shm_region.h"
-#include "hook_dispatch.h"
+#include "real_driver.h"
 #include "hooks.h"
 #include "limiter.h"
 #include "log.h"
