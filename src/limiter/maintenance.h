@@ -1,11 +1,16 @@
-/* maintenance.h - the limiter's background thread: heartbeat, dead-process reaping, and the
- * true-up of driver overhead from NVML.
+/* maintenance.h - the limiter's background thread, started when the process claims its record
+ * in the pod's ledger. Every pass (twice a second, VGPU_MAINTENANCE_MS) it does five jobs:
+ *  - the heartbeat of this process's record;
+ *  - reaping the records of dead processes of the pod (shm_ledger.h), so their memory comes
+ *    back within a second even when nobody allocates;
+ *  - the true-up of driver overhead from NVML (mem_overhead.h);
+ *  - the compute policy: the share in force, the compute loop, the clock factor
+ *    (compute_policy.h, from gpu_busy.h's view of the GPU);
+ *  - reading the cost model's finished timing samples (cost_model.h).
  *
- * Why this exists: what a process really holds on a GPU is more than its allocations (context,
- * loaded modules, the driver's sub-allocation slack). Only NVML knows that figure, and asking it
- * costs a system call, so the hot path never does: this thread asks twice a second and charges
- * the difference to the process's overhead bucket. It also returns the memory of dead processes
- * within a second even when nobody allocates.
+ * Why this exists: each of these asks the driver, NVML or the ledger something that costs a
+ * system call or a lock, so the launch and allocation paths never do; one thread does them off
+ * those paths, and this file is only that thread's life cycle and its order of jobs.
  */
 #ifndef VGPU_MAINTENANCE_H
 #define VGPU_MAINTENANCE_H

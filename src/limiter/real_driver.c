@@ -113,4 +113,3 @@ void *vgpu_helper(int helper)
         pthread_once(&helpers_once[1], resolve_nvml_helpers);
     return atomic_load_explicit(&helper_fns[helper], memory_order_acquire);
 }
-
