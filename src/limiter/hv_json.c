@@ -34,6 +34,67 @@ static int hex4(const char *p, unsigned *out)
 
 /* p at '"': the end of the string (after the closing quote), NULL if malformed. If out is not
  * NULL the unescaped text goes there (UTF-8); *too_long set when it did not fit. */
+/* `cp` in UTF-8 into enc; returns the number of bytes (1 to 4) */
+static int utf8_encode(unsigned cp, char *enc)
+{
+    if (cp < 0x80) {
+        enc[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        enc[0] = (char)(0xc0 | (cp >> 6));
+        enc[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        enc[0] = (char)(0xe0 | (cp >> 12));
+        enc[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        enc[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    enc[0] = (char)(0xf0 | (cp >> 18));
+    enc[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    enc[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    enc[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* A \u escape, `p` at the 'u': its UTF-8 bytes into enc (*k of them); returns the last
+ * character of the escape (of the pair's second half for a surrogate pair), NULL if invalid */
+static const char *unicode_at(const char *p, char *enc, int *k)
+{
+    unsigned cp;
+    if (hex4(p + 1, &cp) != 0) return NULL;
+    p += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff) { /* a surrogate pair */
+        unsigned lo;
+        if (p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
+            return NULL;
+        p += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+        return NULL;
+    }
+    if (cp == 0) return NULL; /* would cut the string */
+    *k = utf8_encode(cp, enc);
+    return p;
+}
+
+/* An escape, `p` at the character after the backslash: its bytes into enc (*k of them);
+ * returns the escape's last character, NULL if invalid */
+static const char *escape_at(const char *p, char *enc, int *k)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    if (*p == 'u') return unicode_at(p, enc, k);
+    for (size_t i = 0; i < sizeof(from) - 1; i++)
+        if (*p == from[i]) {
+            enc[0] = to[i];
+            *k = 1;
+            return p;
+        }
+    return NULL;
+}
+
 static const char *string_at(const char *p, char *out, size_t outlen, int *too_long)
 {
     if (*p != '"') return NULL;
@@ -49,67 +110,8 @@ static const char *string_at(const char *p, char *out, size_t outlen, int *too_l
             enc[k++] = (char)c;
             p++;
         } else {
-            p++;
-            switch (*p) {
-            case '"':
-                enc[k++] = '"';
-                break;
-            case '\\':
-                enc[k++] = '\\';
-                break;
-            case '/':
-                enc[k++] = '/';
-                break;
-            case 'b':
-                enc[k++] = '\b';
-                break;
-            case 'f':
-                enc[k++] = '\f';
-                break;
-            case 'n':
-                enc[k++] = '\n';
-                break;
-            case 'r':
-                enc[k++] = '\r';
-                break;
-            case 't':
-                enc[k++] = '\t';
-                break;
-            case 'u': {
-                unsigned cp;
-                if (hex4(p + 1, &cp) != 0) return NULL;
-                p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) { /* a surrogate pair */
-                    unsigned lo;
-                    if (p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) != 0 || lo < 0xdc00 ||
-                        lo > 0xdfff)
-                        return NULL;
-                    p += 6;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    return NULL;
-                }
-                if (cp == 0) return NULL; /* would cut the string */
-                if (cp < 0x80) {
-                    enc[k++] = (char)cp;
-                } else if (cp < 0x800) {
-                    enc[k++] = (char)(0xc0 | (cp >> 6));
-                    enc[k++] = (char)(0x80 | (cp & 0x3f));
-                } else if (cp < 0x10000) {
-                    enc[k++] = (char)(0xe0 | (cp >> 12));
-                    enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                    enc[k++] = (char)(0x80 | (cp & 0x3f));
-                } else {
-                    enc[k++] = (char)(0xf0 | (cp >> 18));
-                    enc[k++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                    enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                    enc[k++] = (char)(0x80 | (cp & 0x3f));
-                }
-                break;
-            }
-            default:
-                return NULL;
-            }
+            p = escape_at(p + 1, enc, &k);
+            if (!p) return NULL;
             p++;
         }
         if (out) {
