@@ -53,13 +53,6 @@ uint64_t cmd_push_pod(struct hv_pod *p, const char *type)
     return seq;
 }
 
-void cmd_free_queue(struct hv_worker *w)
-{
-    for (int i = 0; i < w->qlen; i++)
-        free(w->q[i].json);
-    w->qlen = 0;
-}
-
 static struct timespec abs_mono(uint64_t ns)
 {
     return (struct timespec){.tv_sec = (time_t)(ns / 1000000000ull),

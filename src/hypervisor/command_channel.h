@@ -17,8 +17,6 @@
 /* Queue a command of `type` ("suspend" | "resume" | "limits", with the pod's limits) for every
  * worker of the pod; wakes waiters. Lock held. Returns its sequence number. */
 uint64_t cmd_push_pod(struct hv_pod *p, const char *type);
-/* Free a worker's queue (lock held). */
-void cmd_free_queue(struct hv_worker *w);
 /* Long-poll: wait up to timeout_s for commands newer than `after`; *out = JSON array.
  * Takes the lock. Returns 0, or -1 when the worker is (or became) unknown. */
 int cmd_wait(const char *worker_id, uint64_t after, int timeout_s, json_t **out);

@@ -25,6 +25,7 @@
 #include "command_channel.h"
 #include "gpu_keys.h"
 #include "hv_log.h"
+#include "kube_pods.h"
 #include "metrics.h"
 #include "names.h"
 #include "nvml_monitor.h"
@@ -34,6 +35,7 @@
 #include "shm_region.h"
 #include "state_store.h"
 #include "status.h"
+#include "worker_identity.h"
 
 struct req {
     char *body;
@@ -253,7 +255,7 @@ static enum MHD_Result do_register(const struct hv_listener *l, struct MHD_Conne
         uint64_t deadline = vgpu_now_ns() + 2000000000ull;
         int known;
         /* a pod that has just started may not be in the watch's list yet: wait a little */
-        while ((known = registry_identify(host, &who)) == 1 && !hv_reg.stopping &&
+        while ((known = worker_identify(host, &who)) == 1 && !hv_reg.stopping &&
                vgpu_now_ns() < deadline) {
             struct timespec ts = {(time_t)(deadline / 1000000000ull),
                                   (long)(deadline % 1000000000ull)};
@@ -539,7 +541,7 @@ static enum MHD_Result do_suspend(struct MHD_Connection *c, const char *ns, cons
     registry_lock();
     /* only a pod the daemon knows: one with processes or operator settings, or one the
      * Kubernetes watch reports; a typo must not be remembered as a suspension of nothing */
-    if (!registry_pod_find(key) && !registry_kube_known(ns, name)) {
+    if (!registry_pod_find(key) && !kube_pods_known(ns, name)) {
         registry_unlock();
         return reply_error(c, 404,
                            "pod: unknown pod '%s': no process of it has registered, it has no "

@@ -96,6 +96,7 @@ struct hs_conn {
 struct http_server {
     struct hv_listener *l;
     struct http_server_limits lim;
+    struct http_server_routes routes;
     struct MHD_Daemon *mhd;
     pthread_t thread;
     int wake; /* eventfd: stop */
@@ -318,7 +319,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (complete) k->deadline_ms = 0;
         pthread_mutex_unlock(&mu);
     }
-    enum MHD_Result ret = http_api_request(s->l, c, url, method, version, upload, upload_size, ctx);
+    enum MHD_Result ret =
+        s->routes.request(s->l, c, url, method, version, upload, upload_size, ctx);
     if (k && !complete && MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS)) {
         /* answered before the body came (413): libmicrohttpd discards the rest */
         pthread_mutex_lock(&mu);
@@ -334,7 +336,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                          enum MHD_RequestTerminationCode code)
 {
     struct http_server *s = cls;
-    http_api_completed(s->l, c, ctx, code);
+    if (s->routes.completed) s->routes.completed(s->l, c, ctx, code);
     struct hs_conn *k = conn_of(c);
     if (k) {
         pthread_mutex_lock(&mu);
@@ -549,13 +551,15 @@ static void *accept_main(void *arg)
 
 /* --- listeners ------------------------------------------------------------------------------ */
 
-int http_listener_start(struct hv_listener *l, const struct http_server_limits *lim)
+int http_listener_start(struct hv_listener *l, const struct http_server_limits *lim,
+                        const struct http_server_routes *routes)
 {
     struct http_server *s = calloc(1, sizeof(*s));
     const char *where = l->path[0] ? l->path : "tcp";
     if (!s) goto fail;
     s->l = l;
     s->lim = *lim;
+    s->routes = *routes;
     s->pool = l->kind == HV_LISTEN_OPERATOR ? POOL_OPERATOR : POOL_PODS;
     s->wake = eventfd(0, EFD_CLOEXEC);
     int fl = fcntl(l->fd, F_GETFL);

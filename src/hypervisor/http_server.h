@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <microhttpd.h>
+
 #include "http_api.h"
 
 struct http_server_limits {
@@ -31,9 +33,18 @@ struct http_server_limits {
     unsigned request_timeout_ms;      /* to deliver one request, headers and body */
 };
 
-/* Serve the listener's socket (l->fd, which it then owns) with the routes of http_api.c.
- * 0, or -1 (logged). */
-int http_listener_start(struct hv_listener *l, const struct http_server_limits *lim);
+/* What answers the requests: libmicrohttpd's access handler and request-completed callback,
+ * called with the struct hv_listener the request came in on as cls (http_api.c's). Handed in
+ * at start, so that the server never calls the API by name (the API reads the server's
+ * statistics for /metrics). */
+struct http_server_routes {
+    MHD_AccessHandlerCallback request;
+    MHD_RequestCompletedCallback completed;
+};
+
+/* Serve the listener's socket (l->fd, which it then owns) with `routes`. 0, or -1 (logged). */
+int http_listener_start(struct hv_listener *l, const struct http_server_limits *lim,
+                        const struct http_server_routes *routes);
 /* Stop accepting, close every connection (after their handlers return) and the listening
  * socket. Leaves l->fd's value as it was. */
 void http_listener_stop(struct hv_listener *l);

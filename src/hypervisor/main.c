@@ -27,6 +27,7 @@
 #include "http_server.h"
 #include "hv_config.h"
 #include "hv_log.h"
+#include "kube_pods.h"
 #include "kube_watch.h"
 #include "node_publish.h"
 #include "nvml_monitor.h"
@@ -206,15 +207,16 @@ int main(int argc, char **argv)
         .max_connections_per_pod = (unsigned)cfg.max_connections_per_pod,
         .request_timeout_ms = (unsigned)cfg.request_timeout_ms,
     };
+    const struct http_server_routes routes = {http_api_request, http_api_completed};
     int ok = 1;
     for (int i = 0; i < nl; i++)
-        if (ls[i].fd < 0 || http_listener_start(&ls[i], &lim)) ok = 0;
+        if (ls[i].fd < 0 || http_listener_start(&ls[i], &lim, &routes)) ok = 0;
     struct kube_watch *kw = NULL;
     if (ok && tick_start(policy, cfg.tick_ms, cfg.heartbeat_ms)) ok = 0;
     if (ok && want_kube) {
         struct kube_watch_opts ko = {.api_url = cfg.kube_api[0] ? cfg.kube_api : NULL,
                                      .node_name = cfg.node_name[0] ? cfg.node_name : NULL};
-        kw = kube_watch_start(&ko, registry_kube_update, NULL, err, sizeof(err));
+        kw = kube_watch_start(&ko, kube_pods_update, NULL, err, sizeof(err));
         if (!kw) {
             hv_logf(HV_WARN,
                     "Kubernetes watch not started: annotations off, pods known by their UID",

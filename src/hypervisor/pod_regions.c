@@ -13,6 +13,7 @@
 #include "ledger_reader.h"
 #include "nvml_monitor.h"
 #include "pod_files.h"
+#include "proc_alive.h"
 #include "shm_region.h"
 
 static void mark_broken(struct hv_pod *p, const char *why)
@@ -180,7 +181,7 @@ int region_reap_dead(struct hv_pod *p)
         int32_t pid = atomic_load_explicit(&procs[i].pid, memory_order_relaxed);
         int32_t host = atomic_load_explicit(&procs[i].host_pid, memory_order_relaxed);
         if (pid <= 0) continue;
-        if (host <= 0 || registry_pid_alive(host, procs[i].start_time)) {
+        if (host <= 0 || proc_alive(host, procs[i].start_time)) {
             live++; /* alive, or not known to the host yet: kept */
             continue;
         }

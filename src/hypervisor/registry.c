@@ -19,22 +19,14 @@
 #define _GNU_SOURCE
 #include "registry.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "command_channel.h"
 #include "hv_log.h"
-#include "kube_watch.h"
-#include "mount_identity.h"
 #include "pod_identity.h"
 #include "pod_regions.h"
+#include "proc_alive.h"
 #include "shm_ledger.h"
 #include "shm_region.h"
 
@@ -156,7 +148,7 @@ struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid)
     snprintf(w->id, sizeof(w->id), "w-%llu", (unsigned long long)++hv_reg.next_worker);
     w->host_pid = host_pid;
     w->pid = pid;
-    w->start_time = registry_pid_start_time(host_pid);
+    w->start_time = proc_start_time(host_pid);
     snprintf(w->pod_key, sizeof(w->pod_key), "%s", p->key);
     w->registered_ns = w->last_seen_ns = vgpu_now_ns();
     w->reg_seq = w->last_cmd_seq = w->acked_seq = hv_reg.seq;
@@ -165,6 +157,14 @@ struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid)
     hv_reg.nworkers++;
     p->nworkers++;
     return w;
+}
+
+/* A worker and its command queue (what command_channel.c queued for it). */
+static void worker_free(struct hv_worker *w)
+{
+    for (int i = 0; i < w->qlen; i++)
+        free(w->q[i].json);
+    free(w);
 }
 
 void registry_worker_remove(struct hv_worker *w, const char *why)
@@ -178,8 +178,7 @@ void registry_worker_remove(struct hv_worker *w, const char *why)
     hv_logf(HV_INFO, "worker removed", "{s:s, s:i, s:s, s:s}", "worker", w->id, "host_pid",
             (int)w->host_pid, "pod", w->pod_key, "reason", why);
     struct hv_pod *p = registry_pod_find(w->pod_key);
-    cmd_free_queue(w);
-    free(w);
+    worker_free(w);
     if (p) {
         p->nworkers--;
         registry_pod_maybe_drop(p);
@@ -344,167 +343,13 @@ json_t *registry_limits_json(const struct hv_pod *p)
     return a;
 }
 
-/* --- processes ------------------------------------------------------------------------------ */
-
-uint64_t registry_pid_start_time(pid_t pid)
-{
-    char st;
-    uint64_t start = 0;
-    return vgpu_proc_stat(pid, &st, &start) ? 0 : start;
-}
-
-int registry_pid_alive(pid_t pid, uint64_t start_time)
-{
-    if (pid <= 0) return 0;
-    if (kill(pid, 0) && errno == ESRCH) return 0;
-    char st;
-    uint64_t start;
-    if (vgpu_proc_stat(pid, &st, &start)) return 0;
-    if (st == 'Z' || st == 'X' || st == 'x') return 0;
-    return !start_time || start == start_time;
-}
-
-/* --- Kubernetes ----------------------------------------------------------------------------- */
-
-/* a cgroup path as a pod name: "/a/b.scope" -> "a:b.scope"; other characters than
- * [A-Za-z0-9._-] -> '_', and then, or when too long, "~<hash>" keeps names apart */
-static void cgroup_name(const struct pod_identity *id, char *out, size_t n)
-{
-    const char *p = id->cgroup;
-    while (*p == '/')
-        p++;
-    if (!*p) {
-        snprintf(out, n, "root");
-        return;
-    }
-    size_t k = 0;
-    int changed = id->cgroup_truncated;
-    for (; *p && k + 1 < n && k < 180; p++) {
-        char c = *p;
-        int ok = isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
-        out[k++] = c == '/' ? ':' : ok ? c : '_';
-        changed |= !ok && c != '/';
-    }
-    out[k] = 0;
-    if (*p || changed)
-        snprintf(out + k, n - k, "~%08llx", (unsigned long long)(id->cgroup_hash & 0xffffffffull));
-}
-
-int registry_identify(pid_t host_pid, struct hv_ident *out)
-{
-    memset(out, 0, sizeof(*out));
-    struct pod_identity *id = &out->id;
-    if (pod_identity_of_pid(host_pid, id) != 0) return -1;
-    snprintf(out->container, sizeof(out->container), "%s", id->container);
-    switch (id->kind) {
-    case POD_KIND_K8S:
-        for (const struct hv_kube_pod *kp = hv_reg.kube; kp; kp = kp->next)
-            if (!strcasecmp(kp->uid, id->uid)) {
-                snprintf(out->ns, sizeof(out->ns), "%s", kp->ns);
-                snprintf(out->name, sizeof(out->name), "%s", kp->name);
-            }
-        if (!out->ns[0]) {
-            if (hv_reg.kube_on) return 1; /* the watch has not reported it yet */
-            snprintf(out->ns, sizeof(out->ns), "k8s");
-            snprintf(out->name, sizeof(out->name), "%s", id->uid);
-        }
-        break;
-    case POD_KIND_CONTAINER:
-        snprintf(out->ns, sizeof(out->ns), "container");
-        snprintf(out->name, sizeof(out->name), "%s", id->container);
-        break;
-    default:
-        snprintf(out->ns, sizeof(out->ns), "cgroup");
-        cgroup_name(id, out->name, sizeof(out->name));
-        break;
-    }
-    /* the pod's name as the limiter names it too (cgroup_path.h) */
-    if (pod_identity_name(id, out->dir, sizeof(out->dir)) != 0) return -1;
-    /* an allocation of the device plugin mounted into the container: its directory is the
-     * pod's region, what the kubelet granted it the pod's limits on that GPU (memory first) */
-    unsigned major, minor;
-    char names[MOUNT_IDENTITY_MAX][HV_DIR_NAME_LEN];
-    int n = pod_files_dev(&major, &minor) == 0
-                ? mount_identity_of_pid(host_pid, major, minor, names, MOUNT_IDENTITY_MAX)
-                : 0;
-    int have_mem = 0;
-    for (int i = 0; i < n && out->ngrant < 2; i++) {
-        struct alloc_grant g;
-        if (alloc_grant_read(names[i], &g) != 0) continue;
-        out->grant[out->ngrant++] = g;
-        if (out->ngrant == 1 || (g.mem_bytes && !have_mem))
-            snprintf(out->dir, sizeof(out->dir), "%.*s", HV_DIR_NAME_LEN - 1, names[i]);
-        have_mem |= g.mem_bytes != 0;
-    }
-    return 0;
-}
-
-static void kube_limits(const struct kube_pod *kp, struct hv_limits *l)
-{
-    memset(l, 0, sizeof(*l));
-    if (kp->has_core) l->has |= HV_HAS_CORE, l->core = kp->core_limit;
-    if (kp->has_mem) l->has |= HV_HAS_MEM, l->mem = kp->mem_limit;
-    if (kp->has_weight) l->has |= HV_HAS_WEIGHT, l->weight = kp->weight ? kp->weight : 1;
-    if (kp->has_soft) l->has |= HV_HAS_SOFT, l->soft = kp->soft;
-}
-
-int registry_kube_known(const char *ns, const char *name)
-{
-    for (const struct hv_kube_pod *k = hv_reg.kube; k; k = k->next)
-        if (!strcmp(k->ns, ns) && !strcmp(k->name, name)) return 1;
-    return 0;
-}
-
-void registry_kube_update(const struct kube_pod *kp, void *arg)
-{
-    (void)arg;
-    registry_lock();
-    struct hv_kube_pod **pp = &hv_reg.kube, *k = NULL;
-    for (; *pp; pp = &(*pp)->next)
-        if (!strcmp((*pp)->uid, kp->uid)) {
-            k = *pp;
-            break;
-        }
-    if (kp->deleted) {
-        if (k) {
-            *pp = k->next;
-            free(k);
-        }
-    } else {
-        if (!k && (k = calloc(1, sizeof(*k)))) {
-            k->next = hv_reg.kube;
-            hv_reg.kube = k;
-        }
-        if (k) {
-            snprintf(k->ns, sizeof(k->ns), "%s", kp->ns);
-            snprintf(k->name, sizeof(k->name), "%s", kp->name);
-            snprintf(k->uid, sizeof(k->uid), "%s", kp->uid);
-            kube_limits(kp, &k->l);
-        }
-    }
-    char key[HV_KEY_LEN];
-    snprintf(key, sizeof(key), "%s/%s", kp->ns, kp->name);
-    struct hv_pod *p = registry_pod_find(key);
-    if (p) {
-        p->has_kube = !kp->deleted;
-        if (!kp->deleted) kube_limits(kp, &p->kube);
-        if (registry_resolve(p)) {
-            region_apply(p);
-            cmd_push_pod(p, "limits");
-            hv_logf(HV_INFO, "pod limits changed by annotations", "{s:s}", "pod", p->key);
-        }
-    }
-    registry_unlock();
-}
-
 void registry_free_all(void)
 {
     registry_lock();
     while (hv_reg.workers) {
         struct hv_worker *w = hv_reg.workers;
         hv_reg.workers = w->next;
-        cmd_free_queue(w);
-        free(w);
+        worker_free(w);
     }
     hv_reg.nworkers = 0;
     while (hv_reg.pods) {

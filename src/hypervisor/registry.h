@@ -177,33 +177,8 @@ int registry_resolve(struct hv_pod *p);
 int registry_op_set(struct hv_pod *p, const char *gpu_key, const struct hv_limits *l);
 void registry_op_clear(struct hv_pod *p);
 
-/* A process's pod as the kernel says (pod_identity.h): its key's parts and the name of its
- * directory under <shm-dir>/pods. */
-struct hv_ident {
-    char ns[64], name[254];
-    char dir[POD_FILES_NAME_LEN];
-    char container[72];
-    struct pod_identity id;
-    /* the device plugin's allocations the process's container mounted (mount_identity.h):
-     * what the kubelet granted it; dir is then the allocation's directory */
-    int ngrant;
-    struct alloc_grant grant[2];
-};
-/* 0; 1 when it is a Kubernetes pod the watch has not reported (yet); -1 unreadable (the
- * process is gone). */
-int registry_identify(pid_t host_pid, struct hv_ident *out);
-/* 1 when the Kubernetes watch reports a pod of this namespace and name. */
-int registry_kube_known(const char *ns, const char *name);
-/* kube_watch callback (takes the lock itself). */
-struct kube_pod;
-void registry_kube_update(const struct kube_pod *kp, void *arg);
-
 /* The limits array of replies and commands: [{"uuid","index","mem_limit","core_limit",
  * "core_effective","soft","weight"}] for every GPU of the pod. */
 json_t *registry_limits_json(const struct hv_pod *p);
-
-/* Is the process that registered still alive (same pid, same start time, not a zombie)? */
-int registry_pid_alive(pid_t pid, uint64_t start_time);
-uint64_t registry_pid_start_time(pid_t pid);
 
 #endif

@@ -26,6 +26,7 @@
 #include "node_publish.h"
 #include "nvml_monitor.h"
 #include "pod_regions.h"
+#include "proc_alive.h"
 #include "registry.h"
 #include "share_balance.h"
 #include "shm_region.h"
@@ -41,7 +42,7 @@ static void reap_workers(uint64_t now)
     struct hv_worker *w = hv_reg.workers;
     while (w) {
         struct hv_worker *next = w->next;
-        if (!registry_pid_alive(w->host_pid, w->start_time)) {
+        if (!proc_alive(w->host_pid, w->start_time)) {
             struct hv_pod *p = registry_pod_find(w->pod_key);
             if (p) region_report_dead(p, w->host_pid, w->start_time);
             registry_worker_remove(w, "process gone");
