@@ -1,7 +1,10 @@
 /* hv_config.h - the daemon's settings: command-line flags, environment and the INI file.
  *
  * Why this exists: every other module reads one settled configuration; the precedence
- * (flags > environment > --config file > built-in defaults) is decided here once.
+ * (flags > environment > --config file > built-in defaults) is decided here once. Each
+ * setting is one row of the table in hv_settings.c (option, INI key, environment variable,
+ * type, range, default, --help text): a new setting is a field here and a row there. The
+ * parsers of single values (hv_limits_parse_field, the trusted namespaces) live there too.
  */
 #ifndef VGPU_HV_CONFIG_H
 #define VGPU_HV_CONFIG_H
