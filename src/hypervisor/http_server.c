@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "hv_log.h"
+#include "peer_group.h"
 #include "shm_region.h"
 
 /* An idle keep-alive connection is closed after this long; the command channel's replies
@@ -65,7 +66,7 @@
 #define HS_PENDING_CHECK_MS 2000u /* a record not started by then is checked against its fd */
 #define HS_ACCEPT_BATCH 64        /* accepts between two looks at the deadlines */
 #define HS_WARN_EVERY_MS 10000u
-#define HS_KEY_LEN 160
+#define HS_KEY_LEN PEER_GROUP_KEY_LEN
 #define HS_BUCKETS 1024
 
 enum { POOL_OPERATOR, POOL_PODS };
@@ -108,8 +109,6 @@ struct http_server {
     unsigned long long refused_seen, cut_seen;
 };
 
-typedef int (*hs_grouper)(pid_t, char *, size_t);
-
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hs_group *groups[HS_BUCKETS];
 static unsigned pool_open[2];
@@ -125,59 +124,6 @@ static uint64_t now_ms(void)
 }
 
 /* --- groups --------------------------------------------------------------------------------- */
-
-/* The process's cgroup membership, every line of /proc/PID/cgroup, hashed: the processes of one
- * pod share it, and a pod cannot change it without write access to the cgroup fs. The
- * first 16 KiB decide (the pod's cgroups are named in the first lines). */
-static int peer_group_default(pid_t pid, char *key, size_t n)
-{
-    char path[64], buf[16384];
-    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t len = 0;
-    ssize_t r = 0;
-    while (len < sizeof(buf) && (r = read(fd, buf + len, sizeof(buf) - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    if (r < 0 || !len) return -1;
-    snprintf(key, n, "cgroup-%016llx", (unsigned long long)vgpu_fnv1a64(buf, len));
-    return 0;
-}
-
-static _Atomic hs_grouper grouper = peer_group_default;
-
-void http_server_set_grouper(int (*fn)(pid_t pid, char *key, size_t n))
-{
-    atomic_store(&grouper, fn ? fn : peer_group_default);
-}
-
-/* The group of the peer on `fd` (before taking `mu`: the grouper reads /proc). */
-static void peer_group(const struct http_server *s, int fd, const struct sockaddr_storage *ss,
-                       char *key, size_t n)
-{
-    if (s->l->kind == HV_LISTEN_TCP) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        if (ss->ss_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-        else if (ss->ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-        snprintf(key, n, "ip:%s", ip);
-        return;
-    }
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len)) {
-        snprintf(key, n, "uid:unknown");
-        return;
-    }
-    char g[HS_KEY_LEN - 8];
-    hs_grouper fn = atomic_load(&grouper);
-    if (cr.pid > 0 && !fn(cr.pid, g, sizeof(g)) && g[0])
-        snprintf(key, n, "pod:%s", g);
-    else
-        snprintf(key, n, "uid:%u", (unsigned)cr.uid);
-}
 
 /* mu held. NULL when out of memory. */
 static struct hs_group *group_get(const char *key)
@@ -399,7 +345,7 @@ static void warn_refused(struct http_server *s, const char *key, const char *why
 static void admit(struct http_server *s, int fd, const struct sockaddr_storage *ss, socklen_t sl)
 {
     char key[HS_KEY_LEN] = "", why[200] = "";
-    if (s->pool == POOL_PODS) peer_group(s, fd, ss, key, sizeof(key));
+    if (s->pool == POOL_PODS) peer_group(s->l->kind, fd, ss, key, sizeof(key));
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);

@@ -6,7 +6,7 @@
  * to register and heartbeat. So each listener accepts its connections itself and admits one only
  * within two caps:
  *  - per group of peers: on a Unix socket the pod of the connecting process (SO_PEERCRED pid ->
- *    the grouper, by default a hash of /proc/PID/cgroup; a peer whose group cannot be told is a
+ *    the grouper of peer_group.h, by default a hash of /proc/PID/cgroup; a peer whose group cannot be told is a
  *    group of its own, keyed by its uid), over TCP its IP address. The operator socket (root
  *    only) has no per-group cap.
  *  - in total: the operator socket has its own total, the worker socket and TCP share one.
@@ -48,12 +48,6 @@ int http_listener_start(struct hv_listener *l, const struct http_server_limits *
 /* Stop accepting, close every connection (after their handlers return) and the listening
  * socket. Leaves l->fd's value as it was. */
 void http_listener_stop(struct hv_listener *l);
-
-/* Replace how a Unix-socket peer's pid becomes its group key (NUL-terminated, at most n bytes
- * with the NUL): 0, or -1 when the group cannot be told (the peer is then grouped by its uid).
- * Called from the accept threads, concurrently for different listeners. NULL restores the
- * default (the hash of /proc/PID/cgroup). */
-void http_server_set_grouper(int (*fn)(pid_t pid, char *key, size_t n));
 
 struct http_server_stats {
     unsigned open[3];                   /* connections now, per enum hv_listener_kind */

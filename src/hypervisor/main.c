@@ -25,6 +25,7 @@
 #endif
 #include "http_api.h"
 #include "http_server.h"
+#include "peer_group.h"
 #include "hv_config.h"
 #include "hv_log.h"
 #include "kube_pods.h"
@@ -138,6 +139,120 @@ bad:
     return -1;
 }
 
+/* Set up the process: no SIGPIPE, the most open files allowed, and SIGTERM, SIGINT and SIGHUP
+ * blocked in every thread (created after this) so that main waits for them with sigwait. */
+static void process_setup(sigset_t *sigs)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+/* The operator socket, the worker socket and (with --listen) TCP, served. 0, or -1 (logged);
+ * what was opened is in ls[] either way. */
+static int start_listeners(const struct hv_config *cfg, struct hv_listener *ls, int nl)
+{
+    snprintf(ls[0].path, sizeof(ls[0].path), "%s", cfg->socket);
+    snprintf(ls[1].path, sizeof(ls[1].path), "%s", cfg->worker_socket);
+    /* connections are counted per pod, as the kernel files its processes (pod_identity.h) */
+    peer_group_set_grouper(pod_identity_key);
+    ls[0].fd = unix_listen(cfg->socket, 0660);
+    ls[1].fd = ls[0].fd >= 0 ? unix_listen(cfg->worker_socket, 0666) : -1;
+    if (nl == 3 && ls[1].fd >= 0) ls[2].fd = tcp_listen(cfg->listen);
+    const struct http_server_limits lim = {
+        .max_connections = (unsigned)cfg->max_connections,
+        .max_connections_per_pod = (unsigned)cfg->max_connections_per_pod,
+        .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
+    };
+    const struct http_server_routes routes = {http_api_request, http_api_completed};
+    int ok = 1;
+    for (int i = 0; i < nl; i++)
+        if (ls[i].fd < 0 || http_listener_start(&ls[i], &lim, &routes)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* The Kubernetes watch, or NULL (logged): then annotations are off and pods are known by
+ * their UID. */
+static struct kube_watch *start_kube(const struct hv_config *cfg)
+{
+    char err[512];
+    struct kube_watch_opts ko = {.api_url = cfg->kube_api[0] ? cfg->kube_api : NULL,
+                                 .node_name = cfg->node_name[0] ? cfg->node_name : NULL};
+    struct kube_watch *kw = kube_watch_start(&ko, kube_pods_update, NULL, err, sizeof(err));
+    if (!kw) {
+        hv_logf(HV_WARN, "Kubernetes watch not started: annotations off, pods known by their UID",
+                "{s:s}", "error", err);
+        registry_lock();
+        hv_reg.kube_on = 0;
+        registry_unlock();
+    }
+    return kw;
+}
+
+/* Serve until SIGTERM or SIGINT; SIGHUP is ignored. */
+static void wait_for_stop(const sigset_t *sigs)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(sigs, &sig)) continue;
+        if (sig == SIGHUP) {
+            hv_logf(HV_INFO, "SIGHUP ignored (restart to reload the configuration)", "{}");
+            continue;
+        }
+        hv_logf(HV_INFO, "shutting down", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+/* Stop what runs, in the order that keeps locks safe, and remove the sockets. */
+static void stop_all(struct kube_watch *kw, struct hv_listener *ls, int nl)
+{
+#ifdef VGPU_HAVE_DEVICE_PLUGIN
+    device_plugin_stop(); /* first: its Allocate takes the registry lock */
+#endif
+    registry_shutdown();
+    if (kw) kube_watch_stop(kw);
+    for (int i = 0; i < nl; i++) {
+        if (ls[i].server)
+            http_listener_stop(&ls[i]); /* closes the listening socket */
+        else if (ls[i].fd >= 0)
+            close(ls[i].fd);
+    }
+    tick_stop();
+    node_publish_close();
+    for (int i = 0; i < 2; i++)
+        if (ls[i].fd >= 0) unlink(ls[i].path);
+    registry_free_all();
+    nvml_monitor_stop();
+}
+
+/* What the configuration asks and this build or the policy table cannot give: 0, or -1
+ * (said on stderr). */
+static int check_build(const struct hv_config *cfg, const struct sched_policy **policy)
+{
+#ifndef VGPU_HAVE_DEVICE_PLUGIN
+    if (cfg->device_plugin_dir[0]) {
+        fprintf(stderr, "vgpu-hypervisor: --device-plugin-dir: the device plugin is not built in "
+                        "(it needs libgrpc-dev, libprotobuf-c-dev and protobuf-c-compiler)\n");
+        return -1;
+    }
+#endif
+    *policy = sched_policy_find(cfg->policy);
+    if (!*policy) {
+        fprintf(stderr, "vgpu-hypervisor: --policy: unknown policy '%s'\n", cfg->policy);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct hv_config cfg;
@@ -148,31 +263,10 @@ int main(int argc, char **argv)
         return r < 0 ? 2 : 0;
     }
     hv_log_set_level(cfg.log_level);
-#ifndef VGPU_HAVE_DEVICE_PLUGIN
-    if (cfg.device_plugin_dir[0]) {
-        fprintf(stderr, "vgpu-hypervisor: --device-plugin-dir: the device plugin is not built in "
-                        "(it needs libgrpc-dev, libprotobuf-c-dev and protobuf-c-compiler)\n");
-        return 2;
-    }
-#endif
-    const struct sched_policy *policy = sched_policy_find(cfg.policy);
-    if (!policy) {
-        fprintf(stderr, "vgpu-hypervisor: --policy: unknown policy '%s'\n", cfg.policy);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    /* every thread created from here on inherits the blocked set */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    const struct sched_policy *policy;
+    if (check_build(&cfg, &policy)) return 2;
+    sigset_t sigs; /* every thread created from here on inherits the blocked set */
+    process_setup(&sigs);
 
     registry_init(&cfg);
     if (state_load(cfg.state, err, sizeof(err))) { /* never without the operator's settings */
@@ -194,38 +288,11 @@ int main(int argc, char **argv)
     struct hv_listener ls[3] = {{.kind = HV_LISTEN_OPERATOR, .fd = -1},
                                 {.kind = HV_LISTEN_WORKER, .fd = -1},
                                 {.kind = HV_LISTEN_TCP, .fd = -1}};
-    snprintf(ls[0].path, sizeof(ls[0].path), "%s", cfg.socket);
-    snprintf(ls[1].path, sizeof(ls[1].path), "%s", cfg.worker_socket);
     int nl = cfg.listen[0] ? 3 : 2, rc = 1;
-    /* connections are counted per pod, as the kernel files its processes (pod_identity.h) */
-    http_server_set_grouper(pod_identity_key);
-    ls[0].fd = unix_listen(cfg.socket, 0660);
-    ls[1].fd = ls[0].fd >= 0 ? unix_listen(cfg.worker_socket, 0666) : -1;
-    if (nl == 3 && ls[1].fd >= 0) ls[2].fd = tcp_listen(cfg.listen);
-    const struct http_server_limits lim = {
-        .max_connections = (unsigned)cfg.max_connections,
-        .max_connections_per_pod = (unsigned)cfg.max_connections_per_pod,
-        .request_timeout_ms = (unsigned)cfg.request_timeout_ms,
-    };
-    const struct http_server_routes routes = {http_api_request, http_api_completed};
-    int ok = 1;
-    for (int i = 0; i < nl; i++)
-        if (ls[i].fd < 0 || http_listener_start(&ls[i], &lim, &routes)) ok = 0;
+    int ok = start_listeners(&cfg, ls, nl) == 0;
     struct kube_watch *kw = NULL;
     if (ok && tick_start(policy, cfg.tick_ms, cfg.heartbeat_ms)) ok = 0;
-    if (ok && want_kube) {
-        struct kube_watch_opts ko = {.api_url = cfg.kube_api[0] ? cfg.kube_api : NULL,
-                                     .node_name = cfg.node_name[0] ? cfg.node_name : NULL};
-        kw = kube_watch_start(&ko, kube_pods_update, NULL, err, sizeof(err));
-        if (!kw) {
-            hv_logf(HV_WARN,
-                    "Kubernetes watch not started: annotations off, pods known by their UID",
-                    "{s:s}", "error", err);
-            registry_lock();
-            hv_reg.kube_on = 0;
-            registry_unlock();
-        }
-    }
+    if (ok && want_kube) kw = start_kube(&cfg);
 #ifdef VGPU_HAVE_DEVICE_PLUGIN
     /* the kubelet's view of this node's GPUs: after NVML and the pods' directory, which it uses */
     if (ok && cfg.device_plugin_dir[0] && device_plugin_start(&cfg, err, sizeof(err))) {
@@ -238,36 +305,10 @@ int main(int argc, char **argv)
                 "version", VGPU_VERSION, "socket", cfg.socket, "worker_socket", cfg.worker_socket,
                 "listen", cfg.listen, "shm_dir", cfg.shm_dir, "state", cfg.state, "tick_ms",
                 cfg.tick_ms, "policy", policy->name);
-        for (;;) {
-            int sig = 0;
-            if (sigwait(&sigs, &sig)) continue;
-            if (sig == SIGHUP) {
-                hv_logf(HV_INFO, "SIGHUP ignored (restart to reload the configuration)", "{}");
-                continue;
-            }
-            hv_logf(HV_INFO, "shutting down", "{s:s}", "signal",
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            break;
-        }
+        wait_for_stop(&sigs);
         rc = 0;
     }
-#ifdef VGPU_HAVE_DEVICE_PLUGIN
-    device_plugin_stop(); /* first: its Allocate takes the registry lock */
-#endif
-    registry_shutdown();
-    if (kw) kube_watch_stop(kw);
-    for (int i = 0; i < nl; i++) {
-        if (ls[i].server)
-            http_listener_stop(&ls[i]); /* closes the listening socket */
-        else if (ls[i].fd >= 0)
-            close(ls[i].fd);
-    }
-    tick_stop();
-    node_publish_close();
-    for (int i = 0; i < 2; i++)
-        if (ls[i].fd >= 0) unlink(ls[i].path);
-    registry_free_all();
-    nvml_monitor_stop();
+    stop_all(kw, ls, nl);
     hv_logf(HV_INFO, "stopped", "{s:i}", "exit_code", rc);
     return rc;
 }

@@ -81,19 +81,9 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
     }
 }
 
-char *metrics_render(void)
+/* Per GPU, as NVML reports it (s may be NULL: no families' samples). */
+static void render_gpus(FILE *f, const struct nvml_snapshot *s)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return NULL;
-    struct nvml_snapshot *s = nvml_snapshot_get();
-
-    family(f, "vgpu_up", "gauge", "1 while the daemon serves");
-    fputs("vgpu_up 1\n", f);
-    family(f, "vgpu_nvml_available", "gauge", "1 when NVML could be loaded and sampled");
-    fprintf(f, "vgpu_nvml_available %d\n", s && s->ok);
-
     static const struct {
         const char *name, *help;
     } gm[] = {
@@ -113,8 +103,11 @@ char *metrics_render(void)
             fprintf(f, "\"} %.15g\n", v);
         }
     }
+}
 
-    registry_lock();
+/* Workers, commands and the per-pod families. Registry lock held. */
+static void render_pods(FILE *f)
+{
     family(f, "vgpu_workers", "gauge", "registered worker processes");
     fprintf(f, "vgpu_workers %d\n", hv_reg.nworkers);
     family(f, "vgpu_commands_total", "counter", "commands sent to workers since start");
@@ -135,6 +128,11 @@ char *metrics_render(void)
             fprintf(f, "} %d\n", m == 0 ? p->nworkers : m == 1 ? p->suspended : p->over_cap);
         }
     }
+}
+
+/* Each pod's figures on each of its GPUs. Registry lock held. */
+static void render_pod_gpus(FILE *f)
+{
     static const struct {
         const char *name, *type, *help;
         int which;
@@ -174,6 +172,11 @@ char *metrics_render(void)
                 fprintf(f, "\"} %.15g\n", pod_gpu_value(&p->gpu[i], gpm[m].which));
             }
     }
+}
+
+/* The backstop: processes on the GPUs that no worker registered. Registry lock held. */
+static void render_unregistered(FILE *f, const struct nvml_snapshot *s)
+{
     family(f, "vgpu_unregistered_processes", "gauge",
            "processes NVML shows on the GPU that no worker registered");
     for (int i = 0; s && i < s->ngpu; i++) {
@@ -188,8 +191,11 @@ char *metrics_render(void)
         fprintf(f, "vgpu_unregistered_process_memory_bytes{gpu=\"%d\",pid=\"%d\"} %llu\n",
                 hv_reg.unreg[k].gpu, (int)hv_reg.unreg[k].host_pid,
                 (unsigned long long)hv_reg.unreg[k].mem);
-    registry_unlock();
+}
 
+/* The HTTP listeners' connections (http_server.h). */
+static void render_http(FILE *f)
+{
     struct http_server_stats hs;
     http_server_stats(&hs);
     static const char *const listener[] = {"operator", "worker", "tcp"};
@@ -205,6 +211,27 @@ char *metrics_render(void)
     for (int k = 0; k < 3; k++)
         fprintf(f, "vgpu_http_deadline_cut_total{listener=\"%s\"} %llu\n", listener[k],
                 hs.deadline_cut[k]);
+}
+
+char *metrics_render(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    struct nvml_snapshot *s = nvml_snapshot_get();
+
+    family(f, "vgpu_up", "gauge", "1 while the daemon serves");
+    fputs("vgpu_up 1\n", f);
+    family(f, "vgpu_nvml_available", "gauge", "1 when NVML could be loaded and sampled");
+    fprintf(f, "vgpu_nvml_available %d\n", s && s->ok);
+    render_gpus(f, s);
+    registry_lock();
+    render_pods(f);
+    render_pod_gpus(f);
+    render_unregistered(f, s);
+    registry_unlock();
+    render_http(f);
     free(s);
     fclose(f);
     return text;
