@@ -97,6 +97,50 @@ static int opt_string(json_t *o, const char *key, char *out, size_t max, char *e
     return 0;
 }
 
+/* gpus[i] of a registration into q->gpu[q->ngpu++]. 0, or -1 with a message naming the field. */
+static int parse_reg_gpu(json_t *g, size_t i, struct reg_req *q, char *err, size_t n)
+{
+    json_t *v;
+    struct reg_gpu *rg = &q->gpu[q->ngpu++];
+    if (!json_is_object(g)) {
+        snprintf(err, n, "gpus[%zu]: must be an object", i);
+        return -1;
+    }
+    v = json_object_get(g, "index");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1023) {
+        snprintf(err, n, "gpus[%zu].index: must be an integer from 0 to 1023", i);
+        return -1;
+    }
+    rg->index = (int)json_integer_value(v);
+    v = json_object_get(g, "uuid");
+    if (!json_is_string(v) || hv_norm_uuid(json_string_value(v), rg->uuid, sizeof(rg->uuid))) {
+        snprintf(err, n, "gpus[%zu].uuid: must be a GPU uuid such as \"GPU-5e1a...\"", i);
+        return -1;
+    }
+    for (int k = 0; k < q->ngpu - 1; k++)
+        if (!strcmp(q->gpu[k].uuid, rg->uuid)) {
+            snprintf(err, n, "gpus[%zu].uuid: listed twice", i);
+            return -1;
+        }
+    json_t *env = json_object_get(g, "env");
+    if (env && !json_is_null(env)) {
+        if (!json_is_object(env)) {
+            snprintf(err, n, "gpus[%zu].env: must be an object", i);
+            return -1;
+        }
+        const char *key;
+        json_t *ev;
+        json_object_foreach(env, key, ev)
+        {
+            char where[96];
+            snprintf(where, sizeof(where), "gpus[%zu].env.%.40s", i, key);
+            if (json_is_null(ev)) continue;
+            if (limit_from_json(&rg->env, key, ev, where, err, n)) return -1;
+        }
+    }
+    return 0;
+}
+
 int parse_registration(json_t *o, struct reg_req *q, char *err, size_t n)
 {
     memset(q, 0, sizeof(*q));
@@ -138,44 +182,7 @@ int parse_registration(json_t *o, struct reg_req *q, char *err, size_t n)
         json_t *g;
         json_array_foreach(gpus, i, g)
         {
-            struct reg_gpu *rg = &q->gpu[q->ngpu++];
-            if (!json_is_object(g)) {
-                snprintf(err, n, "gpus[%zu]: must be an object", i);
-                return -1;
-            }
-            v = json_object_get(g, "index");
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1023) {
-                snprintf(err, n, "gpus[%zu].index: must be an integer from 0 to 1023", i);
-                return -1;
-            }
-            rg->index = (int)json_integer_value(v);
-            v = json_object_get(g, "uuid");
-            if (!json_is_string(v) ||
-                hv_norm_uuid(json_string_value(v), rg->uuid, sizeof(rg->uuid))) {
-                snprintf(err, n, "gpus[%zu].uuid: must be a GPU uuid such as \"GPU-5e1a...\"", i);
-                return -1;
-            }
-            for (int k = 0; k < q->ngpu - 1; k++)
-                if (!strcmp(q->gpu[k].uuid, rg->uuid)) {
-                    snprintf(err, n, "gpus[%zu].uuid: listed twice", i);
-                    return -1;
-                }
-            json_t *env = json_object_get(g, "env");
-            if (env && !json_is_null(env)) {
-                if (!json_is_object(env)) {
-                    snprintf(err, n, "gpus[%zu].env: must be an object", i);
-                    return -1;
-                }
-                const char *key;
-                json_t *ev;
-                json_object_foreach(env, key, ev)
-                {
-                    char where[96];
-                    snprintf(where, sizeof(where), "gpus[%zu].env.%.40s", i, key);
-                    if (json_is_null(ev)) continue;
-                    if (limit_from_json(&rg->env, key, ev, where, err, n)) return -1;
-                }
-            }
+            if (parse_reg_gpu(g, i, q, err, n)) return -1;
         }
     }
     return 0;

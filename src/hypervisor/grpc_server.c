@@ -358,6 +358,35 @@ static void *server_thread(void *arg)
     return NULL;
 }
 
+/* The core's server for s, with its message and stream limits, and its completion queue. */
+static void server_create(struct gs_server *s)
+{
+    grpc_arg args[2];
+    memset(args, 0, sizeof(args));
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)GS_MAX_MESSAGE;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS;
+    args[1].value.integer = GS_MAX_ACTIVE;
+    grpc_channel_args ca = {.num_args = 2, .args = args};
+    s->srv = grpc_server_create(&ca, NULL);
+    s->ncq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->srv, s->ncq, NULL);
+}
+
+/* Destroy s's core server, then drain and destroy its completion queue (nothing may be left
+ * pending in the core: never started, or shut down and served to the end). */
+static void server_destroy(struct gs_server *s)
+{
+    grpc_server_destroy(s->srv);
+    grpc_completion_queue_shutdown(s->ncq);
+    while (grpc_completion_queue_next(s->ncq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(s->ncq);
+}
+
 struct gs_server *gs_server_start(const char *path, const struct gs_method *methods, int n,
                                   char *err, size_t errlen)
 {
@@ -381,18 +410,7 @@ struct gs_server *gs_server_start(const char *path, const struct gs_method *meth
     snprintf(s->path, sizeof(s->path), "%s", path);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    grpc_arg args[2];
-    memset(args, 0, sizeof(args));
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)GS_MAX_MESSAGE;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS;
-    args[1].value.integer = GS_MAX_ACTIVE;
-    grpc_channel_args ca = {.num_args = 2, .args = args};
-    s->srv = grpc_server_create(&ca, NULL);
-    s->ncq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(s->srv, s->ncq, NULL);
+    server_create(s);
     for (int i = 0; i < n; i++) {
         s->meth[i].m = methods[i];
         s->meth[i].handle = grpc_server_register_method(
@@ -424,21 +442,11 @@ struct gs_server *gs_server_start(const char *path, const struct gs_method *meth
     grpc_server_shutdown_and_notify(s->srv, s->ncq, &s->shutdown_tag);
     grpc_server_cancel_all_calls(s->srv);
     server_thread(s);
-    grpc_server_destroy(s->srv);
-    grpc_completion_queue_shutdown(s->ncq);
-    while (grpc_completion_queue_next(s->ncq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(s->ncq);
+    server_destroy(s);
     goto fail_free;
 fail_unstarted:
     /* never started: nothing was requested, so the core has nothing to return */
-    grpc_server_destroy(s->srv);
-    grpc_completion_queue_shutdown(s->ncq);
-    while (grpc_completion_queue_next(s->ncq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(s->ncq);
+    server_destroy(s);
 fail_free:
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -457,12 +465,7 @@ void gs_server_stop(struct gs_server *s)
     while (s->active > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    grpc_server_destroy(s->srv);
-    grpc_completion_queue_shutdown(s->ncq);
-    while (grpc_completion_queue_next(s->ncq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(s->ncq);
+    server_destroy(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
