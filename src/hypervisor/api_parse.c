@@ -1,10 +1,8 @@
 /* api_parse.c - the request bodies of the daemon's HTTP API (api_parse.h).
  *
- * Why this exists: this parsing was inline in http_api.c, next to the registry and the
- * sockets, where no fuzz harness could reach it; it is moved here as pure functions that
- * http_api.c calls, accepting the same bodies with the same messages, except where the harness
- * (tests/fuzz/fuzz_api_bodies.c) found a message that lost its reason or was not UTF-8 (refuse,
- * parse_put_limits).
+ * Why this exists: see api_parse.h. Pure functions, apart from the registry and the sockets,
+ * so that the fuzz harness (tests/fuzz/fuzz_api_bodies.c) reaches them; every message keeps
+ * its reason and is valid UTF-8 (refuse, parse_put_limits).
  */
 #include "api_parse.h"
 

@@ -2,10 +2,10 @@
  *
  * Why this exists: the bodies come from pods (POST /v1/workers) and from operators
  * (PUT /v1/pods/{ns}/{name}/limits) and are untrusted. Their parsing is kept apart from the
- * routes and the registry (http_api.c) as pure functions (jansson, size_parse.h and names.h
- * only), so that a fuzz harness (tests/fuzz/fuzz_api_bodies.c) runs exactly the daemon's code.
- * Every refusal is a message that starts with the field it is about, e.g.
- * "gpus[0].uuid: listed twice"; http_api.c replies with it as {"error": "..."}.
+ * routes and the registry (api_worker.c, api_operator.c) as pure functions (jansson, size_parse.h
+ * and names.h only), so that a fuzz harness (tests/fuzz/fuzz_api_bodies.c) runs exactly the
+ * daemon's code. Every refusal is a message that starts with the field it is about, e.g.
+ * "gpus[0].uuid: listed twice"; the routes reply with it as {"error": "..."}.
  */
 #ifndef VGPU_HV_API_PARSE_H
 #define VGPU_HV_API_PARSE_H

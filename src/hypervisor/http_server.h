@@ -6,9 +6,9 @@
  * to register and heartbeat. So each listener accepts its connections itself and admits one only
  * within two caps:
  *  - per group of peers: on a Unix socket the pod of the connecting process (SO_PEERCRED pid ->
- *    the grouper of peer_group.h, by default a hash of /proc/PID/cgroup; a peer whose group cannot be told is a
- *    group of its own, keyed by its uid), over TCP its IP address. The operator socket (root
- *    only) has no per-group cap.
+ *    its group by peer_group.h, by default a hash of /proc/PID/cgroup; a peer whose group
+ *    cannot be told is a group of its own, keyed by its uid), over TCP its IP address. The
+ *    operator socket (root only) has no per-group cap.
  *  - in total: the operator socket has its own total, the worker socket and TCP share one.
  * A connection over a cap is answered 503 {"error": "connections: ..."} at once and closed.
  * And a connection must deliver each request in full (headers and body) within
