@@ -15,9 +15,8 @@
 
 #include "http_api.h" /* enum hv_listener_kind */
 
-#define PEER_GROUP_KEY_LEN                                                                         \
-    160 /* room for every key: "pod:" + a grouper key, "ip:" + an address                          \
-         */
+/* room for every key: "pod:" + a grouper key, "ip:" + an address */
+#define PEER_GROUP_KEY_LEN 160
 
 /* Replace how a Unix-socket peer's pid becomes its group key (NUL-terminated, at most n bytes
  * with the NUL): 0, or -1 when the group cannot be told (the peer is then grouped by its uid).
