@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc_grant.h"
 #include "shm_layout.h"
 
 #define ALLOC_UNIT_MAX (1 << 20) /* unit numbers are below this */
@@ -26,16 +27,6 @@
  * it. */
 int alloc_region_make(const char *gpu_uuid, uint64_t mem_bytes, int cores, const int *units,
                       size_t nunits, char *dir_out, size_t n, char *err, size_t errlen);
-
-/* What the kubelet granted an allocation (the device plugin's Allocate): kept in the
- * allocation's directory where its pod cannot see it (pod_files.h meta files), and read back
- * when a process of the container registers (its mounts name the directory:
- * mount_identity.h). */
-struct alloc_grant {
-    char uuid[VGPU_UUID_LEN]; /* normalised "gpu-..." */
-    uint64_t mem_bytes;       /* 0: no memory granted (a gpu-cores allocation) */
-    int cores;                /* percent, 0: no compute granted (a gpu-memory allocation) */
-};
 
 /* The grant of the allocation in directory `name` ("a-<id>"). 0, or -1 when it is none. */
 int alloc_grant_read(const char *name, struct alloc_grant *g);

@@ -10,7 +10,7 @@
 #include <microhttpd.h>
 
 #include "api_reply.h"
-#include "http_api.h"
+#include "hv_listener.h"
 
 /* POST /v1/workers: 201 with the worker's id, region and limits. */
 enum MHD_Result api_worker_register(const struct hv_listener *l, struct MHD_Connection *c,

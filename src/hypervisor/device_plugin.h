@@ -24,7 +24,6 @@
 
 #define DP_RESOURCE_MEMORY "vgpu.io/gpu-memory"
 #define DP_RESOURCE_CORES "vgpu.io/gpu-cores"
-#define DP_CONTAINER_SOCKET "/run/vgpu/worker.sock" /* the worker socket inside a container */
 
 /* Serve both resources from cfg->device_plugin_dir and register them (registration is retried
  * in the background until a kubelet answers). Call after nvml_monitor_start and

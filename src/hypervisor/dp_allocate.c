@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "allocations.h"
-#include "device_plugin.h"
 #include "dp_service.h"
 #include "hv_log.h"
 

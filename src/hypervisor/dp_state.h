@@ -31,6 +31,7 @@
 #include "nvml_monitor.h"
 #include "shm_region.h"
 
+#define DP_CONTAINER_SOCKET "/run/vgpu/worker.sock" /* the worker socket inside a container */
 #define DP_API_VERSION "v1beta1"
 #define DP_MAX_UNITS 2048         /* memory devices listed per GPU at most (message size) */
 #define DP_CORE_UNITS 100         /* gpu-cores devices per GPU: 1% each */

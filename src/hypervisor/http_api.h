@@ -11,17 +11,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-enum hv_listener_kind { HV_LISTEN_OPERATOR, HV_LISTEN_WORKER, HV_LISTEN_TCP };
-
-#define HV_MAX_BODY (64 * 1024)
-
-struct http_server;
-struct hv_listener {
-    enum hv_listener_kind kind;
-    int fd;                     /* listening socket, created by main.c */
-    char path[256];             /* Unix socket path ("" for TCP) */
-    struct http_server *server; /* while it is served (http_server.h) */
-};
+#include "hv_listener.h"
 
 /* libmicrohttpd's access handler and request-completed callback for the API; cls is the
  * struct hv_listener the request came in on. */

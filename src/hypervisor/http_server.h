@@ -24,7 +24,7 @@
 
 #include <microhttpd.h>
 
-#include "http_api.h"
+#include "hv_listener.h"
 
 struct http_server_limits {
     unsigned max_connections;         /* open at once on the operator socket; on the worker

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "http_api.h" /* enum hv_listener_kind */
+#include "hv_listener.h"
 
 /* room for every key: "pod:" + a grouper key, "ip:" + an address */
 #define PEER_GROUP_KEY_LEN 160

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "registry.h"
+#include "hv_pod.h"
 
 /* Open (or make) the pod's directory p->dir with its ledger for uid/gid, then apply. 0, -1 or
  * -2 (the directory is another pod's) with a message in err. */

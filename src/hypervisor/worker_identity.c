@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "allocations.h"
 #include "mount_identity.h"
 #include "registry.h"
 

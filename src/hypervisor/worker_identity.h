@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "allocations.h"
+#include "alloc_grant.h"
 #include "pod_files.h"
 #include "pod_identity.h"
 
