@@ -6,11 +6,11 @@
  * (bench/results/compute-runs.md). Once a second, one process of the pod compares the busy fraction
  * the model charged (gate_charged_ns per second) with the busy fraction NVML measured for the pod
  * (in a steady state only: same share, similar pace as the window before), and moves the pod's cost
- * scale (dev.limiter.gate_scale) towards their ratio (averaged over two agreeing windows): all the way when
- * it is far off (> 25%) or the two windows agree within 5%, half or a quarter of the way when close
- * and noisy, not at all within 2%, and by at most x1.5 a step. A pod held at its share is expected
- * to be charged the same share under the new scale, so a step does not break the pairs: the loop
- * can step every second.
+ * scale (dev.limiter.gate_scale) towards their ratio (averaged over two agreeing windows): all the
+ * way when it is far off (> 25%) or the two windows agree within 5%, half or a quarter of the way
+ * when close and noisy, not at all within 2%, and by at most x1.5 a step. A pod held at its share
+ * is expected to be charged the same share under the new scale, so a step does not break the pairs:
+ * the loop can step every second.
  */
 #ifndef VGPU_COMPUTE_FEEDBACK_H
 #define VGPU_COMPUTE_FEEDBACK_H

@@ -18,7 +18,8 @@ const char *vgpu_env_get(char *const *envp, const char *name)
     return NULL;
 }
 
-void vgpu_config_error(struct vgpu_config *cfg, const char *fmt, const char *var, const char *detail)
+void vgpu_config_error(struct vgpu_config *cfg, const char *fmt, const char *var,
+                       const char *detail)
 {
     if (cfg->error++) return; /* keep the first message; the count says there were more */
     snprintf(cfg->error_msg, sizeof(cfg->error_msg), fmt, var, detail);

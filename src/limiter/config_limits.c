@@ -168,8 +168,8 @@ static void load_indexed(struct vgpu_config *cfg, char *const *envp)
             int idx = bare ? VGPU_MAX_DEVICES : parse_index(name + bl + 1);
             char err[300];
             if (idx < 0) {
-                vgpu_config_error(cfg, "%s: the suffix must be a GPU index 0-15 as written (%s)", name,
-                          "no leading zero, sign or blank");
+                vgpu_config_error(cfg, "%s: the suffix must be a GPU index 0-15 as written (%s)",
+                                  name, "no leading zero, sign or blank");
                 continue;
             }
             if (!*value) continue; /* NAME= is the same as unset */
@@ -239,7 +239,7 @@ static void load_over_sub(struct vgpu_config *cfg, char *const *envp)
     if (v[n - 1] == '%') r /= 100.0;
     if (!(r > 0 && r <= 63.0)) {
         vgpu_config_error(cfg, "%s: '%s' is not a ratio above 0 and at most 63 (or a percentage)",
-                  "VCUDA_OVER_SUB_RATIO", v);
+                          "VCUDA_OVER_SUB_RATIO", v);
         return;
     }
     cfg->over_sub = r;
@@ -270,7 +270,6 @@ void vgpu_config_load_limits(struct vgpu_config *cfg, char *const *envp)
     }
     load_over_sub(cfg, envp);
 }
-
 
 uint64_t vgpu_config_mem_limit(const struct vgpu_config *cfg, int index, const char *uuid,
                                const char **why)
