@@ -14,7 +14,12 @@
 #include "../../src/common/shm_region.h"
 #include "../../src/hypervisor/pod_identity.h"
 #include "../../src/limiter/config.h"
-#include "../test_util.h"
+
+static int make_dir(void);
+static int remove_dir(void);
+#define UNIT_SETUP make_dir
+#define UNIT_TEARDOWN remove_dir
+#include "unit_case.h"
 
 #define UID "6f1c2a4e-9b3d-4c1e-8a7f-2d5b6c7e8f90"
 #define UID_ "6f1c2a4e_9b3d_4c1e_8a7f_2d5b6c7e8f90" /* as the systemd driver spells it */
@@ -204,14 +209,26 @@ static const char *limiter_name(struct vgpu_config *cfg, const char *text)
     return cfg->pod_id;
 }
 
-int main(void)
-{
-    char dir[] = "/tmp/vgpu-cgroup-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char file[64];
-    snprintf(file, sizeof(file), "%s/cgroup", dir);
-    static struct vgpu_config cfg;
+/* one scratch directory for all cases: the daemon's side reads the fixture from a file */
+static char dir[] = "/tmp/vgpu-cgroup-XXXXXX";
+static char file[64];
 
+static int make_dir(void)
+{
+    if (!mkdtemp(dir)) return -1;
+    snprintf(file, sizeof(file), "%s/cgroup", dir);
+    return 0;
+}
+
+static int remove_dir(void)
+{
+    unlink(file);
+    return rmdir(dir);
+}
+
+UNIT_CASE(recorded_files_named_alike_by_both_sides)
+{
+    static struct vgpu_config cfg;
     size_t n_fixtures = sizeof(fixtures) / sizeof(fixtures[0]);
     for (size_t i = 0; i < n_fixtures; i++) {
         const struct fixture *f = &fixtures[i];
@@ -236,7 +253,12 @@ int main(void)
         CHECK_STR(limiter_name(&cfg, cut), got);
         if (vgpu_test_failures != before) fprintf(stderr, "  in fixture \"%s\"\n", f->name);
     }
+    printf("%zu fixtures\n", n_fixtures);
+}
 
+UNIT_CASE(containers_of_one_pod_grouped_others_apart)
+{
+    static struct vgpu_config cfg;
     /* grouping: two containers of one pod are one pod; two pods, or two containers outside
      * Kubernetes, are two */
     char a[160], b[160];
@@ -255,7 +277,11 @@ int main(void)
     snprintf(a, sizeof(a), "%s", limiter_name(&cfg, V1_HYBRID("/kubepods/pod" UID "/" CID, "/")));
     snprintf(b, sizeof(b), "%s", limiter_name(&cfg, V1_HYBRID("/kubepods/pod" UID2 "/" CID2, "/")));
     CHECK(strcmp(a, b) != 0 && strcmp(a, "host") != 0 && strcmp(b, "host") != 0);
+}
 
+UNIT_CASE(unreadable_file_limiter_shares_host_daemon_refuses)
+{
+    static struct vgpu_config cfg;
     /* not a cgroup file, or none: the limiter shares "host" (limits still hold), the daemon
      * refuses */
     memset(&cfg, 0, sizeof(cfg));
@@ -276,13 +302,22 @@ int main(void)
     CHECK_EQ_INT(daemon_name(file, &id, got, sizeof(got)), -1);
     unlink(file);
     CHECK_EQ_INT(daemon_name(file, &id, got, sizeof(got)), -1);
-    CHECK(rmdir(dir) == 0);
+}
+
+UNIT_CASE(pod_name_that_does_not_fit_refused)
+{
+    struct pod_identity id;
+    char got[160];
     /* a name that does not fit is refused */
     CHECK_EQ_INT(pod_identity_parse("0::/docker/" CID "\n", strlen("0::/docker/" CID "\n"), &id),
                  0);
     CHECK_EQ_INT(pod_identity_name(&id, got, 68), -1);
     CHECK_EQ_INT(pod_identity_name(&id, got, 69), 0);
+}
 
+UNIT_CASE(live_process_named_alike_by_both_sides)
+{
+    static struct vgpu_config cfg;
     /* this process, live: the limiter's reading of /proc/self and the daemon's of /proc/PID */
     char *none[] = {"PATH=/bin", NULL};
     vgpu_config_load(&cfg, none);
@@ -290,6 +325,5 @@ int main(void)
     char key[160];
     CHECK_EQ_INT(pod_identity_key(getpid(), key, sizeof(key)), 0);
     CHECK_STR(cfg.pod_id, key);
-    printf("%zu fixtures; this process is pod %s\n", n_fixtures, key);
-    TEST_MAIN_END();
+    printf("this process is pod %s\n", key);
 }

@@ -4,10 +4,13 @@
 
 #include "../../src/limiter/config.h"
 #include "../../src/limiter/log.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 #define UUID0 "gpu-5e1a0000-0000-0000-0000-000000000001"
 #define UUID1 "gpu-5e1a0000-0000-0000-0000-000000000002"
+
+/* nothing configured */
+static char *none[] = {"PATH=/bin", NULL};
 
 static void load(struct vgpu_config *c, char **env)
 {
@@ -25,18 +28,20 @@ static void expect_error(char **env, const char *var)
     }
 }
 
-int main(void)
+UNIT_CASE(nothing_set_means_no_limits_no_error)
 {
     struct vgpu_config c;
-    const char *why = NULL;
-
     /* nothing configured: no limits, no error */
-    char *none[] = {"PATH=/bin", NULL};
     load(&c, none);
     CHECK(!c.error);
     CHECK(!vgpu_config_has_mem_limits(&c));
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), VGPU_UNLIMITED);
+}
 
+UNIT_CASE(tf_mem_limit_keyed_by_uuid_any_case)
+{
+    struct vgpu_config c;
+    const char *why = NULL;
     /* the vgpu.rs example: UUID key in any case */
     char *tf[] = {
         "TENSOR_FUSION_CUDA_MEM_LIMIT={\"GPU-5E1A0000-0000-0000-0000-000000000001\": 1073741824}",
@@ -46,7 +51,11 @@ int main(void)
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, &why), 1ull << 30);
     CHECK_STR(why, "TENSOR_FUSION_CUDA_MEM_LIMIT");
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), VGPU_UNLIMITED);
+}
 
+UNIT_CASE(tf_mem_limit_index_keys_units_bare_uuid)
+{
+    struct vgpu_config c;
     /* index keys, strings with units, UUID without the GPU- prefix */
     char *tf2[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4GiB\", "
                    "\"5e1a0000-0000-0000-0000-000000000002\": \"2g\"}",
@@ -55,7 +64,12 @@ int main(void)
     CHECK(!c.error);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 0, UUID0, NULL), 4ull << 30);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 1, UUID1, NULL), 2ull << 30);
+}
 
+UNIT_CASE(smallest_applicable_mem_cap_wins)
+{
+    struct vgpu_config c;
+    const char *why = NULL;
     /* VGPU-Controller and vcuda names; the smallest applicable cap wins */
     char *mix[] = {"CUDA_MEM_LIMIT_0=8GiB",    "CUDA_MEM_LIMIT_1=3g",  "VCUDA_MEMORY_LIMIT=6GiB",
                    "CUDA_MEM_OVERSOLD_1=true", "CUDA_MEM_RATIO_1=1.5", NULL};
@@ -68,19 +82,30 @@ int main(void)
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 7, NULL, NULL), 6ull << 30);
     CHECK(c.oversold[1] == 1 && c.oversold[0] == 0);
     CHECK(c.ratio[1] == 1.5 && c.ratio[0] == 1.0);
+}
 
+UNIT_CASE(vcuda_mem_limit_expression)
+{
+    struct vgpu_config c;
     /* the vcuda README writes an expression */
     char *vc[] = {"VCUDA_MEMORY_LIMIT=(1024 * 1024 * 1024 * 10)", NULL};
     load(&c, vc);
     CHECK(!c.error);
     CHECK_EQ_U64(vgpu_config_mem_limit(&c, 3, NULL, NULL), 10ull << 30);
+}
 
+UNIT_CASE(empty_values_are_unset)
+{
+    struct vgpu_config c;
     /* empty values are unset */
     char *empty[] = {"CUDA_MEM_LIMIT_0=", "TENSOR_FUSION_CUDA_MEM_LIMIT=", NULL};
     load(&c, empty);
     CHECK(!c.error);
     CHECK(!vgpu_config_has_mem_limits(&c));
+}
 
+UNIT_CASE(malformed_mem_limit_refused_naming_variable)
+{
     /* malformed values: fail closed, the message names the variable */
     char *e1[] = {"TENSOR_FUSION_CUDA_MEM_LIMIT={\"0\": \"4x\"}", NULL};
     expect_error(e1, "TENSOR_FUSION_CUDA_MEM_LIMIT");
@@ -107,7 +132,11 @@ int main(void)
     /* a good limit next to a bad one still fails closed */
     char *e12[] = {"CUDA_MEM_LIMIT_0=4g", "CUDA_MEM_LIMIT_1=4q", NULL};
     expect_error(e12, "CUDA_MEM_LIMIT_1");
+}
 
+UNIT_CASE(core_limits_hard_soft_smallest_hard_wins)
+{
+    struct vgpu_config c;
     /* compute limits: JSON map (hard), per-card hard and soft, smallest hard wins */
     uint32_t hard, soft;
     char *c1[] = {"TENSOR_FUSION_CUDA_UP_LIMIT={\"0\": 30, "
@@ -141,7 +170,11 @@ int main(void)
     CHECK_EQ_INT(soft, 2000);
     char *ce4[] = {"CUDA_CORE_SOFT_LIMIT_2=-5", NULL};
     expect_error(ce4, "CUDA_CORE_SOFT_LIMIT_2");
+}
 
+UNIT_CASE(daemon_socket_or_ip_port_turns_client_on)
+{
+    struct vgpu_config c;
     /* the node daemon: a Unix socket, or IP + port; either turns the client, the ledger and the
      * gate on even without limits in the environment */
     load(&c, none);
@@ -181,6 +214,11 @@ int main(void)
     CHECK_STR(c.pod_namespace, "ml");
     CHECK_STR(c.pod_uid, "1234-abcd");
     CHECK_STR(c.container, "main");
+}
+
+UNIT_CASE(bad_daemon_address_refused_naming_variable)
+{
+    struct vgpu_config c;
     /* bad values: fail closed, naming the variable; a half-configured daemon fails closed too */
     char *he1[] = {"HYPERVISOR_IP=10.0.0.7", "HYPERVISOR_PORT=http", NULL};
     expect_error(he1, "HYPERVISOR_PORT");
@@ -204,7 +242,10 @@ int main(void)
     expect_error(he9, "VGPU_HYPERVISOR_SOCKET");
     load(&c, he7);
     CHECK(c.hv_on);
+}
 
+UNIT_CASE(uuid_normalised_or_refused)
+{
     /* UUID normalisation */
     char u[VGPU_UUID_LEN];
     CHECK(vgpu_normalize_uuid("GPU-3430F778-7A25-704C-9090-8B0BB2478114", u, sizeof(u)) == 0);
@@ -216,7 +257,11 @@ int main(void)
     CHECK(vgpu_normalize_uuid("GPU-3430f778-7a25-704c-9090-8b0bb247811", u, sizeof(u)) == -1);
     CHECK(vgpu_normalize_uuid("GPU-3430f778-7a25-704c-9090-8b0bb2478114x", u, sizeof(u)) == -1);
     CHECK(vgpu_normalize_uuid("0", u, sizeof(u)) == -1);
+}
 
+UNIT_CASE(pod_id_from_uid_names_or_cgroup)
+{
+    struct vgpu_config c;
     /* pod identity */
     char *p1[] = {"VGPU_POD_UID=1234-abcd", "POD_NAME=web", NULL};
     load(&c, p1);
@@ -242,14 +287,22 @@ int main(void)
     char *own[] = {"VGPU_HYPERVISOR_SOCKET=/run/vgpu/worker.sock", "VGPU_SHM_DIR=/x/y", NULL};
     load(&c, own);
     CHECK_STR(c.shm_dir, "/x/y");
+}
 
+UNIT_CASE(cuda_visible_devices_listed)
+{
+    struct vgpu_config c;
     /* visible devices for NVML's view */
     char *vis[] = {"CUDA_VISIBLE_DEVICES=2,GPU-5e1a0000-0000-0000-0000-000000000002", NULL};
     load(&c, vis);
     CHECK_EQ_INT(c.n_visible, 2);
     CHECK_STR(c.visible[0], "2");
     CHECK_STR(c.visible[1], UUID1);
+}
 
+UNIT_CASE(log_levels_of_three_seeds)
+{
+    struct vgpu_config c;
     /* log levels of the three seeds */
     char *l1[] = {"VCUDA_LOG_LEVEL=debug", NULL};
     load(&c, l1);
@@ -264,5 +317,4 @@ int main(void)
     load(&c, l4);
     CHECK_EQ_INT(c.log_level, VGPU_LOG_WARN);
     CHECK(!c.error); /* a log level is not a limit */
-    TEST_MAIN_END();
 }

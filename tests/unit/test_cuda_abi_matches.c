@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../test_util.h"
 #include "abi_probe_list.h"
+#include "unit_case.h"
 
 extern const long long vgpu_abi_ours[];
 extern const char *const vgpu_abi_names[];
@@ -14,7 +14,7 @@ extern const int vgpu_abi_count;
 #define AS_VALUE(e) (long long)(e),
 static const long long real_values[] = {VGPU_ABI_PROBES(AS_VALUE)};
 
-int main(void)
+UNIT_CASE(our_declarations_match_real_cuda_h)
 {
     int n = (int)(sizeof(real_values) / sizeof(real_values[0]));
     CHECK_EQ_INT(n, vgpu_abi_count);
@@ -26,5 +26,4 @@ int main(void)
         }
     }
     printf("%d layout facts agree with %s CUDA %d\n", n, "cuda.h of", CUDA_VERSION);
-    TEST_MAIN_END();
 }

@@ -4,19 +4,23 @@
 #include <math.h>
 
 #include "../../src/limiter/dvfs_model.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 static int near(double a, double b, double tol)
 {
     return fabs(a - b) <= tol;
 }
 
-int main(void)
+UNIT_CASE(factor_is_one_far_under_or_at_the_cap)
 {
     /* far under the cap (tiny launch-bound kernels: little power per busy second): 1 */
     CHECK(vgpu_dvfs_factor(150.0, 0.26, 700.0) == 1.0);
     /* a full GPU at its cap: 1 */
     CHECK(near(vgpu_dvfs_factor(691.0, 0.99, 700.0), 1.0, 0.01));
+}
+
+UNIT_CASE(factor_matches_measured_speedups)
+{
     /* the H200's figures (bench/clock_probe.py): power, busy -> the work per busy second
      * measured against the full GPU's */
     struct {
@@ -38,18 +42,33 @@ int main(void)
             CHECK(0);
         }
     }
+}
+
+UNIT_CASE(exponent_computed_without_libm)
+{
     /* the exponent is computed without libm: 2^0.37 */
     double ps = 700.0 * VGPU_DVFS_STATIC_FRACTION, room = 700.0 * VGPU_DVFS_CAP_MARGIN - ps;
     CHECK(near(vgpu_dvfs_factor(ps + 2.0 * room * 0.5, 0.5, 700.0), pow(2.0, VGPU_DVFS_EXPONENT),
                1e-9));
+}
+
+UNIT_CASE(factor_never_above_max)
+{
     /* never more than VGPU_DVFS_MAX */
     CHECK(vgpu_dvfs_factor(700.0, 0.06, 700.0) <= VGPU_DVFS_MAX);
+}
+
+UNIT_CASE(meaningless_figures_give_zero)
+{
     /* figures that say nothing: 0 */
     CHECK(vgpu_dvfs_factor(300.0, 0.02, 700.0) == 0);
     CHECK(vgpu_dvfs_factor(300.0, 0.5, 0) == 0);
     CHECK(vgpu_dvfs_factor(0, 0.5, 700.0) == 0);
     CHECK(vgpu_dvfs_factor(300.0, NAN, 700.0) == 0);
+}
 
+UNIT_CASE(pod_region_steps_half_way_keeps_unknown)
+{
     /* in the pod region: half-way steps, unknown kept */
     static struct vgpu_shm_dev d;
     atomic_store(&d.gate_dvfs, 1024);
@@ -62,5 +81,4 @@ int main(void)
     uint32_t before = atomic_load(&d.gate_dvfs);
     vgpu_dvfs_tick(&d, 300.0, 0.01, 700.0);
     CHECK_EQ_INT(atomic_load(&d.gate_dvfs), before);
-    TEST_MAIN_END();
 }

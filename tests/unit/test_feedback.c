@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 
 #include "../../src/common/shm_region.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 /* One second of the pod's life, without waiting a second: the loop's last update is moved a
  * second back, the model charges `modelled` of it, NVML says `measured`. */
@@ -27,7 +27,7 @@ static void window(struct vgpu_shm_dev *d, uint32_t share, double modelled, doub
 
 /* Only two consecutive steady windows under one share move the scale: a ratio left from
  * before a change of share, or from before an unsteady window, does not pair with a new one. */
-static void pairs_are_consecutive(void)
+UNIT_CASE(windows_pair_only_consecutive)
 {
     static struct vgpu_shm_dev d;
     atomic_store(&d.limiter.gate_scale, 1024);
@@ -55,7 +55,7 @@ static void pairs_are_consecutive(void)
 /* A pod held at its share whose events understate its kernels 2x: after the first step it
  * runs at the share under the new scale, as expected, and the loop steps again the next
  * second. A pod below its share keeps its pace across a step. */
-static void steps_chain(void)
+UNIT_CASE(scale_steps_chain)
 {
     static struct vgpu_shm_dev d, e;
     atomic_store(&d.limiter.fb_last_ns, vgpu_now_ns() - VGPU_FEEDBACK_INTERVAL_NS);
@@ -72,10 +72,8 @@ static void steps_chain(void)
     CHECK_EQ_INT(atomic_load(&e.limiter.gate_scale), 2048);
 }
 
-int main(void)
+UNIT_CASE(scale_moves_part_way_within_clamps)
 {
-    pairs_are_consecutive();
-    steps_chain();
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.30, 0), 1024);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.24, 0), 922); /* -20%: half way */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.285, 0),
@@ -87,11 +85,19 @@ int main(void)
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.01, 0.50, 0), 1024);  /* too little work */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, -1, 0), 1024);    /* NVML unknown */
     CHECK_EQ_INT(vgpu_feedback_next_scale(0, 0.30, 0.30, 0), 1024);     /* unset means 1.0 */
+}
+
+UNIT_CASE(agreeing_windows_move_all_the_way)
+{
     /* windows that agreed within 5%: all the way, but not within 2% and not past x1.5 */
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.285, 1), 973);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.24, 1), 819);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.303, 1), 1024);
     CHECK_EQ_INT(vgpu_feedback_next_scale(1024, 0.30, 0.10, 1), 683);
+}
+
+UNIT_CASE(overstated_events_converge_and_stay_bounded)
+{
     uint32_t s = 1024; /* events overstating by 1.5x, a 30% limit binding: converges to 1/1.5 */
     for (int i = 0; i < 30; i++) {
         double modelled = 0.30 * 1024.0 / s; /* the gate holds modelled x scale at the limit */
@@ -102,5 +108,4 @@ int main(void)
     CHECK(vgpu_feedback_next_scale(s, 0.05, 1.0, 0) <= 4096); /* never more than 4x */
     s = 256;
     CHECK(vgpu_feedback_next_scale(s, 1.0, 0.01, 0) >= 256);
-    TEST_MAIN_END();
 }

@@ -13,9 +13,9 @@
 #include "../../src/common/shm_region.h"
 #include "../../src/limiter/hv_http.h"
 #include "../../src/limiter/hv_json.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
-static void test_json(void)
+UNIT_CASE(json_replies_read_and_wrong_types_refused)
 {
     const char *reg =
         "{\"worker_id\": \"w-17\", \"host_pid\": 4242, \"pod\": \"ns/name\", \"seq\": 5,\n"
@@ -127,7 +127,7 @@ static int parse_in_steps(const char *text, size_t step, int eof, int *status, c
     return r;
 }
 
-static void test_http_parse(void)
+UNIT_CASE(http_replies_framed_in_any_fragmentation)
 {
     int st;
     char body[256];
@@ -213,7 +213,7 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void test_http_socket(void)
+UNIT_CASE(requests_keep_deadlines_on_a_real_socket)
 {
     signal(SIGPIPE, SIG_DFL); /* a write to a closed peer must not kill us: MSG_NOSIGNAL */
     struct hv_endpoint ep = {.is_unix = 1};
@@ -257,12 +257,4 @@ static void test_http_socket(void)
                  -1);
     CHECK((vgpu_now_ns() - t0) < 100000000ull);
     CHECK(strstr(err, "connect") != NULL);
-}
-
-int main(void)
-{
-    test_json();
-    test_http_parse();
-    test_http_socket();
-    TEST_MAIN_END();
 }

@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "../../src/hypervisor/kube_watch.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 static char *rep(char c, size_t n)
 {
@@ -53,7 +53,7 @@ static const char *refusal(const char *ns, const char *name, const char *uid)
     return ev.pod_ok ? "" : ev.msg;
 }
 
-static void test_names_fit_or_are_refused(void)
+UNIT_CASE(names_fit_or_are_refused)
 {
     char *ns63 = rep('s', 63), *ns64 = rep('s', 64), *name253 = rep('n', 253),
          *name254 = rep('n', 254), *uid63 = rep('u', 63), *uid64 = rep('u', 64);
@@ -83,7 +83,7 @@ static void test_names_fit_or_are_refused(void)
     free(ns63), free(ns64), free(name253), free(name254), free(uid63), free(uid64);
 }
 
-static void test_events(void)
+UNIT_CASE(watch_events_read_into_pods)
 {
     struct kube_event ev;
     char *line = event("DELETED", "prod", "web", "uid-9");
@@ -126,7 +126,7 @@ static void on_item(void *arg, int ok, const struct kube_pod *pod, const char *m
     s->n++;
 }
 
-static void test_list(void)
+UNIT_CASE(pod_list_items_read_one_by_one)
 {
     char *name254 = rep('n', 254);
     json_t *items = json_pack("[{s:{s:s,s:s,s:s}}, {s:{s:s,s:s,s:s}}, i]", "metadata", "namespace",
@@ -151,12 +151,4 @@ static void test_list(void)
     free(body);
     json_decref(list);
     free(name254);
-}
-
-int main(void)
-{
-    test_names_fit_or_are_refused();
-    test_events();
-    test_list();
-    TEST_MAIN_END();
 }

@@ -9,7 +9,7 @@
 
 #include "../../src/common/node_region.h"
 #include "../../src/common/shm_region.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 static struct vgpu_node_shm *w;
 static atomic_int stop;
@@ -43,63 +43,117 @@ static void *writer(void *arg)
     return NULL;
 }
 
-int main(void)
+/* Each case has its own directory: the writer's region w and a reader's mapping of it. */
+struct fixture {
+    char dir[32];
+    const struct vgpu_node_shm *r;
+};
+
+static int setup(struct fixture *f)
 {
-    char dir[] = "/tmp/vgpu-node-XXXXXX", err[256];
-    CHECK(mkdtemp(dir) != NULL);
-    CHECK(vgpu_node_open(dir) == NULL); /* no file yet */
-    w = vgpu_node_create(dir, err, sizeof(err));
+    char err[256];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vgpu-node-XXXXXX");
+    CHECK(mkdtemp(f->dir) != NULL);
+    CHECK(vgpu_node_open(f->dir) == NULL); /* no file yet */
+    w = vgpu_node_create(f->dir, err, sizeof(err));
     CHECK(w != NULL);
-    if (!w) return 1;
-    const struct vgpu_node_shm *r = vgpu_node_open(dir);
-    CHECK(r != NULL);
-    static struct vgpu_node_view v;
-    CHECK(vgpu_node_read(r, &v, vgpu_now_ns()) == -1); /* never written: not fresh */
+    if (!w) return -1;
+    f->r = vgpu_node_open(f->dir);
+    CHECK(f->r != NULL);
+    return f->r ? 0 : -1;
+}
 
-    uint64_t now = vgpu_now_ns();
-    put(7, now);
-    CHECK(vgpu_node_read(r, &v, now + 1000) == 0);
-    CHECK_EQ_U64(v.ngpu, 2);
-    CHECK_EQ_U64(v.gpu[1].util, 7);
-    CHECK_EQ_U64(v.proc[63].mem, 7);
-    CHECK(vgpu_node_read(r, &v, now + VGPU_NODE_FRESH_NS + 1) == -1); /* too old */
-
-    /* a writer that died between begin and end leaves an odd sequence: refused */
-    vgpu_node_write_begin(w);
-    CHECK(vgpu_node_read(r, &v, now + 1000) == -1);
-    vgpu_node_write_end(w, now);
-
-    /* torn copies: a reader racing a writer sees one value per copy, or gives up */
-    pthread_t t;
-    pthread_create(&t, NULL, writer, NULL);
-    int ok = 0, torn = 0;
-    for (int i = 0; i < 20000; i++) {
-        if (vgpu_node_read(r, &v, vgpu_now_ns()) != 0) continue;
-        ok++;
-        uint32_t first = v.gpu[0].util;
-        if (v.gpu[1].util != first) torn++;
-        for (unsigned k = 0; k < v.nproc; k++)
-            if (v.proc[k].host_pid != first || v.proc[k].mem != first) torn++;
-    }
-    atomic_store(&stop, 1);
-    pthread_join(t, NULL);
-    CHECK(ok > 0);
-    CHECK_EQ_U64(torn, 0);
-
-    /* a region of another layout is not opened; the daemon rewrites it */
-    w->version = 999;
-    CHECK(vgpu_node_open(dir) == NULL);
-    vgpu_node_unmap(w);
-    w = vgpu_node_create(dir, err, sizeof(err));
-    CHECK(w && w->version == VGPU_NODE_VERSION);
-    const struct vgpu_node_shm *r2 = vgpu_node_open(dir);
-    CHECK(r2 != NULL);
-    vgpu_node_unmap(r2);
-    vgpu_node_unmap(r);
-    vgpu_node_unmap(w);
+static void teardown(struct fixture *f)
+{
     char path[300];
-    snprintf(path, sizeof(path), "%s/%s", dir, VGPU_NODE_FILE);
+    if (f->r) vgpu_node_unmap(f->r);
+    if (w) vgpu_node_unmap(w);
+    w = NULL;
+    snprintf(path, sizeof(path), "%s/%s", f->dir, VGPU_NODE_FILE);
     unlink(path);
-    rmdir(dir);
-    TEST_MAIN_END();
+    rmdir(f->dir);
+}
+
+UNIT_CASE(missing_or_unwritten_region_refused)
+{
+    struct fixture f;
+    static struct vgpu_node_view v;
+    if (setup(&f) == 0) CHECK(vgpu_node_read(f.r, &v, vgpu_now_ns()) == -1); /* never written */
+    teardown(&f);
+}
+
+UNIT_CASE(figures_read_until_stale)
+{
+    struct fixture f;
+    static struct vgpu_node_view v;
+    if (setup(&f) == 0) {
+        uint64_t now = vgpu_now_ns();
+        put(7, now);
+        CHECK(vgpu_node_read(f.r, &v, now + 1000) == 0);
+        CHECK_EQ_U64(v.ngpu, 2);
+        CHECK_EQ_U64(v.gpu[1].util, 7);
+        CHECK_EQ_U64(v.proc[63].mem, 7);
+        CHECK(vgpu_node_read(f.r, &v, now + VGPU_NODE_FRESH_NS + 1) == -1); /* too old */
+    }
+    teardown(&f);
+}
+
+/* a writer that died between begin and end leaves an odd sequence: refused */
+UNIT_CASE(half_written_update_refused)
+{
+    struct fixture f;
+    static struct vgpu_node_view v;
+    if (setup(&f) == 0) {
+        uint64_t now = vgpu_now_ns();
+        put(7, now);
+        vgpu_node_write_begin(w);
+        CHECK(vgpu_node_read(f.r, &v, now + 1000) == -1);
+        vgpu_node_write_end(w, now);
+        CHECK(vgpu_node_read(f.r, &v, now + 1000) == 0);
+    }
+    teardown(&f);
+}
+
+/* torn copies: a reader racing a writer sees one value per copy, or gives up */
+UNIT_CASE(racing_reader_never_sees_torn_copy)
+{
+    struct fixture f;
+    static struct vgpu_node_view v;
+    if (setup(&f) == 0) {
+        atomic_store(&stop, 0);
+        pthread_t t;
+        pthread_create(&t, NULL, writer, NULL);
+        int ok = 0, torn = 0;
+        for (int i = 0; i < 20000; i++) {
+            if (vgpu_node_read(f.r, &v, vgpu_now_ns()) != 0) continue;
+            ok++;
+            uint32_t first = v.gpu[0].util;
+            if (v.gpu[1].util != first) torn++;
+            for (unsigned k = 0; k < v.nproc; k++)
+                if (v.proc[k].host_pid != first || v.proc[k].mem != first) torn++;
+        }
+        atomic_store(&stop, 1);
+        pthread_join(t, NULL);
+        CHECK(ok > 0);
+        CHECK_EQ_U64(torn, 0);
+    }
+    teardown(&f);
+}
+
+/* a region of another layout is not opened; the daemon rewrites it */
+UNIT_CASE(other_layout_not_opened_and_rewritten)
+{
+    struct fixture f;
+    char err[256];
+    if (setup(&f) == 0) {
+        w->version = 999;
+        CHECK(vgpu_node_open(f.dir) == NULL);
+        vgpu_node_unmap(w);
+        w = vgpu_node_create(f.dir, err, sizeof(err));
+        CHECK(w && w->version == VGPU_NODE_VERSION);
+        const struct vgpu_node_shm *r2 = vgpu_node_open(f.dir);
+        CHECK(r2 != NULL);
+        if (r2) vgpu_node_unmap(r2);
+    }
+    teardown(&f);
 }

@@ -4,7 +4,7 @@
 
 #include "../../src/limiter/flat_json.h"
 #include "../../src/common/size_parse.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 static uint64_t size_ok(const char *s)
 {
@@ -56,7 +56,7 @@ static int json_bad(const char *text)
     return r;
 }
 
-int main(void)
+UNIT_CASE(size_with_units_and_expressions_read)
 {
     CHECK_EQ_U64(size_ok("1073741824"), 1073741824ull);
     CHECK_EQ_U64(size_ok("4GiB"), 4ull << 30);
@@ -72,6 +72,10 @@ int main(void)
     CHECK_EQ_U64(size_ok("1t"), 1ull << 40);
     CHECK_EQ_U64(size_ok("(1024 * 1024 * 1024 * 10)"), 10ull << 30);
     CHECK_EQ_U64(size_ok(" 2 * 512MiB "), 1ull << 30);
+}
+
+UNIT_CASE(bad_size_refused_saying_why)
+{
     size_bad("", "number");
     size_bad("abc", "number");
     size_bad("-1", "number");
@@ -82,7 +86,10 @@ int main(void)
     size_bad("99999999999T", "too large");
     size_bad("1e9", "unit");
     size_bad(NULL, "missing");
+}
 
+UNIT_CASE(percent_in_range_read_else_refused)
+{
     double pct;
     char err[256];
     CHECK(vgpu_parse_percent("30", &pct, err, sizeof(err)) == 0 && pct == 30);
@@ -93,16 +100,27 @@ int main(void)
     CHECK(vgpu_parse_percent("half", &pct, err, sizeof(err)) == -1);
     CHECK(vgpu_parse_percent("30 %x", &pct, err, sizeof(err)) == -1);
     CHECK(vgpu_parse_percent("nan", &pct, err, sizeof(err)) == -1);
+}
 
+UNIT_CASE(bool_words_read_else_refused)
+{
+    char err[256];
     int b = -1;
     CHECK(vgpu_parse_bool("TRUE", &b, err, sizeof(err)) == 0 && b == 1);
     CHECK(vgpu_parse_bool("off", &b, err, sizeof(err)) == 0 && b == 0);
     CHECK(vgpu_parse_bool("2", &b, err, sizeof(err)) == -1);
+}
 
+UNIT_CASE(size_formatted_for_humans)
+{
     char buf[32];
     CHECK_STR(vgpu_format_size(4ull << 30, buf, sizeof(buf)), "4.00 GiB");
     CHECK_STR(vgpu_format_size(17, buf, sizeof(buf)), "17 B");
+}
 
+UNIT_CASE(flat_json_object_read_with_kinds)
+{
+    char err[256];
     struct seen s = {0};
     CHECK(vgpu_parse_flat_json(" { \"0\" : 2147483648, \"GPU-abc\":\"4GiB\", \"x\\\"y\": true, "
                                "\"n\": null, \"f\": -1.5e3 } ",
@@ -119,6 +137,10 @@ int main(void)
     CHECK_STR(s.vals[4], "-1.5e3");
     struct seen e = {0};
     CHECK(vgpu_parse_flat_json("{}", collect, &e, err, sizeof(err)) == 0 && e.n == 0);
+}
+
+UNIT_CASE(malformed_or_nested_json_refused)
+{
     json_bad("");
     json_bad("[1]");
     json_bad("{\"a\":1,}");
@@ -132,5 +154,4 @@ int main(void)
     json_bad("{a:1}");
     json_bad("{\"a\":tru}");
     CHECK(json_bad("{\"a\":1,}") == -1);
-    TEST_MAIN_END();
 }

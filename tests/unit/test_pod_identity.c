@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "../../src/hypervisor/pod_identity.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 #define UID "1b2c3d4e-5f60-4a1b-8c9d-0e1f2a3b4c5d"
 #define CID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -18,14 +18,14 @@ static struct pod_identity parse(const char *text, int want)
     return id;
 }
 
-int main(void)
+UNIT_CASE(k8s_pod_of_every_runtime_and_driver)
 {
+    struct pod_identity id;
     /* Kubernetes, systemd driver, cgroup v2, containerd: the pod UID with '_' */
-    struct pod_identity id =
-        parse("0::/kubepods.slice/kubepods-burstable.slice/"
-              "kubepods-burstable-pod1b2c3d4e_5f60_4a1b_8c9d_0e1f2a3b4c5d.slice/"
-              "cri-containerd-" CID ".scope\n",
-              0);
+    id = parse("0::/kubepods.slice/kubepods-burstable.slice/"
+               "kubepods-burstable-pod1b2c3d4e_5f60_4a1b_8c9d_0e1f2a3b4c5d.slice/"
+               "cri-containerd-" CID ".scope\n",
+               0);
     CHECK_EQ_INT(id.kind, POD_KIND_K8S);
     CHECK_STR(id.uid, UID);
     CHECK_STR(id.container, CID);
@@ -47,11 +47,21 @@ int main(void)
                0);
     CHECK_EQ_INT(id.kind, POD_KIND_K8S);
     CHECK_STR(id.uid, UID);
+}
+
+UNIT_CASE(pod_lookalikes_are_no_pod)
+{
+    struct pod_identity id;
     /* "pod" inside a longer word, or a UID of the wrong shape, is no pod */
     id = parse("0::/system.slice/mypod" UID ".service\n", 0);
     CHECK_EQ_INT(id.kind, POD_KIND_CGROUP);
     id = parse("0::/kubepods/pod1b2c3d4e-5f60-4a1b-8c9d-0e1f2a3b4c5\n", 0);
     CHECK_EQ_INT(id.kind, POD_KIND_CGROUP);
+}
+
+UNIT_CASE(containers_outside_k8s_recognised)
+{
+    struct pod_identity id;
     /* containers outside Kubernetes: Docker (systemd, cgroupfs), Podman */
     id = parse("0::/system.slice/docker-" CID ".scope\n", 0);
     CHECK_EQ_INT(id.kind, POD_KIND_CONTAINER);
@@ -61,6 +71,11 @@ int main(void)
     id = parse("0::/machine.slice/libpod-" CID ".scope/container\n", 0);
     CHECK_EQ_INT(id.kind, POD_KIND_CONTAINER);
     CHECK_STR(id.container, CID);
+}
+
+UNIT_CASE(other_cgroups_named_by_path)
+{
+    struct pod_identity id;
     /* anything else: the v2 path first, then name=systemd, then another v1 path */
     id = parse("0::/user.slice/user-1000.slice/session-3.scope\n", 0);
     CHECK_EQ_INT(id.kind, POD_KIND_CGROUP);
@@ -74,6 +89,11 @@ int main(void)
     CHECK_STR(id.cgroup, "/");
     struct pod_identity a = parse("0::/a/b\n", 0), b = parse("0::/a/c\n", 0);
     CHECK(a.cgroup_hash != b.cgroup_hash);
+}
+
+UNIT_CASE(live_process_key_is_pod_name)
+{
+    struct pod_identity id;
     /* a live process: its key is its pod's name */
     char key[160], name[160];
     CHECK_EQ_INT(pod_identity_key(getpid(), key, sizeof(key)), 0);
@@ -81,11 +101,14 @@ int main(void)
     CHECK_EQ_INT(pod_identity_name(&id, name, sizeof(name)), 0);
     CHECK_STR(key, name);
     CHECK_EQ_INT(pod_identity_key(-5, key, sizeof(key)), -1);
+}
+
+UNIT_CASE(non_cgroup_file_refused)
+{
     /* not a cgroup file: refused, never guessed at */
     parse("", -1);
     parse("garbage\n", -1);
     parse("0:/x\n", -1);
     parse("x::/a\n", -1);
     parse("0::relative\n", -1);
-    TEST_MAIN_END();
 }

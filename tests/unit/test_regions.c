@@ -13,7 +13,12 @@
 #include "../../src/common/ctl_region.h"
 #include "../../src/common/shm_ledger.h"
 #include "../../src/common/shm_region.h"
-#include "../test_util.h"
+
+static int make_top(void);
+static int remove_top(void);
+#define UNIT_SETUP make_top
+#define UNIT_TEARDOWN remove_top
+#include "unit_case.h"
 
 #define MIB (1024ull * 1024ull)
 #define NOBODY 65534
@@ -25,7 +30,7 @@ static void path(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/%s", top, name);
 }
 
-static void standalone_dirs(void)
+UNIT_CASE(standalone_ledgers_in_own_directory)
 {
     char dir[128], err[512];
     struct vgpu_shm *s;
@@ -74,7 +79,7 @@ static void standalone_dirs(void)
     }
 }
 
-static void daemon_files(void)
+UNIT_CASE(daemon_files_cannot_be_planted)
 {
     char p[128], err[512];
     /* the daemon's ledger: made whole, mapped by a limiter without O_CREAT */
@@ -136,7 +141,7 @@ static void daemon_files(void)
 
 /* a record of another PID namespace (another container of the pod) is released when, and only
  * when, the control region reports its host PID and start time dead */
-static void dead_reported(void)
+UNIT_CASE(dead_processes_reported_through_control_region)
 {
     struct vgpu_shm *s = vgpu_shm_private("team/a");
     CHECK(s != NULL);
@@ -176,15 +181,16 @@ static void dead_reported(void)
     vgpu_shm_close(s);
 }
 
-int main(void)
+/* one scratch directory for all cases, removed after them */
+static int make_top(void)
 {
     snprintf(top, sizeof(top), "/tmp/vgpu-regions-XXXXXX");
-    CHECK(mkdtemp(top) != NULL);
-    standalone_dirs();
-    daemon_files();
-    dead_reported();
+    return mkdtemp(top) != NULL ? 0 : -1;
+}
+
+static int remove_top(void)
+{
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-    CHECK(system(cmd) == 0);
-    TEST_MAIN_END();
+    return system(cmd) == 0 ? 0 : -1;
 }

@@ -4,7 +4,10 @@
 #include <stdint.h>
 
 #include "../../src/hypervisor/scheduler.h"
-#include "../test_util.h"
+
+static int find_policy(void);
+#define UNIT_SETUP find_policy
+#include "unit_case.h"
 
 static const struct sched_policy *pol;
 
@@ -28,7 +31,7 @@ static uint64_t sum(const uint32_t *v, size_t n)
     return s;
 }
 
-static void test_lookup(void)
+UNIT_CASE(policies_found_by_name)
 {
     CHECK(pol != NULL);
     CHECK_STR(pol->name, "weighted");
@@ -36,7 +39,7 @@ static void test_lookup(void)
     CHECK(sched_policy_find(NULL) == NULL);
 }
 
-static void test_weights_1_3(void)
+UNIT_CASE(weights_1_3_split_busy_gpu)
 {
     struct sched_pod p[2] = {pod(10000, 1, 1, 5000, 1, 5000), pod(10000, 3, 1, 5000, 1, 5000)};
     uint32_t out[2] = {0, 0};
@@ -55,7 +58,7 @@ static void test_weights_1_3(void)
     CHECK(near(out[1], 7500, 1));
 }
 
-static void test_idle_pod_gives_way(void)
+UNIT_CASE(idle_pod_gives_way)
 {
     struct sched_pod p[2] = {pod(5000, 1, 1, 0, 0, 5000), pod(5000, 1, 1, 5000, 1, 5000)};
     uint32_t out[2];
@@ -73,7 +76,7 @@ static void test_idle_pod_gives_way(void)
     CHECK(sum(out, 2) <= 10000);
 }
 
-static void test_hard_never_above_limit(void)
+UNIT_CASE(hard_share_never_above_limit)
 {
     /* a hard pod alone and waiting still gets its limit, not the idle GPU */
     struct sched_pod p[3] = {pod(3000, 1, 0, 3000, 1, 3000), pod(2000, 5, 0, 0, 0, 2000),
@@ -89,7 +92,7 @@ static void test_hard_never_above_limit(void)
     CHECK(out[2] + 3000 <= 10000);
 }
 
-static void test_soft_limits_kept(void)
+UNIT_CASE(soft_limits_kept)
 {
     struct sched_pod p[2] = {pod(3000, 1, 1, 3000, 1, 3000), pod(5000, 1, 1, 5000, 1, 5000)};
     uint32_t out[2];
@@ -100,7 +103,7 @@ static void test_soft_limits_kept(void)
     CHECK(near(out[0] - 3000, out[1] - 5000, 1)); /* equal weights share it equally */
 }
 
-static void test_new_pod_rebalances(void)
+UNIT_CASE(new_pod_rebalances)
 {
     struct sched_pod p[2] = {pod(10000, 1, 1, 10000, 1, 10000), pod(5000, 1, 1, 0, 0, 0)};
     uint32_t out[2];
@@ -117,7 +120,7 @@ static void test_new_pod_rebalances(void)
     CHECK(near(out[0], 6000, 1));
 }
 
-static void test_sum_bound_many(void)
+UNIT_CASE(shares_of_many_pods_sum_within_gpu)
 {
     struct sched_pod p[40];
     uint32_t out[40];
@@ -139,7 +142,7 @@ static uint32_t rnd(uint32_t n)
     return (rng_state >> 8) % n;
 }
 
-static void test_properties(void)
+UNIT_CASE(random_pods_keep_invariants)
 {
     int bad = 0;
     for (int round = 0; round < 20000 && bad < 10; round++) {
@@ -209,20 +212,10 @@ static void test_properties(void)
     CHECK_EQ_INT(bad, 0);
 }
 
-int main(void)
+/* every case uses the weighted policy */
+static int find_policy(void)
 {
     pol = sched_policy_find("weighted");
-    if (!pol) {
-        fprintf(stderr, "no weighted policy\n");
-        return 1;
-    }
-    test_lookup();
-    test_weights_1_3();
-    test_idle_pod_gives_way();
-    test_hard_never_above_limit();
-    test_soft_limits_kept();
-    test_new_pod_rebalances();
-    test_sum_bound_many();
-    test_properties();
-    TEST_MAIN_END();
+    if (!pol) fprintf(stderr, "no weighted policy\n");
+    return pol ? 0 : -1;
 }

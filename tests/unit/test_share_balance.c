@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "../../src/hypervisor/share_balance.h"
-#include "../test_util.h"
+#include "unit_case.h"
 
 /* Two pods, weights 1 and 3, policy shares 2500 / 7500. The 25% pod gets exactly what its
  * gate allows; the other gets what is left after `loss` of the GPU goes to switching (what
@@ -34,7 +34,7 @@ static double run(uint32_t loss, int ticks, int tail, double *worst, uint32_t *t
     return part;
 }
 
-static void test_converges(void)
+UNIT_CASE(trims_bring_use_to_weights)
 {
     double worst;
     uint32_t trim;
@@ -46,7 +46,7 @@ static void test_converges(void)
     CHECK(2665.0 / (2665.0 + 6835.0) > 0.27);
 }
 
-static void test_single_or_idle_relaxes(void)
+UNIT_CASE(single_or_idle_pod_relaxes)
 {
     struct balance_pod p[2] = {{2500, 2000, BALANCE_WARM, 7000}, {7500, 100, 0, 9000}};
     for (int t = 0; t < 60; t++)
@@ -58,7 +58,7 @@ static void test_single_or_idle_relaxes(void)
     CHECK(q[0].trim > 9950 && q[1].trim > 9950);
 }
 
-static void test_newcomer_not_held_against_others(void)
+UNIT_CASE(newcomer_not_held_against_others)
 {
     /* B has just started: its 1 s average still shows little. A is not cut for that */
     struct balance_pod p[2] = {{2500, 7000, 50, 0}, {7500, 300, 3, 0}};
@@ -73,7 +73,7 @@ static void test_newcomer_not_held_against_others(void)
     CHECK(p[0].trim == BALANCE_NONE - 100);
 }
 
-static void test_limits_count(void)
+UNIT_CASE(limits_set_the_target_over_weights)
 {
     /* weights 1:3 but limits 30 / 70 (the policy gave 3000 / 7000): 30:70 is the target */
     struct balance_pod p[2] = {{3000, 3000, 50, 0}, {7000, 7000, 50, 0}};
@@ -82,7 +82,7 @@ static void test_limits_count(void)
     CHECK(p[0].trim == BALANCE_NONE && p[1].trim == BALANCE_NONE);
 }
 
-static void test_bounds(void)
+UNIT_CASE(trims_stay_within_bounds)
 {
     /* a pod far over its part is trimmed at most to half; a bad trim reads as none */
     struct balance_pod p[2] = {{5000, 9000, BALANCE_WARM, 0}, {5000, 500, BALANCE_WARM, 123456}};
@@ -92,14 +92,4 @@ static void test_bounds(void)
     CHECK(p[1].trim == BALANCE_NONE);
     CHECK(share_trimmed(2500, BALANCE_MIN) == 1250);
     CHECK(share_trimmed(1, BALANCE_MIN) == 1);
-}
-
-int main(void)
-{
-    test_converges();
-    test_single_or_idle_relaxes();
-    test_newcomer_not_held_against_others();
-    test_limits_count();
-    test_bounds();
-    TEST_MAIN_END();
 }
