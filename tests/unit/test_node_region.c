@@ -120,6 +120,7 @@ UNIT_CASE(racing_reader_never_sees_torn_copy)
     struct fixture f;
     static struct vgpu_node_view v;
     if (setup(&f) == 0) {
+        put(7, vgpu_now_ns()); /* fresh figures before the writer thread gets to run */
         atomic_store(&stop, 0);
         pthread_t t;
         pthread_create(&t, NULL, writer, NULL);
