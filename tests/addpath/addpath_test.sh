@@ -26,11 +26,8 @@ done
 TMP=$(mktemp -d /tmp/vgpu-addpath-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 checks=0
-fails=0
-fail() {
-    echo "FAIL: $*" | cut -c1-600 >&2
-    fails=$((fails + 1))
-}
+. "$(dirname "$0")/../lib/testlib.sh"
+FAIL_WIDTH=600 # a failure quotes whole environments
 # the shell chain for DEPTH >= 1: DEPTH shells, the last one runs env; "clean" unsets the TF_*
 # variables in the first shell, so its descendants see only what the library did in it
 CHAIN='r=$1 n=$2

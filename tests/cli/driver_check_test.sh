@@ -7,11 +7,7 @@
 set -u
 VGPU=$1
 SIM=$2
-fails=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
+. "$(dirname "$0")/../lib/testlib.sh"
 run() {
     out=$(LD_LIBRARY_PATH=$SIM "$VGPU" driver-check "$@" 2>&1)
     rc=$?
@@ -58,5 +54,4 @@ run --drop-hook cuNotAHook
 run --cuda
 [ $rc -eq 64 ] && grep -q -- '--cuda needs a value' <<<"$out" || fail "--cuda without a path: $rc $out"
 
-[ $fails -eq 0 ] && echo ok
-exit $((fails > 0))
+finish

@@ -37,12 +37,7 @@ for t in dpkg apt-cache readelf; do
 done
 T=$(mktemp -d)
 trap 'rm -rf -- "$T"' EXIT
-FAILS=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILS=$((FAILS + 1))
-}
-ok() { echo "ok   $*"; }
+. "$(dirname "$0")/../lib/testlib.sh"
 DF=$ROOT/Dockerfile
 VERSION=$(sed -n 's/^project(vgpu VERSION \([0-9][0-9A-Za-z.+-]*\).*/\1/p' "$ROOT/CMakeLists.txt")
 [ -n "$VERSION" ] || fail "no version in CMakeLists.txt"
@@ -264,8 +259,4 @@ else
     echo "note no --daemon/--cli: the binaries' libraries are not checked"
 fi
 
-if [ "$FAILS" -gt 0 ]; then
-    echo "image_test: $FAILS failure(s)" >&2
-    exit 1
-fi
-echo "image_test: all passed"
+finish "image_test: all passed"

@@ -28,12 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILS=$((FAILS + 1))
-}
-ok() { echo "ok   $*"; }
+. "$(dirname "$0")/../lib/testlib.sh"
 # must CMD...: the command succeeds, else the test stops (what follows depends on it)
 must() {
     "$@" || {
@@ -197,6 +192,7 @@ agent --install-only >"$T/agent.log" 2>&1 || fail "rollback exited $?: $(cat "$T
 reader() {
     local n=0 bad=0 f
     while [ ! -e "$T/stop" ]; do
+        [ $n -ne 2 ] || : >"$T/reader.started" # one round of reads done
         for f in libcuda_limiter.so libadd_path.so; do
             whole "$DIR/lib/$f" "$f" || {
                 echo "partial or missing $f (after $n reads)" >>"$T/reader.err"
@@ -210,14 +206,14 @@ reader() {
     done
     echo "$n" >"$T/reader.count"
 }
-rm -f "$T/reader.err" "$T/reader.count" "$T/stop"
+rm -f "$T/reader.err" "$T/reader.count" "$T/stop" "$T/reader.started"
 reader &
 READER_PID=$!
-sleep 0.2
+wait_for 10 "the reader's first reads" test -e "$T/reader.started"
 for i in $(seq 1 20); do
     make_libs "r$i"
     agent --install-only >"$T/agent.log" 2>&1 || fail "re-install $i exited $?: $(cat "$T/agent.log")"
-    sleep 0.05
+    sleep 0.05 # part of the check: the reader gets reads in between the re-installs
 done
 touch "$T/stop"
 wait "$READER_PID" || fail "the reader failed"
@@ -300,8 +296,4 @@ else
     ok "libraries missing from the image: exits non-zero without starting the daemon"
 fi
 
-if [ "$FAILS" -gt 0 ]; then
-    echo "node_agent_test: $FAILS failure(s)" >&2
-    exit 1
-fi
-echo "node_agent_test: all passed"
+finish "node_agent_test: all passed"

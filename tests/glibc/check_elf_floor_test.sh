@@ -16,8 +16,7 @@ x86_64) arch=x64 ;;
 aarch64) arch=arm64 ;;
 *) echo "SKIP: check-elf knows no $(uname -m)"; exit 77 ;;
 esac
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$(dirname "$0")/../lib/testlib.sh"
 
 newest=$(readelf -V "$NEW" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 if [ "$(printf '%s\n' "${newest#GLIBC_}" 2.17 | sort -V | tail -1)" = 2.17 ]; then
@@ -43,5 +42,4 @@ for lib; do
     out=$("$CHECK" --libc-only --max-glibc 2.17 "$arch" "$lib" 2>&1) || fail "$out"
 done
 
-[ $fails = 0 ] || exit 1
-echo "ok: check-elf --max-glibc refuses $newest and passes ${#} injected librar(ies) at 2.17"
+finish "ok: check-elf --max-glibc refuses $newest and passes ${#} injected librar(ies) at 2.17"

@@ -85,24 +85,19 @@ export VGPU_SIM_STATE=$TMP/sim.state VGPU_SIM_MEM=16GiB VGPU_SHM_DIR=$TMP/shm VG
 export VGPU_SIM_CTX_OVERHEAD=0 LD_BIND_NOW=1
 unset TENSOR_FUSION_CUDA_MEM_LIMIT VCUDA_MEMORY_LIMIT CUDA_VISIBLE_DEVICES LD_PRELOAD LD_LIBRARY_PATH
 old() { "$LOADER" --library-path "$ROOT/lib/x86_64-linux-gnu:$OUT/sim" "$OUT/probe"; }
-fails=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+. "$(dirname "$0")/../lib/testlib.sh"
 
 out=$(old 2>&1)
-[ "$(field glibc "$out")" = 2.31 ] || fail "the probe did not run on glibc 2.31: $out"
-[ "$(field linked "$out")" -gt $((1024 * MIB)) ] 2>/dev/null || fail "without the limiter 1 GiB or less fitted: $out"
+[ "$(value glibc "$out")" = 2.31 ] || fail "the probe did not run on glibc 2.31: $out"
+[ "$(value linked "$out")" -gt $((1024 * MIB)) ] 2>/dev/null || fail "without the limiter 1 GiB or less fitted: $out"
 
 out=$(CUDA_MEM_LIMIT_0=1GiB TF_PATH=/opt/vgpu-floor LD_PRELOAD="$LIM:$ADD" old 2>&1)
 rc=$?
 [ $rc = 0 ] || fail "with the libraries preloaded the probe failed (rc $rc): $out"
-[ "$(field glibc "$out")" = 2.31 ] || fail "the probe did not run on glibc 2.31: $out"
-[ "$(field linked "$out")" = $((1024 * MIB)) ] || fail "the 1 GiB cap did not hold through cuMemAlloc_v2: $out"
-[ "$(field dlsym "$out")" = $((1024 * MIB)) ] || fail "the 1 GiB cap did not hold through dlsym: $out"
-case $(field PATH "$out") in
+[ "$(value glibc "$out")" = 2.31 ] || fail "the probe did not run on glibc 2.31: $out"
+[ "$(value linked "$out")" = $((1024 * MIB)) ] || fail "the 1 GiB cap did not hold through cuMemAlloc_v2: $out"
+[ "$(value dlsym "$out")" = $((1024 * MIB)) ] || fail "the 1 GiB cap did not hold through dlsym: $out"
+case $(value PATH "$out") in
 *:/opt/vgpu-floor) ;;
 *) fail "libadd_path.so did not extend PATH: $out" ;;
 esac
@@ -113,5 +108,4 @@ if [ $rc = 0 ] || ! grep -q "version .GLIBC_2\.3[2-9]' not found" <<<"$out"; the
     fail "glibc 2.31's loader accepted a library that needs a newer glibc (rc $rc): $out"
 fi
 
-[ $fails = 0 ] || exit 1
-echo "ok: libcuda_limiter.so and libadd_path.so load and work on glibc 2.31 (the cap held at 1 GiB)"
+finish "ok: libcuda_limiter.so and libadd_path.so load and work on glibc 2.31 (the cap held at 1 GiB)"

@@ -26,16 +26,12 @@ PROBE=$BUILD/tests/integration/cuda_probe
 TOOL=$BUILD/tests/hypervisor/hv_shm_tool # makes and writes the pods' regions for the fake
 FAKE="python3 $HERE/fake_hypervisor.py"
 TMP=$(mktemp -d /tmp/vgpu-hv-XXXXXX)
+. "$HERE/../lib/testlib.sh"
+no_jobs_left() { [ -z "$(jobs -pr)" ]; }
 cleanup() {
-    local left
     kill -CONT $(jobs -p) 2>/dev/null
     kill $(jobs -p) 2>/dev/null
-    for _ in $(seq 40); do
-        left=$(jobs -pr)
-        [ -z "$left" ] && break
-        sleep 0.05
-    done
-    [ -z "$(jobs -pr)" ] || kill -9 $(jobs -pr) 2>/dev/null
+    wait_until 2 no_jobs_left || kill -9 $(jobs -pr) 2>/dev/null
     wait 2>/dev/null
     rm -rf "$TMP"
 }
@@ -54,13 +50,6 @@ POD=test-ns/pod-$CASE
 # the pod's directory as the fake names it ("env-" and the pod key, '/' as '_')
 PODDIR=$VGPU_SHM_DIR/pods/env-test-ns_pod-$CASE
 MIB=$((1024 * 1024))
-fails=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"; }
-field() { sed -n "s/.*\b$1=\([0-9.,]*\).*/\1/p" <<<"$2"; }
 limited() { LD_PRELOAD=$PRE$LIM "$@"; }
 mono() { python3 -c 'import time; print(time.monotonic())'; }
 # what the daemon decided for the pod, from its control region (exit 1: there is none)
@@ -72,23 +61,14 @@ maps_perms() {
     [ -r "/proc/$1/maps" ] || { echo "(process $1 is gone)"; return; }
     awk -v f="$2" '$6 == f {print $2}' "/proc/$1/maps"
 }
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND every 50 ms until it succeeds
-wait_until() {
-    local n=$(($(awk -v s="$1" 'BEGIN {print int(s * 20)}'))) what=$2
-    shift 2
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.05; done
-    fail "waited $n x 50 ms in vain for: $what"
-    return 1
-}
-has_line() { [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ]; }
 # a background probe printed HELD
-wait_held() { wait_until 10 "holder of $1 to start" has_line "$1" HELD 1 || echo "  it printed: $(cat "$1")" >&2; }
+wait_held() { wait_for 10 "holder of $1 to start" has_line "$1" HELD 1 || echo "  it printed: $(cat "$1")" >&2; }
 start_fake() {
     $FAKE serve --worker-socket "$VGPU_HYPERVISOR_SOCKET" --socket "$OPS" --state "$TMP/state.json" \
         --tool "$TOOL" --shm-dir "$VGPU_SHM_DIR" "$@" >"$TMP/fake.out" 2>&1 &
     FAKE_PID=$!
-    for _ in $(seq 100); do grep -q READY "$TMP/fake.out" 2>/dev/null && return 0; sleep 0.05; done
-    fail "the fake daemon did not start: $(cat "$TMP/fake.out")"
+    wait_until 5 grep -q READY "$TMP/fake.out" ||
+        fail "the fake daemon did not start: $(cat "$TMP/fake.out")"
 }
 stop_fake() {
     kill "$FAKE_PID"
@@ -172,7 +152,7 @@ hv-register)
     limited "$PROBE" try 1500 >/dev/null; expect_eq $? 0 "1500 MiB under the daemon's 2 GiB cap"
     # the exit's DELETE is sent with a 100 ms deadline and may be handled after the process is
     # gone (a loaded runner): wait for the fake to have seen all three
-    wait_until 3 "three DELETEs at exit" logged_at_least delete 3
+    wait_for 3 "three DELETEs at exit" logged_at_least delete 3
     check '
 regs = kinds("register")
 if len(regs) != 3: print(f"{len(regs)} registrations, expected 3")
@@ -197,7 +177,7 @@ if e.get("core_limit") != 20.0 or e.get("soft") is not True: print(f"soft limit 
     # exit is not held up by the long poll, nor by a daemon that stopped answering (DELETE: 100 ms)
     limited "$PROBE" hold 10 2 >"$TMP/h" &
     holder=$!
-    sleep 1
+    sleep 1 # measured: the holder has 1 s of its 2 left when the daemon goes silent
     kill -STOP "$FAKE_PID"
     start=$(date +%s%N)
     wait $holder
@@ -214,7 +194,7 @@ hv-limits)
     spinner=$!
     limited "$PROBE" pulse 600 6 >"$TMP/pulse" &
     pulser=$!
-    sleep 2
+    sleep 2 # measured: the window before the change, without a limit
     ctl PUT "/v1/pods/$POD/limits" '{"mem_limit": "512MiB", "core_limit": 30, "weight": 3}' >/dev/null || fail "PUT limits"
     wait $spinner $pulser
     check '
@@ -249,13 +229,13 @@ hv-suspend)
     start_fake
     VGPU_PROBE_BUCKET_MS=20 limited "$PROBE" spin 4 1000 >"$TMP/spin" &
     spinner=$!
-    sleep 1.2
+    sleep 1.2 # measured: the window before the suspension
     out=$(ctl POST "/v1/pods/$POD/suspend")
     expect_eq "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["acked"], d["workers"])' "$out")" "1 1" "suspend acked by the worker"
     out=$(region)
     expect_eq "$(field suspended "$out")" 1 "suspended in the control region"
     expect_eq "$(field control_seq "$out")" 1 "control_seq of the suspend"
-    sleep 1.3
+    sleep 1.3 # measured: the suspended window
     ctl POST "/v1/pods/$POD/resume" >/dev/null
     wait $spinner
     check '
@@ -291,19 +271,19 @@ hv-restart)
     spinner=$!
     limited "$PROBE" pulse 600 9 >"$TMP/pulse" &
     pulser=$!
-    sleep 2
+    sleep 2 # measured: the window before the daemon dies
     ctl GET /test/log >"$TMP/log1.json" || fail "cannot read the first fake's log"
     kill -9 "$FAKE_PID"
     wait "$FAKE_PID" 2>/dev/null
     tk=$(mono)
-    sleep 0.5
+    sleep 0.5 # measured: the region is read half a second into the down window
     out=$(region)
     expect_eq "$(field mem_limit "$out")" $((512 * MIB)) "memory cap while the daemon is down"
     expect_eq "$(field core_effective "$out")" 3000 "share while the daemon is down"
-    sleep 1.5
+    sleep 1.5 # measured: the rest of the down window
     tr=$(mono)
     start_fake
-    wait_until 4 "2 registrations with the restarted daemon" registered_at_least 2
+    wait_for 4 "2 registrations with the restarted daemon" registered_at_least 2
     treg=$(mono)
     ctl PUT "/v1/pods/$POD/limits" '{"core_limit": 60}' >/dev/null || fail "PUT limits on the new daemon"
     wait $spinner $pulser
@@ -338,7 +318,7 @@ hv-failclosed)
     pulser=$!
     VGPU_LOG_LEVEL=info VGPU_PROBE_BUCKET_MS=100 limited "$PROBE" spin 5 1000 >"$TMP/spin" 2>"$TMP/spin.err" &
     spinner=$!
-    sleep 1.5
+    sleep 1.5 # measured: the window without a daemon
     ts=$(mono)
     start_fake
     wait $spinner $pulser
@@ -392,10 +372,10 @@ hv-envlimits)
     # a process that runs when the daemon answers takes the daemon's limits on its own ledger
     LD_PRELOAD=$PRE$LIM "$PROBE" pulse 400 6 >"$TMP/pulse" 2>"$TMP/pulse.err" &
     pulser=$!
-    wait_until 3 "pulses before the daemon starts" has_line "$TMP/pulse" . 3
+    wait_for 3 "pulses before the daemon starts" has_line "$TMP/pulse" . 3
     ts=$(mono)
     start_fake --default-mem $((256 * MIB)) --default-core 50
-    wait_until 3 "the running process to register" registered_at_least 1 $pulser
+    wait_for 3 "the running process to register" registered_at_least 1 $pulser
     treg=$(mono)
     wait $pulser
     check "
@@ -482,11 +462,11 @@ hv-tamper)
     # commands land in the private ledger: a lower cap, then a suspension
     LD_PRELOAD=$PRE$LIM "$PROBE" pulse 300 30 >"$TMP/pulse" 2>/dev/null &
     pulser=$!
-    wait_until 5 "pulses of 300 MiB" has_line "$TMP/pulse" OK 3
+    wait_for 5 "pulses of 300 MiB" has_line "$TMP/pulse" OK 3
     ctl PUT "/v1/pods/$POD/limits" '{"mem_limit": "256MiB"}' >/dev/null || fail "PUT limits"
-    wait_until 5 "the limits acked by both workers" acked_at_least 2 1
+    wait_for 5 "the limits acked by both workers" acked_at_least 2 1
     tack=$(mono)
-    wait_until 5 "pulses after the ack" pulses_after_at_least 3 "$TMP/pulse" "$tack" 0.3
+    wait_for 5 "pulses after the ack" pulses_after_at_least 3 "$TMP/pulse" "$tack" 0.3
     check "
 p = pulses('pulse')
 after = [w for t, w in p if t > $tack + 0.1]
@@ -497,11 +477,11 @@ if len(after) < 3 or set(after) != {'REFUSED'}: print(f'300 MiB after a 256 MiB 
     VGPU_PROBE_BUCKET_MS=100 LD_PRELOAD=$PRE$LIM "$PROBE" spin 5 1000 >"$TMP/spin" 2>/dev/null &
     spinner=$!
     echo $spinner >"$TMP/spinner.pid"
-    wait_until 5 "the spinner to register" registered_at_least 1 $spinner
-    sleep 0.7
+    wait_for 5 "the spinner to register" registered_at_least 1 $spinner
+    sleep 0.7 # measured: the window before the suspension
     out=$(ctl POST "/v1/pods/$POD/suspend")
     expect_eq "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["acked"], d["workers"])' "$out")" "2 2" "suspend acked by both workers"
-    sleep 0.8
+    sleep 0.8 # measured: the suspended window
     ctl POST "/v1/pods/$POD/resume" >/dev/null
     wait $spinner
     check '
@@ -526,5 +506,4 @@ if not 100 < avg(after) < 500: print(f"launches/s after resume: {after}")
     exit 2
     ;;
 esac
-[ $fails -eq 0 ] && echo ok
-exit $((fails > 0))
+finish

@@ -47,26 +47,22 @@ export VGPU_SHM_DIR=$TMP/shm
 export VGPU_HYPERVISOR_SOCKET=$TMP/worker.sock VGPU_POD_NAMESPACE=sim
 unset TENSOR_FUSION_CUDA_MEM_LIMIT VCUDA_MEMORY_LIMIT CUDA_VISIBLE_DEVICES HYPERVISOR_IP HYPERVISOR_PORT VGPU_POD_UID
 mkdir -p "$VGPU_SHM_DIR"
-fails=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-field() { sed -n "s/.*\b$1=\([0-9.,]*\).*/\1/p" <<<"$2"; }
+. "$(dirname "$0")/../lib/testlib.sh"
 limited() { LD_PRELOAD=$PRE$LIM "$@"; }
 V() { "$CLI" --socket "$TMP/op.sock" "$@"; }
 daemon() {
     "$HV" --socket "$TMP/op.sock" --worker-socket "$TMP/worker.sock" --shm-dir "$VGPU_SHM_DIR" \
         --state "$TMP/state.json" --tick-ms 100 --log-level info $DAEMON_ARGS 2>>"$TMP/daemon.log" &
     HVPID=$!
-    for _ in $(seq 200); do V status >/dev/null 2>&1 && return 0; sleep 0.05; done
+    wait_until 10 V status >/dev/null 2>&1 && return 0
     fail "the daemon did not come up: $(tail -3 "$TMP/daemon.log")"
     return 1
 }
 # mean of the per-bucket rates of a spin line from bucket FROM (0-based) to bucket TO
 rates() { field rates "$1" | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR <= b + 1 {s += $1; n++} END {print (n ? s / n : 0)}'; }
 workers() { V status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(len(p['workers']) for p in d['pods'] if p['pod'] == '$1'))"; }
-near() { awk -v v="$1" -v e="$2" -v p="$3" 'BEGIN {d = v - e; if (d < 0) d = -d; exit !(d <= e * p / 100)}' || fail "$4: $1, expected $2 within $3%"; }
+# POD has COUNT workers registered
+workers_are() { [ "$(workers "$1")" = "$2" ]; }
 
 DAEMON_ARGS="--identity env"
 if [ "$CASE" = tcp ]; then
@@ -107,7 +103,7 @@ multigpu-2 | multigpu-4)
         on "$i" "$PROBE" spin 4 1000 >"$TMP/s$i" 2>"$TMP/s$i.err" &
         spinners="$spinners $!"
     done
-    sleep 2.5
+    sleep 2.5 # measured: the status is read while every GPU spins
     V status >"$TMP/status"
     wait $spinners
     for i in $(seq 0 $last); do
@@ -135,7 +131,7 @@ weights)
     V set sim/wb --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/wb"
     VGPU_POD_NAME=wa limited "$PROBE" spin 6 1000 >"$TMP/a" 2>"$TMP/a.err" &
     VGPU_POD_NAME=wb limited "$PROBE" spin 6 1000 >"$TMP/b" 2>"$TMP/b.err" &
-    sleep 5
+    sleep 5 # measured: the metrics after about 5 s of contention
     V metrics >"$TMP/metrics"
     wait %2 %3
     a=$(rates "$(cat "$TMP/a")" 4 11) b=$(rates "$(cat "$TMP/b")" 4 11)
@@ -167,7 +163,7 @@ balance)
     V set sim/bb --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/bb"
     VGPU_POD_NAME=ba VGPU_SIM_EVENT_SKEW=0.6 limited "$PROBE" spin 9 1000 >"$TMP/a" 2>"$TMP/a.err" &
     VGPU_POD_NAME=bb limited "$PROBE" spin 9 1000 >"$TMP/b" 2>"$TMP/b.err" &
-    sleep 8
+    sleep 8 # measured: the metrics once the balance has settled
     V metrics >"$TMP/metrics"
     V status
     wait %2 %3
@@ -184,7 +180,7 @@ arrival)
     V set sim/ab --soft --core-limit 100 --weight 3 >/dev/null || fail "set sim/ab"
     VGPU_POD_NAME=aa VGPU_PROBE_BUCKET_MS=250 LD_PRELOAD=$PRE$LIM "$PROBE" spin 6 1000 >"$TMP/a" 2>"$TMP/a.err" &
     PA=$!
-    sleep 2.5
+    sleep 2.5 # measured: A runs alone for 2.5 s
     VGPU_POD_NAME=ab LD_PRELOAD=$PRE$LIM "$PROBE" spin 3.5 1000 >"$TMP/b" 2>"$TMP/b.err" &
     PB=$!
     wait $PA $PB
@@ -203,9 +199,9 @@ arrival)
     ;;
 suspend)
     VGPU_POD_NAME=ss VGPU_PROBE_BUCKET_MS=100 limited "$PROBE" spin 4 1000 >"$TMP/s" 2>"$TMP/s.err" &
-    sleep 1.2
+    sleep 1.2 # measured: the window before the suspension
     out=$(V suspend sim/ss) || fail "vgpu suspend: $out"
-    sleep 1
+    sleep 1 # measured: the suspended window
     V resume sim/ss >/dev/null || fail "vgpu resume"
     wait %2
     line=$(cat "$TMP/s")
@@ -219,14 +215,13 @@ suspend)
 restart)
     V set sim/rr --hard --core-limit 30 >/dev/null || fail "set sim/rr"
     VGPU_POD_NAME=rr limited "$PROBE" spin 7 1000 >"$TMP/r" 2>"$TMP/r.err" &
-    sleep 1.5
+    sleep 1.5 # measured: the window before the daemon dies
     [ "$(workers sim/rr)" = 1 ] || fail "the worker did not register"
     kill -9 "$HVPID"
     wait "$HVPID" 2>/dev/null
-    sleep 2.5
+    sleep 2.5 # measured: the window without a daemon
     daemon || exit 1
-    for _ in $(seq 60); do [ "$(workers sim/rr)" = 1 ] && break; sleep 0.1; done
-    [ "$(workers sim/rr)" = 1 ] || fail "the worker did not register again with the restarted daemon"
+    wait_until 6 workers_are sim/rr 1 || fail "the worker did not register again with the restarted daemon"
     lim=$(V status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print([g['core_limit'] for p in d['pods'] if p['pod'] == 'sim/rr' for g in p['gpus']])")
     [ "$lim" = "[30.0]" ] || fail "the restarted daemon lost the operator's 30%: core limits $lim"
     wait %2
@@ -239,12 +234,9 @@ many)
     for i in $(seq 200); do
         VGPU_POD_NAME=many-$((i % 4)) limited "$PROBE" hold 1 12 >"$TMP/m$i" 2>&1 &
     done
-    held=0
-    for _ in $(seq 600); do
-        held=$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)
-        [ "$held" -ge 200 ] && break
-        sleep 0.1
-    done
+    all_held() { [ "$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)" -ge 200 ]; }
+    wait_until 60 all_held
+    held=$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)
     total=0
     for p in 0 1 2 3; do total=$((total + $(workers sim/many-$p))); done
     echo "200 limiter processes: $held holding GPU memory, $total registered with the daemon"
@@ -260,7 +252,7 @@ tcp)
     env -u VGPU_HYPERVISOR_SOCKET HYPERVISOR_IP=127.0.0.1 HYPERVISOR_PORT=$PORT VGPU_POD_NAME=tc \
         LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/t" 2>"$TMP/t.err" &
     TP=$!
-    sleep 1.5
+    wait_until 3 workers_are sim/tc 1
     w=$(workers sim/tc)
     wait $TP
     line=$(cat "$TMP/t")
@@ -272,7 +264,7 @@ tcp)
 node)
     VGPU_POD_NAME=nd VGPU_LOG_LEVEL=info CUDA_CORE_LIMIT_0=50 LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/n" 2>"$TMP/n.err" &
     NP=$!
-    sleep 2
+    sleep 2 # measured: the node region's figures of 2 s of the spin
     out=$("$PROBE" node)
     wait $NP
     echo "node region during a spin at 50%:"
@@ -288,12 +280,11 @@ stuck)
     VGPU_POD_NAME=sk LD_PRELOAD=$PRE$LIM "$PROBE" hold 256 30 >"$TMP/h" 2>&1 &
     HP=$!
     VGPU_POD_NAME=sk LD_PRELOAD=$PRE$LIM in_other_ns "$PROBE" hold 64 30 >"$TMP/h2" 2>&1 &
-    for _ in $(seq 100); do [ "$(workers sim/sk)" = 2 ] && break; sleep 0.05; done
-    [ "$(workers sim/sk)" = 2 ] || fail "the two processes of sim/sk did not register"
+    wait_until 5 workers_are sim/sk 2 || fail "the two processes of sim/sk did not register"
     PD=$(pod_dir sim/sk)
     "$TOOL" hold-lock "$PD" 4 >"$TMP/lock" &
     LP=$!
-    for _ in $(seq 100); do grep -q LOCKED "$TMP/lock" && break; sleep 0.02; done
+    wait_until 2 grep -q LOCKED "$TMP/lock"
     kill -9 $HP
     wait $HP 2>/dev/null
     slow=0
@@ -303,16 +294,15 @@ stuck)
         V set sim/sk --core-limit $((20 + i)) >/dev/null || fail "set while the pod's lock is held"
         ms=$((($(date +%s%N) - t0) / 1000000))
         [ $ms -gt $slow ] && slow=$ms
-        sleep 0.3
+        sleep 0.3 # measured: the requests are spread over the 4 s the lock is held
     done
     [ "$(workers sim/sk)" = 1 ] || fail "the dead worker is still registered"
     held=$(VGPU_PROBE_POD_DIR=$PD "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p')
     wait $LP
-    for _ in $(seq 40); do
-        used=$(VGPU_PROBE_POD_DIR=$PD "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p')
-        [ "$used" -le $((held - (256 << 20))) ] && break
-        sleep 0.1
-    done
+    ledger_used() { VGPU_PROBE_POD_DIR=$PD "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p'; }
+    returned() { [ "$(ledger_used)" -le $((held - (256 << 20))) ]; }
+    wait_until 4 returned
+    used=$(ledger_used)
     echo "stuck: slowest status + set while a pod process held its lock: $slow ms; the pod's ledger held $((held >> 20)) MiB then, $((used >> 20)) MiB once the lock was free"
     [ "$held" -ge $((256 << 20)) ] || fail "the dead worker's memory was returned while the lock was held: $held"
     [ "$used" -le $((held - (256 << 20))) ] || { fail "the dead worker's memory was not returned after the lock came free"; grep -v debug "$TMP/daemon.log" | tail -8 >&2; }
@@ -323,8 +313,9 @@ reap)
     VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM "$PROBE" hold 1024 30 >"$TMP/h" 2>&1 &
     HP=$!
     VGPU_POD_NAME=rp LD_PRELOAD=$PRE$LIM in_other_ns "$PROBE" hold 64 30 >"$TMP/h2" 2>&1 &
-    for _ in $(seq 100); do grep -q HELD "$TMP/h" && grep -q HELD "$TMP/h2" && break; sleep 0.05; done
-    for _ in $(seq 40); do [ "$(workers sim/rp)" = 2 ] && break; sleep 0.05; done
+    both_held() { grep -q HELD "$TMP/h" && grep -q HELD "$TMP/h2"; }
+    wait_until 5 both_held
+    wait_until 2 workers_are sim/rp 2
     PD=$(pod_dir sim/rp)
     used() { VGPU_PROBE_POD_DIR=$PD "$PROBE" ledger | sed -n 's/^dev 0 .* used=\([0-9]*\).*/\1/p' | awk '{print int($1 / 1048576)}'; }
     before=$(used)
@@ -332,7 +323,8 @@ reap)
     kill -9 $HP
     wait $HP 2>/dev/null
     start=$(date +%s%N)
-    for _ in $(seq 60); do [ "$(used)" -lt 1024 ] && break; sleep 0.05; done
+    freed() { [ "$(used)" -lt 1024 ]; }
+    wait_until 3 freed
     ms=$((($(date +%s%N) - start) / 1000000))
     after=$(used)
     echo "reap: the pod held $before MiB; $ms ms after kill -9 of the 1024 MiB holder it holds $after MiB (its process in another PID namespace holds 64 MiB and its context)"
@@ -345,5 +337,4 @@ reap)
     ;;
 esac
 kill $(jobs -p) 2>/dev/null
-[ $fails -eq 0 ] && echo "PASS $CASE"
-exit $((fails > 0))
+finish "PASS $CASE"

@@ -21,27 +21,17 @@ export VGPU_POD_NAME=pod-$CASE
 unset TENSOR_FUSION_CUDA_MEM_LIMIT VCUDA_MEMORY_LIMIT CUDA_VISIBLE_DEVICES
 
 MIB=$((1024 * 1024))
-fails=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-    "$PROBE" ledger >&2 2>/dev/null
-}
-expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"; }
-field() { sed -n "s/.*\b$1=\([0-9,]*\).*/\1/p" <<<"$2"; }
+. "$(dirname "$0")/../lib/testlib.sh"
+on_fail() { "$PROBE" ledger >&2 2>/dev/null; } # the ledger as the failure left it
 limited() { LD_PRELOAD=$PRE$LIM "$@"; }
 # launches per second after the first half second ("rates=a,b,c,..." from cuda_probe spin)
 avg_rate() { field rates "$1" | cut -d, -f2- | tr ',' '\n' | awk '{s+=$1} END {print (NR ? int(s/NR) : 0)}'; }
-# near VALUE EXPECTED PERCENT WHAT
-near() {
-    awk -v v="$1" -v e="$2" -v p="$3" 'BEGIN {d=v-e; if (d<0) d=-d; exit !(d <= e*p/100)}' ||
-        fail "$4: $1, expected $2 within $3%"
-}
 # wait until a background probe prints HELD (or gives up)
-wait_held() {
-    for _ in $(seq 100); do grep -q HELD "$1" 2>/dev/null && return 0; sleep 0.05; done
-    fail "holder did not start: $(cat "$1")"
-}
+wait_held() { wait_until 5 grep -q HELD "$1" || fail "holder did not start: $(cat "$1")"; }
+# the pod's usage is below BYTES
+pod_used_below() { [ "$(field used "$(limited "$PROBE" nvml)")" -lt "$1" ]; }
+# the pod's usage is BYTES
+pod_used_is() { [ "$(field used "$(limited "$PROBE" nvml)")" = "$1" ]; }
 
 case $CASE in
 families-link | families-dlsym | families-gpa | families-gpa11)
@@ -115,7 +105,7 @@ kill9)
     wait_held "$TMP/c"
     kill -9 $victim
     wait $victim 2>/dev/null
-    sleep 1.2
+    wait_until 1.2 pod_used_below $((200 * MIB)) # the promise is "within a second"
     used=$(field used "$(limited "$PROBE" nvml)")
     [ "$used" -lt $((200 * MIB)) ] || fail "pod still charged $used bytes a second after kill -9"
     kill %2 2>/dev/null
@@ -165,7 +155,7 @@ overhead)
     export CUDA_MEM_LIMIT_0=1GiB VGPU_SIM_CTX_OVERHEAD=64MiB VGPU_MAINTENANCE_MS=50
     LD_PRELOAD=$PRE$LIM "$PROBE" hold 100 30 >"$TMP/a" &
     wait_held "$TMP/a"
-    sleep 0.3
+    wait_until 5 pod_used_is $((164 * MIB)) # the maintenance thread charges the context
     out=$(limited "$PROBE" nvml)
     used=$(field used "$out")
     expect_eq "$used" $((164 * MIB)) "pod usage with the context overhead"
@@ -294,7 +284,7 @@ compute-runtime)
     # the limit changes while the program runs and applies within a second
     export CUDA_CORE_LIMIT_0=20 VGPU_MAINTENANCE_MS=200
     limited "$PROBE" spin 5 1000 >"$TMP/a" &
-    sleep 2
+    sleep 2 # measured: the change comes 2 s into the run
     "$PROBE" set-core 60
     wait
     rates=$(field rates "$(cat "$TMP/a")")
@@ -307,7 +297,7 @@ compute-soft)
     # a soft 20% uses the idle GPU, and drops to 20% within a second of another pod starting
     export CUDA_CORE_SOFT_LIMIT_0=20 VGPU_MAINTENANCE_MS=200
     limited "$PROBE" spin 5 1000 >"$TMP/a" &
-    sleep 2
+    sleep 2 # measured: the other pod starts 2 s into the run
     env -u CUDA_CORE_SOFT_LIMIT_0 CUDA_CORE_LIMIT_0=50 VGPU_POD_NAME=other LD_PRELOAD=$PRE$LIM "$PROBE" spin 3 1000 >"$TMP/b"
     wait
     rates=$(field rates "$(cat "$TMP/a")")
@@ -325,7 +315,7 @@ compute-backlog)
     # not take that backlog for a wrong model (before: the GPU stayed full for 3 s while the pod
     # kept queueing at 50%, and the loop raised the cost scale 1.5x, throttling it to 33%).
     export CUDA_CORE_LIMIT_0=100 VGPU_SIM_QUEUE_MS=2000 VGPU_POD_NAME=backlog
-    (sleep 2 && "$PROBE" set-core 50 >/dev/null) &
+    (sleep 2 && "$PROBE" set-core 50 >/dev/null) & # measured: the limit comes 2 s into the run
     out=$(VGPU_PROBE_BUCKET_MS=250 limited "$PROBE" spin 10 1000)
     wait
     echo "backlog: launches per second in steps of 250 ms: $(field rates "$out"); gate: $("$PROBE" gate)"
@@ -372,7 +362,7 @@ compute-feedback-shared)
     # correct the skew once two windows agree, from its third second on; on a loaded machine a
     # 1 s head start and a 2 s tail gave it that)
     CUDA_CORE_LIMIT_0=40 VGPU_POD_NAME=busy-neighbour limited "$PROBE" spin 6.5 1000 >/dev/null &
-    sleep 0.3
+    sleep 0.3 # measured: the neighbour's head start
     out=$(limited "$PROBE" spin 6 1000)
     wait
     scale=$(field scale "$("$PROBE" gate)")
@@ -410,7 +400,7 @@ compute-tiny)
         VGPU_POD_NAME=$1 limited "$PROBE" spin 4 "$2" >/dev/null &
         local g=() t
         for t in 0.4 0.5 0.6 2; do
-            sleep $t
+            sleep $t # measured: the gate is read at these points of the run
             g+=("$(VGPU_POD_NAME=$1 "$PROBE" gate)")
         done
         wait
@@ -456,5 +446,4 @@ helper-missing)
     exit 2
     ;;
 esac
-[ $fails -eq 0 ] && echo ok
-exit $((fails > 0))
+finish
