@@ -104,9 +104,15 @@ enum MHD_Result api_op_suspend(struct MHD_Connection *c, const char *ns, const c
         registry_unlock();
         return api_reply_error(c, 500, "internal: out of memory");
     }
-    p->suspended = suspend;
-    region_apply(p);
-    uint64_t seq = cmd_push_pod(p, suspend ? "suspend" : "resume");
+    /* the pod's entry and those of its containers with allocations of their own */
+    uint64_t seq = 0;
+    for (struct hv_pod *e = hv_reg.pods; e; e = e->next) {
+        if (e != p && (strcmp(e->ns, ns) || strcmp(e->base, name))) continue;
+        e->suspended = suspend;
+        region_apply(e);
+        uint64_t s = cmd_push_pod(e, suspend ? "suspend" : "resume");
+        if (s > seq) seq = s;
+    }
     json_t *snap = state_snapshot();
     hv_logf(HV_INFO, suspend ? "pod suspended" : "pod resumed", "{s:s, s:I}", "pod", key, "seq",
             (json_int_t)seq);
@@ -118,11 +124,13 @@ enum MHD_Result api_op_suspend(struct MHD_Connection *c, const char *ns, const c
     int workers, acked;
     for (;;) {
         workers = acked = 0;
-        for (const struct hv_worker *w = hv_reg.workers; w; w = w->next)
-            if (!strcmp(w->pod_key, key)) {
+        for (const struct hv_worker *w = hv_reg.workers; w; w = w->next) {
+            const struct hv_pod *e = registry_pod_find(w->pod_key);
+            if (e && !strcmp(e->ns, ns) && !strcmp(e->base, name)) {
                 workers++;
-                acked += w->acked_seq >= seq;
+                acked += w->acked_seq >= w->last_cmd_seq;
             }
+        }
         if (acked == workers || hv_reg.stopping || vgpu_now_ns() >= deadline) break;
         struct timespec ts = {(time_t)(deadline / 1000000000ull), (long)(deadline % 1000000000ull)};
         pthread_cond_timedwait(&hv_reg.cv, &hv_reg.mu, &ts);

@@ -138,14 +138,41 @@ static int register_identify(const struct reg_req *q, pid_t host, struct hv_iden
     return 0;
 }
 
+/* A pod whose containers each got an allocation of their own (Kubernetes resources are a
+ * container's): a second container's processes have another directory than the first's, and
+ * get an entry of their own, "<pod>:<dir>", with that allocation's region and limits, rather
+ * than being refused and left to hold themselves to their limits one process at a time. The
+ * pod's annotations apply to it as well (hv_pod.base). Registry lock held. */
+static struct hv_pod *container_entry(const struct hv_ident *who, int *status, char *why, size_t n)
+{
+    char name[sizeof(((struct hv_pod *)0)->name)];
+    int len = snprintf(name, sizeof(name), "%s:%s", who->name, who->dir);
+    if (len < 0 || (size_t)len >= sizeof(name) || strlen(who->ns) + 1 + (size_t)len >= HV_KEY_LEN) {
+        snprintf(why, n,
+                 "pod: %s/%s has a container with another allocation (pods/%s) and a name "
+                 "too long for an entry of its own",
+                 who->ns, who->name, who->dir);
+        return *status = 409, NULL;
+    }
+    struct hv_pod *p = registry_pod_get_of(who->ns, name, who->name);
+    if (!p) return *status = 500, snprintf(why, n, "internal: out of memory"), NULL;
+    return p;
+}
+
 /* The pod `who` names, its directory and grants taken over, and its GPUs merged with the
  * registration's environment; its region opened for the process's user. Registry lock held.
  * The pod, or NULL with an HTTP status in *status and a message in why. */
 static struct hv_pod *register_pod(const struct reg_req *q, pid_t host, const struct hv_ident *who,
                                    int *status, char *why, size_t n)
 {
-    struct hv_pod *p = registry_pod_get(who->ns, who->name);
+    /* the entry that already has this directory (the pod's, or one of its containers'), or
+     * the pod's own */
+    struct hv_pod *p = registry_pod_find_dir(who->ns, who->name, who->dir);
+    if (!p) p = registry_pod_get(who->ns, who->name);
     if (!p) return *status = 500, snprintf(why, n, "internal: out of memory"), NULL;
+    if (p->dir[0] && strcmp(p->dir, who->dir) && p->nworkers && who->ngrant)
+        p = container_entry(who, status, why, n);
+    if (!p) return NULL;
     if (p->dir[0] && strcmp(p->dir, who->dir)) {
         if (p->nworkers) { /* e.g. an earlier pod of the same name, still running */
             snprintf(why, n, "pod: %s already has processes in pods/%s, not pods/%s", p->key,

@@ -73,6 +73,8 @@ struct hv_pod {
     char key[HV_KEY_LEN]; /* ns/name */
     char ns[64];
     char name[254];
+    char base[254]; /* the pod's own name: `name` less ":<dir>" for one container of a pod
+                     * whose containers have allocations of their own (api_worker.c) */
     char dir[POD_FILES_NAME_LEN]; /* its directory under <shm-dir>/pods ("" none yet) */
     struct pod_files files;       /* its control region and ledger, open while it has workers */
     char broken[160];             /* why its ledger is unusable ("" fine): it fails closed */

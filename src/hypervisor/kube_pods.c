@@ -59,10 +59,9 @@ void kube_pods_update(const struct kube_pod *kp, void *arg)
             kube_limits(kp, &k->l);
         }
     }
-    char key[HV_KEY_LEN];
-    snprintf(key, sizeof(key), "%s/%s", kp->ns, kp->name);
-    struct hv_pod *p = registry_pod_find(key);
-    if (p) {
+    /* the pod's entry, and those of its containers that have allocations of their own */
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next) {
+        if (strcmp(p->ns, kp->ns) || strcmp(p->base, kp->name)) continue;
         p->has_kube = !kp->deleted;
         if (!kp->deleted) kube_limits(kp, &p->kube);
         if (registry_resolve(p)) {

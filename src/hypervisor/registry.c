@@ -66,7 +66,20 @@ struct hv_pod *registry_pod_find(const char *key)
     return NULL;
 }
 
+struct hv_pod *registry_pod_find_dir(const char *ns, const char *base, const char *dir)
+{
+    for (struct hv_pod *p = hv_reg.pods; p; p = p->next)
+        if (p->dir[0] && !strcmp(p->dir, dir) && !strcmp(p->ns, ns) && !strcmp(p->base, base))
+            return p;
+    return NULL;
+}
+
 struct hv_pod *registry_pod_get(const char *ns, const char *name)
+{
+    return registry_pod_get_of(ns, name, name);
+}
+
+struct hv_pod *registry_pod_get_of(const char *ns, const char *name, const char *base)
 {
     char key[HV_KEY_LEN];
     snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -77,8 +90,12 @@ struct hv_pod *registry_pod_get(const char *ns, const char *name)
     snprintf(p->key, sizeof(p->key), "%s", key);
     snprintf(p->ns, sizeof(p->ns), "%s", ns);
     snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->base, sizeof(p->base), "%s", base);
+    /* a container's entry starts as its pod is: suspended or not */
+    for (const struct hv_pod *o = hv_reg.pods; o && strcmp(name, base); o = o->next)
+        if (!strcmp(o->ns, ns) && !strcmp(o->name, base)) p->suspended = o->suspended;
     for (const struct hv_kube_pod *k = hv_reg.kube; k; k = k->next)
-        if (!strcmp(k->ns, ns) && !strcmp(k->name, name)) {
+        if (!strcmp(k->ns, ns) && !strcmp(k->name, base)) {
             p->has_kube = 1;
             p->kube = k->l;
         }

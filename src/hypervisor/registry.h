@@ -45,6 +45,10 @@ void registry_unlock(void);
 /* All below: call with the lock held. */
 struct hv_pod *registry_pod_find(const char *key);
 struct hv_pod *registry_pod_get(const char *ns, const char *name); /* find or create */
+/* The same, for an entry `name` that stands for part of pod `base` (its annotations apply). */
+struct hv_pod *registry_pod_get_of(const char *ns, const char *name, const char *base);
+/* The entry of pod ns/base (itself or one of its containers') that has directory `dir`. */
+struct hv_pod *registry_pod_find_dir(const char *ns, const char *base, const char *dir);
 /* Drop the pod if nothing keeps it (no workers, no operator settings, not suspended). */
 void registry_pod_maybe_drop(struct hv_pod *p);
 /* An allocation's directory `dir` ("a-<id>") is to be removed: a pod that has it open closes

@@ -511,8 +511,80 @@ def case_e2e(tmp):
         remove_cgroups(cgs)
 
 
+def case_containers(tmp):
+    """A Kubernetes pod whose two containers each got an allocation of their own: each container
+    is held to its own allocation (an entry "<pod>:<dir>" for the second), the pod's suspension
+    reaches both, and a container started after it starts suspended."""
+    sys.path.insert(0, os.path.join(HERE, "..", "security"))
+    from flood_test import make_cgroups, remove_cgroups
+    from hvlib import request
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        log("SKIP: no mount namespaces here (unshare -m)")
+        sys.exit(77)
+    uid = "82531d30-6cfe-472d-8419-fa7fc32579%02d" % (os.getpid() % 100)
+    top = "vgpu-kp-%d" % os.getpid()
+    pod = "%s/pod%s" % (top, uid)  # as the cgroupfs driver names a pod's cgroup
+    cgs, why = make_cgroups([top, pod, pod + "/c1", pod + "/c2", pod + "/c3"])
+    if not cgs:
+        log("SKIP: %s" % why)
+        sys.exit(77)
+    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
+    d = start_daemon(tmp, gpus=1, lib_dir=os.path.join(A.build, "src", "limiter"),
+                     identity="cgroup")
+    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
+    procs = []
+
+    def entries():
+        return {p["pod"]: p for p in d.status()["pods"] if p["workers"]}
+
+    try:
+        u0 = gpu_uuids(d, 1)[0]
+        k.wait_plugin(MEM, 5).wait_list(all_healthy(ids(u0, "m", 16)), 5, "16 memory devices")
+        a1, a2, a3 = (k.allocate(MEM, n)[2] for n in (2, 3, 1))
+        for i, a in ((2, a1), (3, a2)):
+            procs.append(container(d, tmp, [a], cgs[i], [probe, "hold", "64", "120"]))
+        key = "k8s/" + uid
+        got = wait_for(lambda: len(entries()) == 2 and entries(), 10, "two entries of the pod")
+        dir2 = [m.host_path for m in a2.container_responses[0].mounts
+                if m.host_path.endswith("/control")][0].split("/")[-2]
+        check(set(got) == {key, key + ":" + dir2}, "entries %r" % sorted(got))
+        check(got[key]["gpus"][0]["mem_limit"] == 2 * GIB and
+              got[key + ":" + dir2]["gpus"][0]["mem_limit"] == 3 * GIB,
+              "each container's own cap: %r" % {n: e["gpus"][0]["mem_limit"]
+                                                for n, e in got.items()})
+        for i, a, size, want in ((2, a1, 2500, 2), (3, a2, 2500, 0), (3, a2, 3500, 2)):
+            c = container(d, tmp, [a], cgs[i], [probe, "try", str(size)])
+            out, _ = c.communicate(timeout=60)
+            check(c.returncode == want, "container %d, %d MiB: rc %d (%s)" % (
+                i - 1, size, c.returncode, out[-300:]))
+        st, body, _ = request(d.op, "POST", "/v1/pods/%s/suspend" % key)
+        check(st == 200 and body["workers"] == 2 and body["acked"] == 2,
+              "suspend reached both containers' workers: %s %r" % (st, body))
+        got = entries()
+        check(all(e["suspended"] for e in got.values()), "both suspended: %r" % {
+            n: e["suspended"] for n, e in got.items()})
+        # a third container, started while the pod is suspended, starts suspended
+        procs.append(container(d, tmp, [a3], cgs[4], [probe, "hold", "64", "120"]))
+        got = wait_for(lambda: len(entries()) == 3 and entries(), 10, "three entries")
+        check(all(e["suspended"] for e in got.values()), "the third starts suspended: %r" % {
+            n: e["suspended"] for n, e in got.items()})
+        st, body, _ = request(d.op, "POST", "/v1/pods/%s/resume" % key)
+        check(st == 200 and not any(e["suspended"] for e in entries().values()),
+              "resumed: %s %r" % (st, body))
+        log("containers: pod %s, entries %s; caps 2 and 3 GiB held apart, suspend and resume "
+            "reached all three" % (key, sorted(entries())))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        d.stop()
+        k.stop()
+        remove_cgroups(list(reversed(cgs)))
+
+
 CASES = {"register": case_register, "allocate": case_allocate, "restart": case_restart,
-         "unhealthy": case_unhealthy, "e2e": case_e2e}
+         "unhealthy": case_unhealthy, "e2e": case_e2e, "containers": case_containers}
 
 
 def main():
