@@ -205,7 +205,8 @@ int parse_put_limits(json_t *o, struct hv_limits *l, char *gpu_key, size_t keyle
                 return -1;
             }
         } else {
-            /* the member's name, cut so that the reason still fits (do_put_limits: 256 bytes) */
+            /* the member's name, cut so that the reason still fits (the 256 bytes of
+             * api_op_put_limits) */
             char where[200];
             snprintf(where, sizeof(where), "%s", k);
             if (limit_from_json(l, k, v, where, err, n)) return -1;

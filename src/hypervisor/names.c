@@ -22,11 +22,11 @@ int hv_norm_uuid(const char *in, char *out, size_t outlen)
     return strncmp(out, "gpu-", 4) ? -1 : 0;
 }
 
-/* The union of the two checks this replaces, which is the stricter of each: the URL path's
- * (http_api.c valid_segment) refused invalid UTF-8 but not '/', the state file's (state_store.c
- * segment_ok) refused '/' but did not check UTF-8. Neither caller sees a difference: a URL
- * segment is split at '/' and never holds one, and a state file key is valid UTF-8 (jansson
- * refuses anything else) and stays so when cut at the ASCII '/'. */
+/* One check for both callers, the stricter of what each needs: the URL path's segments
+ * (http_api.c) must be valid UTF-8, the state file's pod keys (state_parse.c) must hold no '/'.
+ * Neither caller sees a difference: a URL segment is split at '/' and never holds one, and a
+ * state file key is valid UTF-8 (jansson refuses anything else) and stays so when cut at the
+ * ASCII '/'. */
 int hv_name_ok(const char *s, size_t len, size_t max)
 {
     if (!len || len >= max || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))

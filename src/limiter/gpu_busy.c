@@ -95,7 +95,7 @@ static int busy_view(const char *uuid, struct busy_view *v)
      * maintenance thread gets here */
     static nvmlProcessUtilizationSample_t samples[1024];
     unsigned n = sizeof(samples) / sizeof(samples[0]);
-    /* every process with a context on the GPU, busy or not (see pod_busy) */
+    /* every process with a context on the GPU, busy or not (see vgpu_busy_pod) */
     vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list =
         VGPU_REAL(nvmlDeviceGetComputeRunningProcesses_v3);
     static nvmlProcessInfo_t infos[256];

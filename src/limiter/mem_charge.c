@@ -14,7 +14,7 @@ uint64_t vgpu_footprint(uint64_t size)
     /* The driver's rule, which tests/gpu/run case calibrate checks against the installed driver
      * (bench/results/README.md): above 1 MiB an allocation takes whole 2 MiB pages; up to 1 MiB
      * allocations are packed 512-byte aligned into shared 2 MiB chunks. The chunks' unused rest
-     * is driver overhead, counted by the NVML true-up (maintenance.c). */
+     * is driver overhead, counted by the NVML true-up (mem_overhead.c). */
     const uint64_t page = 2 * VGPU_MIB, small = 512;
     if (size <= VGPU_MIB) return (size + small - 1) & ~(small - 1);
     return (size + page - 1) & ~(page - 1);

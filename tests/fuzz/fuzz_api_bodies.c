@@ -1,7 +1,7 @@
 /* fuzz_api_bodies.c - the daemon's reading of HTTP request bodies (src/hypervisor/api_parse.c):
  * a worker's registration (POST /v1/workers, parse_registration), sent by any pod, and an
  * operator's limits (PUT /v1/pods/{ns}/{name}/limits, parse_put_limits). The input is the body;
- * it is loaded as http_api.c loads it (JSON_REJECT_DUPLICATES, an object) and given to both.
+ * it is loaded as api_reply.c loads it (JSON_REJECT_DUPLICATES, an object) and given to both.
  *
  * Invariants: an accepted registration has every string terminated, within its field and
  * exactly the body's (never cut), no '/' in namespace or pod, a pid 0..INT_MAX, at most
@@ -75,7 +75,7 @@ static void check_refusal(const char *err, size_t cap, json_t *o, int put)
 {
     FUZZ_CHECK(fuzz_terminated(err, cap), "message not terminated");
     FUZZ_CHECK(err[0], "a refusal without a message");
-    json_t *utf8 = json_string(err); /* http_api.c replies {"error": err}: JSON needs UTF-8 */
+    json_t *utf8 = json_string(err); /* api_reply.c replies {"error": err}: JSON needs UTF-8 */
     FUZZ_CHECK(utf8, "the refusal '%s' is not UTF-8", err);
     json_decref(utf8);
     int ok = 0;
@@ -109,7 +109,7 @@ static void check_string(json_t *o, const char *key, const char *got, size_t cap
 static void registration(json_t *o)
 {
     static struct reg_req q;
-    char err[1024]; /* as do_register */
+    char err[1024]; /* as api_worker_register */
     memset(err, 0x55, sizeof(err));
     if (parse_registration(o, &q, err, sizeof(err))) {
         check_refusal(err, sizeof(err), o, 0);
@@ -144,7 +144,7 @@ static void registration(json_t *o)
 static void put_limits(json_t *o)
 {
     struct hv_limits l;
-    char key[VGPU_UUID_LEN], err[256]; /* as do_put_limits */
+    char key[VGPU_UUID_LEN], err[256]; /* as api_op_put_limits */
     memset(err, 0x55, sizeof(err));
     if (parse_put_limits(o, &l, key, sizeof(key), err, sizeof(err))) {
         check_refusal(err, sizeof(err), o, 1);
@@ -177,7 +177,7 @@ static void put_limits(json_t *o)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* as http_api.c body_object: duplicate keys refused, an object only */
+    /* as api_reply.c api_body_object: duplicate keys refused, an object only */
     json_t *o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(o)) {
         registration(o);

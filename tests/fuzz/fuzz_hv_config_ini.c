@@ -1,6 +1,7 @@
 /* fuzz_hv_config_ini.c - libFuzzer harness for the daemon's INI configuration
  * (hv_config_parse_ini, src/hypervisor/hv_config.c: libinih's parser with the daemon's
- * callback, the same one --config FILE uses).
+ * callback, the same one --config FILE uses, and each value parsed by the settings table of
+ * src/hypervisor/hv_settings.c).
  *
  * Invariants: an accepted file leaves every setting in range and every [daemon] text value
  * exactly as written (a value that does not fit is refused, never cut); a refusal is

@@ -1,5 +1,5 @@
 /* fuzz_kube_event.c - libFuzzer harness for the daemon's reading of Kubernetes pods
- * (src/hypervisor/kube_watch.c): one watch event line (kube_event_parse) and one pod list body
+ * (src/hypervisor/kube_parse.c): one watch event line (kube_event_parse) and one pod list body
  * (kube_list_parse), from an API server or whatever answers in its place.
  *
  * Invariants: an accepted pod has a namespace, name and uid that are exactly the object's

@@ -1,7 +1,7 @@
 /* fuzz_limiter_env.c - libFuzzer harness for the limiter's configuration from the environment
- * (vgpu_config_load, src/limiter/config.c). The environment is whatever the pod spec says, so
- * every byte of it is untrusted. The input is split at NUL and newline bytes into "NAME=value"
- * strings, which become envp.
+ * (vgpu_config_load, src/limiter/config.c, config_limits.c). The environment is whatever the pod
+ * spec says, so every byte of it is untrusted. The input is split at NUL and newline bytes into
+ * "NAME=value" strings, which become envp.
  *
  * Invariants: the result is within the documented ranges (entries, indices, percentages in
  * hundredths, ratios, ports, terminated strings); an error always has a message; and, when no

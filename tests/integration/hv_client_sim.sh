@@ -98,8 +98,9 @@ acked_at_least() { [ "$(acked "$2")" -ge "$1" ]; }
 # lines of a pulse file stamped after $2 + $3 s
 pulses_after() { awk -v t="$(awk -v a="$2" -v b="$3" 'BEGIN {printf "%.6f", a + b}')" '{sub(/^t=/, "", $1); if ($1 + 0 > t) n++} END {print n + 0}' "$1"; }
 pulses_after_at_least() { [ "$(pulses_after "$2" "$3" "$4")" -ge "$1" ]; }
-# check PYTHON_CODE: runs with `log` (the fake's /test/log entries), `ctl_out` and files in TMP;
-# every line it prints is a failure
+# check PYTHON_CODE: runs with `log` (the fake's /test/log entries), `tmp` (TMP, for its files)
+# and the helpers kinds, spin, pulses, avg and near defined below; every line it prints is a
+# failure
 check() {
     ctl GET /test/log >"$TMP/log.json" || fail "cannot read the fake's log"
     local out

@@ -1,5 +1,5 @@
 /* test_kube_pod.c - the daemon's reading of Kubernetes pod objects, watch events and pod lists
- * (kube_pod_parse, kube_event_parse, kube_list_parse in src/hypervisor/kube_watch.c).
+ * (kube_pod_parse, kube_event_parse, kube_list_parse in src/hypervisor/kube_parse.c).
  *
  * Why this exists: a pod's namespace, name and uid identify it to the daemon (the uid is
  * matched against process cgroups). One that does not fit struct kube_pod (namespace 63 bytes,

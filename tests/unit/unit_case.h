@@ -1,9 +1,10 @@
 /* unit_case.h - one registered case per behaviour in a unit test program, and the runner.
  *
- * Why this exists: a unit test that is one main() fails as "unit_config failed", which says which
- * file broke but not what. Each behaviour is a UNIT_CASE(name) { ... } here; CTest registers every
- * case as its own test "unit.<group>.<name>" (vgpu_unit_cases in tests/unit/CMakeLists.txt finds
- * the names in the source at configure time), so a failure names the behaviour that broke.
+ * Why this exists: a unit test that is one main() fails as one test named after its file, which
+ * says which file broke but not what. Each behaviour is a UNIT_CASE(name) { ... } here; CTest
+ * registers every case as its own test "unit.<group>.<name>" (vgpu_unit_cases in
+ * tests/unit/CMakeLists.txt finds the names in the source at configure time), so a failure names
+ * the behaviour that broke.
  *
  * The runner: no argument runs every case in this process; "--case NAME" runs one (NAME with or
  * without the "<group>." prefix); "--list" prints the names. A case must not depend on another
