@@ -240,7 +240,8 @@ if [ -n "$DAEMON" ] || [ -n "$CLI" ]; then
         echo "note apt has no package lists: the binaries' libraries are not checked"
     else
         # shellcheck disable=SC2086 # word splitting of the package lists is meant
-        HAVE=$(closure $RUN_PKGS)
+        # the stage's packages themselves, whatever apt-cache's recursion prints for them
+        HAVE=$(printf '%s\n' $RUN_PKGS; closure $RUN_PKGS)
         for bin in $DAEMON $CLI; do
             bad=$(needs_met "$bin" "$HAVE")
             [ -z "$bad" ] && ok "${bin##*/}: every library it needs is in the runtime stage's packages" ||
