@@ -112,7 +112,9 @@ static int line_rank(const struct line *l)
     return 1;
 }
 
-/* scan one path's components for a pod UID and the deepest container ID */
+/* scan one path's components for the outermost pod UID and container ID: those are the ones
+ * the kubelet and the runtime made; a process that can write its own cgroups can only add
+ * components below them (a nested "pod<uid>" or "docker-<id>.scope" names nobody) */
 static void scan_path(const struct line *l, char *uid, char *ctr)
 {
     const char *p = l->path, *end = l->path + l->path_len;
@@ -125,7 +127,7 @@ static void scan_path(const struct line *l, char *uid, char *ctr)
         size_t n = (size_t)(p - c);
         char tmp[72];
         if (n && !uid[0] && component_pod(c, n, tmp)) memcpy(uid, tmp, 37);
-        if (n && component_container(c, n, tmp)) memcpy(ctr, tmp, 65);
+        if (n && !ctr[0] && component_container(c, n, tmp)) memcpy(ctr, tmp, 65);
     }
 }
 
@@ -145,6 +147,11 @@ int pod_identity_parse(const char *text, size_t len, struct pod_identity *out)
             lines++;
             char uid[40] = "", ctr[72] = "";
             scan_path(&l, uid, ctr);
+            /* hierarchies that name different pods or containers: the process is not where
+             * its runtime put it (a hierarchy it could write), so it is nobody's */
+            if ((uid[0] && out->uid[0] && strcmp(uid, out->uid)) ||
+                (ctr[0] && out->container[0] && strcmp(ctr, out->container)))
+                return -1;
             if (uid[0] && !out->uid[0]) memcpy(out->uid, uid, sizeof(uid));
             if (ctr[0] && !out->container[0]) memcpy(out->container, ctr, sizeof(ctr));
             int r = line_rank(&l);

@@ -41,8 +41,10 @@ struct pod_identity {
 #define POD_IDENTITY_FILE_MAX 8192
 
 /* Parse the text of /proc/PID/cgroup (cgroup v1, hybrid and v2; cgroupfs and systemd drivers;
- * Docker, containerd, CRI-O and Podman names). 0, or -1 when the text is not a cgroup file
- * (empty, or a line not "ID:controllers:/path"). */
+ * Docker, containerd, CRI-O and Podman names). The pod UID and container ID are the outermost
+ * in a path, which the kubelet and the runtime made. 0, or -1 when the text is not a cgroup
+ * file (empty, or a line not "ID:controllers:/path") or when two hierarchies name different
+ * pods or containers. */
 int pod_identity_parse(const char *text, size_t len, struct pod_identity *out);
 
 /* The pod's name, the same on both sides: "k8s-<uid>", "ctr-<container id>", "cg-<16 hex of

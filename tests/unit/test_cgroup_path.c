@@ -118,8 +118,16 @@ static const struct fixture fixtures[] = {
     {"v2 systemd podman rootless",
      "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" CID ".scope/container\n",
      POD_KIND_CONTAINER, CID, NULL},
+    /* a container inside a container is its outer container's pod: the outer ID is the one a
+     * runtime on the node made, an inner one is whatever the outer container wrote */
     {"v2 cgroupfs docker in docker", "0::/docker/" CID2 "/docker/" CID "\n", POD_KIND_CONTAINER,
-     CID, NULL},
+     CID2, NULL},
+    /* a root process that writes its own cgroups cannot name another pod or container */
+    {"hostile v2 pod<uid> nested under its own pod",
+     "0::/kubepods/burstable/pod" UID "/" CID "/pod" UID2 "\n", POD_KIND_K8S, UID, NULL},
+    {"hostile v2 docker scope nested under its own",
+     "0::/system.slice/docker-" CID ".scope/docker-" CID2 ".scope\n", POD_KIND_CONTAINER, CID,
+     NULL},
     /* hybrid mode: the unified line is where the runtime's service was, not the container's */
     {"v1 cgroupfs docker", V1_HYBRID("/docker/" CID, "/system.slice/containerd.service"),
      POD_KIND_CONTAINER, CID, NULL},
@@ -302,6 +310,23 @@ UNIT_CASE(unreadable_file_limiter_shares_host_daemon_refuses)
     CHECK_EQ_INT(daemon_name(file, &id, got, sizeof(got)), -1);
     unlink(file);
     CHECK_EQ_INT(daemon_name(file, &id, got, sizeof(got)), -1);
+}
+
+UNIT_CASE(hierarchies_naming_two_pods_refused)
+{
+    /* a root process moved, in one v1 hierarchy it can write, into another pod's path: it is
+     * nobody's (the daemon refuses it), not that pod's */
+    static const char text[] = "11:memory:/kubepods/pod" UID2 "/" CID2 "\n"
+                               "2:pids:/kubepods/pod" UID "/" CID "\n"
+                               "1:name=systemd:/kubepods/pod" UID "/" CID "\n0::/\n";
+    struct pod_identity id;
+    char got[160];
+    CHECK_EQ_INT(pod_identity_parse(text, strlen(text), &id), -1);
+    write_file(file, text, strlen(text));
+    CHECK_EQ_INT(daemon_name(file, &id, got, sizeof(got)), -1);
+    static const char ctr[] = "11:memory:/docker/" CID2 "\n2:pids:/docker/" CID "\n0::/\n";
+    CHECK_EQ_INT(pod_identity_parse(ctr, strlen(ctr), &id), -1);
+    unlink(file);
 }
 
 UNIT_CASE(pod_name_that_does_not_fit_refused)
