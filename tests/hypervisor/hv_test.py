@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvlib import Daemon, Fail, check, log, pod_dir, request, shm_show, wait_for  # noqa: E402
+from hvlib import Daemon, Fail, check, log, pod_dir, request, run_case, shm_show, wait_for  # noqa: E402
 
 UUID0 = "gpu-5e1a0000-0000-0000-0000-000000000001"
 UUID1 = "GPU-5E1A0000-0000-0000-0000-000000000002"  # upper case on purpose: normalised
@@ -1154,21 +1153,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("case", choices=sorted(CASES))
     A = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="vgpu-hv-")
-    t0 = time.time()
-    try:
-        CASES[A.case](tmp)
-    except Fail as e:
-        log("FAIL %s: %s" % (A.case, e))
-        try:
-            log("--- daemon log (tail) ---\n" + open(os.path.join(tmp, "daemon.log")).read()[-6000:])
-        except OSError:
-            pass
-        return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log("PASS %s (%.1f s)" % (A.case, time.time() - t0))
-    return 0
+    return run_case(A.case, CASES[A.case], tempfile.mkdtemp(prefix="vgpu-hv-"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ lets hv_test.py read as a list of assertions.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,3 +172,22 @@ def shm_show(tool, d, key):
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def run_case(name, fn, tmp, errors=(Fail,)):
+    """Run one test case fn(tmp): PASS or FAIL on stderr (with the tail of tmp/daemon.log on a
+    failure), tmp removed either way. Returns the exit code: 0 passed, 1 failed."""
+    t0 = time.time()
+    try:
+        fn(tmp)
+    except errors as e:
+        log("FAIL %s: %s" % (name, e))
+        try:
+            log("--- daemon log (tail) ---\n" + open(os.path.join(tmp, "daemon.log")).read()[-6000:])
+        except OSError:
+            pass
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("PASS %s (%.1f s)" % (name, time.time() - t0))
+    return 0

@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "hypervisor"))
 sys.path.insert(0, HERE)
-from hvlib import Daemon, Fail, check, log, wait_for  # noqa: E402
+from hvlib import Daemon, Fail, check, log, run_case, wait_for  # noqa: E402
 
 try:
     import grpc  # noqa: E402
@@ -374,25 +374,44 @@ def container(d, tmp, responses, cg, argv, env=None, gpu_env=None):
                             stderr=subprocess.STDOUT, text=True)
 
 
+class Node:
+    """What the end-to-end cases run on: mount namespaces (or exit 77), cgroups `names` (or exit
+    77), a fake kubelet and the daemon with its device plugin, cgroup identity and the build's
+    limiter. close() ends the containers started and removes it all."""
+
+    def __init__(self, tmp, names, gpus):
+        sys.path.insert(0, os.path.join(HERE, "..", "security"))
+        from flood_test import make_cgroups, remove_cgroups
+        self.remove_cgroups = remove_cgroups
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+            log("SKIP: no mount namespaces here (unshare -m)")
+            sys.exit(77)
+        self.cgs, why = make_cgroups(names)
+        if not self.cgs:
+            log("SKIP: %s" % why)
+            sys.exit(77)
+        self.k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
+        self.d = start_daemon(tmp, gpus=gpus, lib_dir=os.path.join(A.build, "src", "limiter"),
+                              identity="cgroup")
+        self.probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
+        self.procs = []
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.d.stop()
+        self.k.stop()
+        self.remove_cgroups(list(reversed(self.cgs)))  # children before their parents
+
+
 def case_e2e(tmp):
     """Twenty pods started with exactly what Allocate answered get what they asked, whatever
     their environment says; the daemon tells them apart by their mounts and cgroups. A pod
     deleted gives back its region and, to the kubelet, its units."""
-    sys.path.insert(0, os.path.join(HERE, "..", "security"))
-    from flood_test import make_cgroups, remove_cgroups
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
-        log("SKIP: no mount namespaces here (unshare -m)")
-        sys.exit(77)
-    tag = "vgpu-e2e-%d" % os.getpid()
-    cgs, why = make_cgroups(["%s-%02d" % (tag, i) for i in range(20)])
-    if not cgs:
-        log("SKIP: %s" % why)
-        sys.exit(77)
-    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
-    lim = os.path.join(A.build, "src", "limiter")
-    d = start_daemon(tmp, gpus=2, lib_dir=lim, identity="cgroup")
-    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
-    procs = []
+    node = Node(tmp, ["vgpu-e2e-%d-%02d" % (os.getpid(), i) for i in range(20)], gpus=2)
+    cgs, k, d, probe, procs = node.cgs, node.k, node.d, node.probe, node.procs
 
     def pod_of(pid):
         return next((p for p in d.status()["pods"]
@@ -502,37 +521,19 @@ def case_e2e(tmp):
             "with pod 0's names, 18 of 1 GiB and 5%%; pod 0's region kept for its restart, "
             "retired when its units were given again; pod 1's at its end" % (pa["pod"], rate, pb["pod"]))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        d.stop()
-        k.stop()
-        remove_cgroups(cgs)
+        node.close()
 
 
 def case_containers(tmp):
     """A Kubernetes pod whose two containers each got an allocation of their own: each container
     is held to its own allocation (an entry "<pod>:<dir>" for the second), the pod's suspension
     reaches both, and a container started after it starts suspended."""
-    sys.path.insert(0, os.path.join(HERE, "..", "security"))
-    from flood_test import make_cgroups, remove_cgroups
     from hvlib import request
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
-        log("SKIP: no mount namespaces here (unshare -m)")
-        sys.exit(77)
     uid = "82531d30-6cfe-472d-8419-fa7fc32579%02d" % (os.getpid() % 100)
     top = "vgpu-kp-%d" % os.getpid()
     pod = "%s/pod%s" % (top, uid)  # as the cgroupfs driver names a pod's cgroup
-    cgs, why = make_cgroups([top, pod, pod + "/c1", pod + "/c2", pod + "/c3"])
-    if not cgs:
-        log("SKIP: %s" % why)
-        sys.exit(77)
-    k = fake_kubelet.FakeKubelet(os.path.join(tmp, "dp")).start()
-    d = start_daemon(tmp, gpus=1, lib_dir=os.path.join(A.build, "src", "limiter"),
-                     identity="cgroup")
-    probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
-    procs = []
+    node = Node(tmp, [top, pod, pod + "/c1", pod + "/c2", pod + "/c3"], gpus=1)
+    cgs, k, d, probe, procs = node.cgs, node.k, node.d, node.probe, node.procs
 
     def entries():
         return {p["pod"]: p for p in d.status()["pods"] if p["workers"]}
@@ -574,13 +575,7 @@ def case_containers(tmp):
         log("containers: pod %s, entries %s; caps 2 and 3 GiB held apart, suspend and resume "
             "reached all three" % (key, sorted(entries())))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        d.stop()
-        k.stop()
-        remove_cgroups(list(reversed(cgs)))
+        node.close()
 
 
 CASES = {"register": case_register, "allocate": case_allocate, "restart": case_restart,
@@ -601,25 +596,13 @@ def main():
         return 77
     # short: Unix socket paths must fit in 108 bytes
     tmp = tempfile.mkdtemp(prefix="vgpu-k8s-", dir="/tmp")
-    t0 = time.time()
     try:
-        try:
-            fake_kubelet.load_messages(A.proto, tmp)
-        except ImportError as e:  # python3-protobuf missing
-            log("SKIP: %s" % e)
-            return 77
-        CASES[A.case](tmp)
-    except (Fail, TimeoutError) as e:
-        log("FAIL %s: %s" % (A.case, e))
-        try:
-            log("--- daemon log (tail) ---\n" + open(os.path.join(tmp, "daemon.log")).read()[-6000:])
-        except OSError:
-            pass
-        return 1
-    finally:
+        fake_kubelet.load_messages(A.proto, tmp)
+    except ImportError as e:  # python3-protobuf missing
+        log("SKIP: %s" % e)
         shutil.rmtree(tmp, ignore_errors=True)
-    log("PASS %s (%.1f s)" % (A.case, time.time() - t0))
-    return 0
+        return 77
+    return run_case(A.case, CASES[A.case], tmp, errors=(Fail, TimeoutError))
 
 
 if __name__ == "__main__":
