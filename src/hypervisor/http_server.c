@@ -52,6 +52,13 @@
  * never leave a connection this quiet (event stream keepalives every 10 s, and the idle timer
  * restarts after a long-poll's handler returns). */
 #define HS_IDLE_TIMEOUT_S 30u
+/* A connection's buffer for the request line, headers and what is read of the body at a time
+ * (bodies are collected by http_api.c, capped at HV_MAX_BODY). libmicrohttpd takes a buffer
+ * over 32 KiB with mmap and gives it back with munmap when the connection closes; with a
+ * thread per long poll in the process each munmap interrupts every CPU to flush its TLB, which
+ * was a third of the daemon's CPU with 64 workers (bench/daemon_cpu.sh). 32 KiB comes from
+ * malloc. Headers past it are answered with 431. */
+#define HS_CONN_MEMORY (32u * 1024u)
 /* Request threads' stacks: a handler's frames are small (gcc -fstack-usage: none on a request's
  * path above 9 KiB; jansson and stdio add a few KiB). AddressSanitizer's frames are larger. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -517,7 +524,7 @@ int http_listener_start(struct hv_listener *l, const struct http_server_limits *
         s, /* first: libmicrohttpd logs the options that follow */
         MHD_OPTION_CONNECTION_LIMIT, lim->max_connections + HS_MHD_SLACK,
         MHD_OPTION_CONNECTION_TIMEOUT, HS_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(128 * 1024), MHD_OPTION_THREAD_STACK_SIZE, HS_STACK_SIZE,
+        (size_t)HS_CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE, HS_STACK_SIZE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
     if (!s->mhd) goto fail;

@@ -79,8 +79,10 @@ struct hv_pod {
     struct pod_files files;       /* its control region and ledger, open while it has workers */
     char broken[160];             /* why its ledger is unusable ("" fine): it fails closed */
     int draining; /* no workers, but live processes still have records in its ledger */
-    int retired;  /* its allocation directory goes with its last process (allocations.c) */
-    int ngrant;   /* what the kubelet granted its container through the device plugin */
+    int reap_hw;  /* ledger records in use up to here at the last reading (region_reap_dead) */
+    unsigned reap_calls;
+    int retired; /* its allocation directory goes with its last process (allocations.c) */
+    int ngrant;  /* what the kubelet granted its container through the device plugin */
     struct alloc_grant grant[2];
     int suspended;
     int n_op; /* operator settings (persisted) */
@@ -104,6 +106,7 @@ struct hv_worker {
     pid_t host_pid;
     int pid;             /* in its own namespace */
     uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
+    int pidfd;           /* the process itself (pidfd_open), -1 where the kernel has none */
     char container[128];
     char pod_key[HV_KEY_LEN];
     uint64_t registered_ns, last_seen_ns;

@@ -47,7 +47,10 @@ const struct hv_setting hv_settings[] = {
     {"tick-ms", "daemon", "tick_ms", NULL, 0, HV_SET_INT, 10, 600000, "10..600000 ms",
      FIELD(tick_ms), "100", "N", "scheduling period"},
     {"heartbeat-ms", "daemon", "heartbeat_ms", NULL, 0, HV_SET_INT, 10, 600000, "10..600000 ms",
-     FIELD(heartbeat_ms), "1000", "N", "heartbeat interval asked of workers"},
+     /* 5 s: a worker's death is seen by the kernel check each tick and a lost daemon by the
+      * long poll; the heartbeat keeps a worker that is not polling registered, and each one
+      * is a connection and a thread in the daemon (bench/daemon_cpu.sh) */
+     FIELD(heartbeat_ms), "5000", "N", "heartbeat interval asked of workers"},
     {"policy", "daemon", "policy", NULL, 0, HV_SET_TEXT, 0, 0, NULL, FIELD(policy), "weighted",
      "NAME", "compute policy"},
     {"kube-api", "daemon", "kube_api", NULL, 0, HV_SET_TEXT, 0, 0, NULL, FIELD(kube_api), NULL,

@@ -58,8 +58,14 @@ const struct vgpu_shm_dev *ledger_dev(const struct vgpu_shm *copy, const char *u
     return NULL;
 }
 
+int ledger_read_procs_n(int fd, struct vgpu_shm_proc *procs, int n)
+{
+    if (n < 0 || n > VGPU_MAX_PROCS) n = VGPU_MAX_PROCS;
+    return read_at(fd, procs, sizeof(struct vgpu_shm_proc) * (size_t)n,
+                   (off_t)offsetof(struct vgpu_shm, proc));
+}
+
 int ledger_read_procs(int fd, struct vgpu_shm_proc *procs)
 {
-    return read_at(fd, procs, sizeof(struct vgpu_shm_proc) * VGPU_MAX_PROCS,
-                   (off_t)offsetof(struct vgpu_shm, proc));
+    return ledger_read_procs_n(fd, procs, VGPU_MAX_PROCS);
 }

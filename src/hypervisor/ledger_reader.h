@@ -24,5 +24,7 @@ int ledger_read_head(int fd, struct vgpu_shm *copy, char *why, size_t whylen);
 const struct vgpu_shm_dev *ledger_dev(const struct vgpu_shm *copy, const char *uuid);
 /* Copy the process records into procs[VGPU_MAX_PROCS]. 0, or -1 (the file is short). */
 int ledger_read_procs(int fd, struct vgpu_shm_proc *procs);
+/* The first n records only (n <= VGPU_MAX_PROCS). */
+int ledger_read_procs_n(int fd, struct vgpu_shm_proc *procs, int n);
 
 #endif

@@ -168,25 +168,31 @@ void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time)
             (int)host_pid);
 }
 
-int region_reap_dead(struct hv_pod *p)
+int region_reap_dead(struct hv_pod *p, int full)
 {
     if (!p->files.ctl || p->files.ledger_fd < 0) return 0;
     static struct vgpu_shm_proc procs[VGPU_MAX_PROCS]; /* callers hold the registry lock */
-    if (ledger_read_procs(p->files.ledger_fd, procs) != 0) {
+    full = full || ++p->reap_calls % REGION_REAP_FULL_EVERY == 0;
+    int n = full ? VGPU_MAX_PROCS : p->reap_hw + REGION_REAP_AHEAD;
+    if (n > VGPU_MAX_PROCS) n = VGPU_MAX_PROCS;
+    if (ledger_read_procs_n(p->files.ledger_fd, procs, n) != 0) {
         mark_broken(p, "the ledger file is shorter than a ledger");
         return 0;
     }
-    int live = 0;
-    for (int i = 0; i < VGPU_MAX_PROCS; i++) {
+    int live = 0, top = 0;
+    for (int i = 0; i < n; i++) {
         int32_t pid = atomic_load_explicit(&procs[i].pid, memory_order_relaxed);
         int32_t host = atomic_load_explicit(&procs[i].host_pid, memory_order_relaxed);
         if (pid <= 0) continue;
+        top = i + 1;
         if (host <= 0 || proc_alive(host, procs[i].start_time)) {
             live++; /* alive, or not known to the host yet: kept */
             continue;
         }
         region_report_dead(p, host, procs[i].start_time);
     }
+    /* the short reading grows with the pod; only a full one may shrink it */
+    if (full || top > p->reap_hw) p->reap_hw = top;
     return live;
 }
 

@@ -34,7 +34,14 @@ void region_close(struct hv_pod *p, int remove);
 /* A process of the pod is gone: tell its limiters (ctl_layout.h dead[]) to release its record. */
 void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time);
 /* Report every ledger record whose process (by the host PID its limiter recorded) is gone; at
- * most VGPU_MAX_PROCS checks. Returns the records that belong to live processes. */
-int region_reap_dead(struct hv_pod *p);
+ * most VGPU_MAX_PROCS checks. Returns the records that belong to live processes. With `full`
+ * 0 (the tick, once a second) only the records up to what the last full reading found in use,
+ * plus REGION_REAP_AHEAD, are read, and every REGION_REAP_FULL_EVERY-th call reads all: a
+ * limiter claims the lowest free record, so live ones sit low, and the whole array is 200 KiB
+ * a pod a second otherwise. A record the short reading misses is reported by the next full one.
+ * The count decides whether a pod's files may go: callers that need it pass `full`. */
+#define REGION_REAP_AHEAD 64
+#define REGION_REAP_FULL_EVERY 10
+int region_reap_dead(struct hv_pod *p, int full);
 
 #endif

@@ -6,7 +6,10 @@
 #include "proc_alive.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shm_ledger.h"
 
@@ -26,4 +29,30 @@ int proc_alive(pid_t pid, uint64_t start_time)
     if (vgpu_proc_stat(pid, &st, &start)) return 0;
     if (st == 'Z' || st == 'X' || st == 'x') return 0;
     return !start_time || start == start_time;
+}
+
+int proc_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    if (pid <= 0) return -1;
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) return -1;
+    /* O_CLOEXEC is implied by pidfd_open */
+    return (int)fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+int proc_pidfd_exited(int pidfd)
+{
+    if (pidfd < 0) return -1;
+    struct pollfd q = {.fd = pidfd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&q, 1, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 || (q.revents & POLLNVAL)) return -1;
+    return (q.revents & (POLLIN | POLLHUP)) ? 1 : 0;
 }

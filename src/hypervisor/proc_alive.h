@@ -16,4 +16,12 @@ int proc_alive(pid_t pid, uint64_t start_time);
 /* Its start time, 0 when it cannot be read. */
 uint64_t proc_start_time(pid_t pid);
 
+/* A pidfd for the process (Linux 5.3+), -1 when the kernel or sandbox has none. It names the
+ * process, never a later one with the same pid, so asking it is a poll instead of a read of
+ * /proc/PID/stat: the tick asks for every worker ten times a second. Open it before reading
+ * the start time, so both describe the same process. */
+int proc_pidfd_open(pid_t pid);
+/* Has the process of this pidfd exited (zombie included)? 1 exited, 0 running, -1 unknown. */
+int proc_pidfd_exited(int pidfd);
+
 #endif

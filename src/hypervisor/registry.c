@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hv_log.h"
 #include "pod_identity.h"
@@ -110,7 +111,7 @@ void registry_pod_maybe_drop(struct hv_pod *p)
     if (p->nworkers > 0) return;
     /* a process of the pod still has a record in its ledger (it has not exited, or not yet
      * released it): the files stay, and the tick looks again */
-    p->draining = p->files.ctl && region_reap_dead(p) > 0;
+    p->draining = p->files.ctl && region_reap_dead(p, 1) > 0;
     if (p->draining) return;
     region_close(p, 1);
     p->ngpu = 0;
@@ -165,6 +166,7 @@ struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid)
     snprintf(w->id, sizeof(w->id), "w-%llu", (unsigned long long)++hv_reg.next_worker);
     w->host_pid = host_pid;
     w->pid = pid;
+    w->pidfd = proc_pidfd_open(host_pid);
     w->start_time = proc_start_time(host_pid);
     snprintf(w->pod_key, sizeof(w->pod_key), "%s", p->key);
     w->registered_ns = w->last_seen_ns = vgpu_now_ns();
@@ -179,6 +181,7 @@ struct hv_worker *registry_worker_add(struct hv_pod *p, pid_t host_pid, int pid)
 /* A worker and its command queue (what command_channel.c queued for it). */
 static void worker_free(struct hv_worker *w)
 {
+    if (w->pidfd >= 0) close(w->pidfd);
     for (int i = 0; i < w->qlen; i++)
         free(w->q[i].json);
     free(w);

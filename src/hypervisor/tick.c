@@ -42,7 +42,8 @@ static void reap_workers(uint64_t now)
     struct hv_worker *w = hv_reg.workers;
     while (w) {
         struct hv_worker *next = w->next;
-        if (!proc_alive(w->host_pid, w->start_time)) {
+        int exited = proc_pidfd_exited(w->pidfd); /* -1: no pidfd, ask /proc */
+        if (exited == 1 || (exited < 0 && !proc_alive(w->host_pid, w->start_time))) {
             struct hv_pod *p = registry_pod_find(w->pod_key);
             if (p) region_report_dead(p, w->host_pid, w->start_time);
             registry_worker_remove(w, "process gone");
@@ -218,7 +219,7 @@ static void *run(void *arg)
             if (p->draining)
                 registry_pod_maybe_drop(p);
             else
-                region_reap_dead(p);
+                region_reap_dead(p, 0);
         }
         schedule();
         if (snap && snap->ok) backstop(snap);

@@ -75,7 +75,7 @@ def case_register(tmp):
         check(s == 201, "registration: %s %r" % (s, b))
         check(b["host_pid"] == os.getpid(), "host_pid %r != %d" % (b["host_pid"], os.getpid()))
         check(b["pod"] == "default/p1" and b["worker_id"].startswith("w-"), "reply %r" % b)
-        check(b["heartbeat_ms"] == 1000 and b["suspended"] is False, "reply %r" % b)
+        check(b["heartbeat_ms"] == 5000 and b["suspended"] is False, "reply %r" % b)
         lim = {x["uuid"]: x for x in b["limits"]}
         g0, g1 = lim[UUID0], lim[UUID1.lower()]
         check(g0["core_limit"] == 30 and g0["mem_limit"] == 2 * GIB and g0["weight"] == 2,
