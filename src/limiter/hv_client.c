@@ -401,8 +401,11 @@ static int run_commands(const char *body, char *buf, size_t cap, const char *id)
     return st == 403 || st == 404 ? -1 : 0;
 }
 
-/* One long-poll, heartbeating while it waits. 0 fine, -1 the daemon lost us. */
-static int poll_once(char *buf, size_t cap, uint64_t *next_hb)
+/* One long-poll. 0 fine, -1 the daemon lost us. No heartbeats meanwhile: the daemon counts a
+ * worker waiting in a long poll as heard from (and refreshes it when the poll returns), and a
+ * lost daemon closes the connection. A heartbeat is a connection and a thread in the daemon:
+ * 64 workers beating every second were most of its CPU (bench/daemon_cpu.sh). */
+static int poll_once(char *buf, size_t cap)
 {
     char id[64], path[200], err[200];
     current_id(id, sizeof(id));
@@ -429,18 +432,7 @@ static int poll_once(char *buf, size_t cap, uint64_t *next_hb)
             r = -1;
             break;
         }
-        if (now >= *next_hb) { /* due even while commands keep the long poll busy */
-            char hbuf[4096], *rb;
-            int hs = worker_call("POST", id, "/heartbeat", "{}", hbuf, sizeof(hbuf), &rb);
-            *next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
-            if (hs < 0 || hs == 403 || hs == 404) {
-                snprintf(err, sizeof(err),
-                         hs < 0 ? "heartbeat failed" : "heartbeat refused (HTTP %d)", hs);
-                r = -1;
-                break;
-            }
-        }
-        int w = hv_http_wait(fd, *next_hb < give_up ? *next_hb : give_up);
+        int w = hv_http_wait(fd, give_up);
         if (w == 1) {
             if (hv_http_recv(fd, vgpu_now_ns() + 2000 * MS, buf, cap, &st, &body, err,
                              sizeof(err)) != 0)
@@ -487,7 +479,6 @@ static void *loop(void *arg)
         return NULL;
     }
     unsigned backoff = 100;
-    uint64_t next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
     while (!atomic_load(&hv.stopping)) {
         char id[64];
         current_id(id, sizeof(id));
@@ -496,7 +487,6 @@ static void *loop(void *arg)
             if (register_once(vgpu_now_ns() + 2000 * MS, buf, RESP_CAP, 1) == 0) {
                 if (!before) VLOG_WARN("node daemon answered: its limits apply now");
                 backoff = 100;
-                next_hb = vgpu_now_ns() + hv.heartbeat_ms * MS;
                 continue;
             }
             /* never registered: every second; after losing the daemon: 0.1 s doubling to 2 s */
@@ -504,7 +494,7 @@ static void *loop(void *arg)
             if (hv.ever) backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
             continue;
         }
-        poll_once(buf, RESP_CAP, &next_hb);
+        poll_once(buf, RESP_CAP);
     }
     free(buf);
     return NULL;

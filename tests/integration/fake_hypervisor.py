@@ -447,6 +447,7 @@ class Handler(BaseHTTPRequestHandler):
             deadline = time.monotonic() + timeout
             with st.cv:
                 while True:
+                    w["last_seen"] = time.monotonic()  # a worker in a long poll is heard from
                     cmds = [c for s, p, c in st.commands if s > after and p == w["pod"]]
                     if cmds or wid not in st.workers or self.server.stopping:
                         break
