@@ -85,6 +85,10 @@
     X(cuLaunchKernelEx_ptsz, hook_launch_kernel_ex, (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra), (config, f, kernelParams, extra), 0, 0) \
     X(cuLaunchCooperativeKernel, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
     X(cuLaunchCooperativeKernel_ptsz, hook_launch_cooperative, (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams), (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams), 0, 0) \
+    X(cuLaunchCooperativeKernelMultiDevice, hook_launch_cooperative_multi, (CUDA_LAUNCH_PARAMS *launchParamsList, unsigned int numDevices, unsigned int flags), (launchParamsList, numDevices, flags), 0, 0) \
+    X(cuLaunch, hook_launch_legacy, (CUfunction f), (f), 0, 0) \
+    X(cuLaunchGrid, hook_launch_grid, (CUfunction f, int grid_width, int grid_height), (f, grid_width, grid_height), 0, 0) \
+    X(cuLaunchGridAsync, hook_launch_grid_async, (CUfunction f, int grid_width, int grid_height, CUstream hStream), (f, grid_width, grid_height, hStream), 0, 0) \
     X(cuGraphLaunch, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
     X(cuGraphLaunch_ptsz, hook_graph_launch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream), 0, 0) \
     /* stream capture: captured launches do not run, and timing events are not allowed meanwhile */ \

@@ -94,4 +94,12 @@ CUresult hook_begin_capture_to_graph(void *real, CUstream hStream, CUgraph hGrap
                                      size_t numDependencies, int mode);
 CUresult hook_end_capture(void *real, CUstream hStream, CUgraph *phGraph);
 
+/* launch_legacy.c: the pre-CUDA-4 launches and the multi-device cooperative launch */
+CUresult hook_launch_legacy(void *real, CUfunction f);
+CUresult hook_launch_grid(void *real, CUfunction f, int grid_width, int grid_height);
+CUresult hook_launch_grid_async(void *real, CUfunction f, int grid_width, int grid_height,
+                                CUstream hStream);
+CUresult hook_launch_cooperative_multi(void *real, CUDA_LAUNCH_PARAMS *list,
+                                       unsigned int numDevices, unsigned int flags);
+
 #endif

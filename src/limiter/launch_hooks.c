@@ -1,99 +1,68 @@
 /* launch_hooks.c - every submission of GPU work passes the compute gate here.
  *
  * Why this exists: kernels, cooperative kernels, cuLaunchKernelEx and CUDA graphs are the ways
- * work reaches the GPU. Each is charged its measured GPU time (cost_model.c) against the pod's
- * share (compute_gate.c) before it is submitted; a few of them are timed with events. A process
- * whose configuration cannot be read submits nothing. Stream captures are tracked, since
- * captured launches do not run.
+ * work reaches the GPU (the legacy and multi-device launches: launch_legacy.c). Each is charged
+ * its measured GPU time (cost_model.c) against the pod's share (compute_gate.c) before it is
+ * submitted; a few of them are timed with events. A process whose configuration cannot be read
+ * submits nothing. Stream captures are tracked, since captured launches do not run.
  */
-#include "compute_gate.h"
-#include "cost_model.h"
-#include "real_driver.h"
 #include "graph_mem.h"
 #include "hooks.h"
-#include "limiter.h"
-
-/* a process whose gate is set up read its configuration: one line fewer to load per launch */
-#define REFUSED() __builtin_expect(!vgpu_gate_hot_ready() && vgpu_failed_closed(), 0)
-
-/* was this call made through the per-thread-default-stream variant? (stream 0 then means the
- * thread's stream) */
-static int per_thread(void *real, int ptsz_sym)
-{
-    return real == atomic_load_explicit(&vgpu_real_fns[ptsz_sym], memory_order_relaxed);
-}
-
-/* Charge before the launch (waiting if over the share), then start timing it if it is sampled:
- * the start event goes in after the wait, right before the real launch. */
-static void gate(uint64_t key, CUstream stream, int pt, struct vgpu_sample *smp)
-{
-    smp->slot = -1;
-    struct vgpu_shm_dev *d = vgpu_gate_lookup(stream, pt);
-    if (__builtin_expect(!d, 1)) return;
-    int slot;
-    vgpu_gate_charge(d, vgpu_cost_estimate(key, &slot));
-    if (__builtin_expect(slot >= 0, 0)) vgpu_sample_begin(slot, stream, pt, smp);
-}
-
-static CUresult done(CUresult r, struct vgpu_sample *smp, CUstream stream, int pt)
-{
-    if (__builtin_expect(smp->slot >= 0, 0)) vgpu_sample_end(smp, stream, pt, r);
-    return r;
-}
+#include "launch_gate.h"
 
 CUresult hook_launch_kernel(void *real, CUfunction f, unsigned int gx, unsigned int gy,
                             unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
                             unsigned int shmem, CUstream hStream, void **params, void **extra)
 {
-    if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
+    if (VGPU_LAUNCH_REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp;
-    int pt = per_thread(real, VGPU_SYM_cuLaunchKernel_ptsz);
-    gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
+    int pt = vgpu_launch_per_thread(real, VGPU_SYM_cuLaunchKernel_ptsz);
+    vgpu_launch_gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
     CUresult r =
         ((vgpu_fn_cuLaunchKernel)real)(f, gx, gy, gz, bx, by, bz, shmem, hStream, params, extra);
-    return done(r, &smp, hStream, pt);
+    return vgpu_launch_done(r, &smp, hStream, pt);
 }
 
 CUresult hook_launch_kernel_ex(void *real, const CUlaunchConfig *config, CUfunction f,
                                void **params, void **extra)
 {
-    if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
+    if (VGPU_LAUNCH_REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp = {.slot = -1};
-    int pt = per_thread(real, VGPU_SYM_cuLaunchKernelEx_ptsz);
+    int pt = vgpu_launch_per_thread(real, VGPU_SYM_cuLaunchKernelEx_ptsz);
     CUstream s = config ? config->hStream : NULL;
     if (config)
-        gate(vgpu_cost_key_kernel(f,
-                                  (uint64_t)config->gridDimX * config->gridDimY * config->gridDimZ),
-             s, pt, &smp);
+        vgpu_launch_gate(vgpu_cost_key_kernel(f, (uint64_t)config->gridDimX * config->gridDimY *
+                                                     config->gridDimZ),
+                         s, pt, &smp);
     CUresult r = ((vgpu_fn_cuLaunchKernelEx)real)(config, f, params, extra);
-    return done(r, &smp, s, pt);
+    return vgpu_launch_done(r, &smp, s, pt);
 }
 
 CUresult hook_launch_cooperative(void *real, CUfunction f, unsigned int gx, unsigned int gy,
                                  unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz,
                                  unsigned int shmem, CUstream hStream, void **params)
 {
-    if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
+    if (VGPU_LAUNCH_REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp;
-    int pt = per_thread(real, VGPU_SYM_cuLaunchCooperativeKernel_ptsz);
-    gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
+    int pt = vgpu_launch_per_thread(real, VGPU_SYM_cuLaunchCooperativeKernel_ptsz);
+    vgpu_launch_gate(vgpu_cost_key_kernel(f, (uint64_t)gx * gy * gz), hStream, pt, &smp);
     CUresult r = ((vgpu_fn_cuLaunchCooperativeKernel)real)(f, gx, gy, gz, bx, by, bz, shmem,
                                                            hStream, params);
-    return done(r, &smp, hStream, pt);
+    return vgpu_launch_done(r, &smp, hStream, pt);
 }
 
 CUresult hook_graph_launch(void *real, CUgraphExec exec, CUstream hStream)
 {
-    if (REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
+    if (VGPU_LAUNCH_REFUSED()) return vgpu_check_config(), CUDA_ERROR_INVALID_VALUE;
     struct vgpu_sample smp;
     struct vgpu_graph_charge gc; /* memory nodes allocate when the graph runs */
     CUresult r = vgpu_graph_mem_before(exec, &gc);
     if (r != CUDA_SUCCESS) return r;
-    int pt = per_thread(real, VGPU_SYM_cuGraphLaunch_ptsz);
-    gate(vgpu_cost_key_graph(exec), hStream, pt, &smp);
+    int pt = vgpu_launch_per_thread(real, VGPU_SYM_cuGraphLaunch_ptsz);
+    vgpu_launch_gate(vgpu_cost_key_graph(exec), hStream, pt, &smp);
     r = ((vgpu_fn_cuGraphLaunch)real)(exec, hStream);
     vgpu_graph_mem_after(&gc);
-    return done(r, &smp, hStream, pt);
+    return vgpu_launch_done(r, &smp, hStream, pt);
 }
 
 static CUresult began(CUresult r)

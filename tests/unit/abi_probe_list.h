@@ -14,6 +14,8 @@
     X(sizeof(CUmemPoolProps)) X(offsetof(CUmemPoolProps, location)) X(offsetof(CUmemPoolProps, maxSize)) \
     X(sizeof(CUlaunchConfig)) X(offsetof(CUlaunchConfig, hStream)) X(offsetof(CUlaunchConfig, attrs)) \
     X(offsetof(CUlaunchConfig, numAttrs)) \
+    X(sizeof(CUDA_LAUNCH_PARAMS)) X(offsetof(CUDA_LAUNCH_PARAMS, gridDimX)) \
+    X(offsetof(CUDA_LAUNCH_PARAMS, hStream)) X(offsetof(CUDA_LAUNCH_PARAMS, kernelParams)) \
     X(CUDA_ERROR_OUT_OF_MEMORY) X(CUDA_ERROR_NOT_FOUND) X(CUDA_ERROR_NOT_SUPPORTED) \
     X(CUDA_ERROR_INVALID_CONTEXT) X(CUDA_ERROR_NOT_READY) X(CUDA_ERROR_NOT_INITIALIZED) \
     X(CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD) X(CU_EVENT_DEFAULT) \
