@@ -12,10 +12,11 @@
 
 /* Key classes: handles of different kinds may have equal values. */
 enum vgpu_key_class {
-    VGPU_KEY_PTR = 1, /* cuMemAlloc*, pitch, managed, oversold: freed by cuMemFree */
-    VGPU_KEY_ARRAY,   /* CUarray */
-    VGPU_KEY_MIPMAP,  /* CUmipmappedArray */
-    VGPU_KEY_VMM,     /* CUmemGenericAllocationHandle */
+    VGPU_KEY_PTR = 1,  /* cuMemAlloc*, pitch, managed, oversold: freed by cuMemFree */
+    VGPU_KEY_ARRAY,    /* CUarray */
+    VGPU_KEY_MIPMAP,   /* CUmipmappedArray */
+    VGPU_KEY_VMM,      /* CUmemGenericAllocationHandle */
+    VGPU_KEY_EXTERNAL, /* CUexternalMemory: freed by cuDestroyExternalMemory */
 };
 
 enum vgpu_alloc_kind {

@@ -61,6 +61,9 @@
     /* virtual memory management */ \
     X(cuMemCreate, hook_mem_create, (CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, unsigned long long flags), (handle, size, prop, flags), 0, VGPU_HOOK_MEM) \
     X(cuMemRelease, hook_mem_release, (CUmemGenericAllocationHandle handle), (handle), 0, VGPU_HOOK_MEM) \
+    /* imported external memory: charged to the importer */ \
+    X(cuImportExternalMemory, hook_import_external_memory, (CUexternalMemory *extMem_out, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *memHandleDesc), (extMem_out, memHandleDesc), 0, VGPU_HOOK_MEM) \
+    X(cuDestroyExternalMemory, hook_destroy_external_memory, (CUexternalMemory extMem), (extMem), 0, VGPU_HOOK_MEM) \
     /* graph memory nodes: charged by the graph pool's reservation (graph_mem.h) */ \
     X(cuGraphAddMemAllocNode, hook_graph_add_mem_alloc_node, (CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies, size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams), (phGraphNode, hGraph, dependencies, numDependencies, nodeParams), 0, VGPU_HOOK_MEM) \
     X(cuGraphInstantiate, hook_graph_instantiate_log, (CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode, char *logBuffer, size_t bufferSize), (phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize), VGPU_SINCE_BY_ADDRESS, 0) \

@@ -47,6 +47,9 @@ CUresult hook_mem_pool_trim_to(void *real, CUmemoryPool pool, size_t minBytesToK
 CUresult hook_mem_create(void *real, CUmemGenericAllocationHandle *handle, size_t size,
                          const CUmemAllocationProp *prop, unsigned long long flags);
 CUresult hook_mem_release(void *real, CUmemGenericAllocationHandle handle);
+CUresult hook_import_external_memory(void *real, CUexternalMemory *extMem_out,
+                                     const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *desc);
+CUresult hook_destroy_external_memory(void *real, CUexternalMemory extMem);
 
 /* graph_mem.c: graph memory nodes and the graph calls that allocate, map or give it back */
 CUresult hook_graph_add_mem_alloc_node(void *real, CUgraphNode *phGraphNode, CUgraph hGraph,

@@ -1,8 +1,9 @@
 /* mem_hooks.c - every allocation family goes through the pod's ledger.
  *
  * Why this exists: a cap holds only if no family is left out. Plain, pitch, managed, arrays
- * (1D/2D/3D, layered, cubemap, mipmapped), VMM handles and stream-ordered pools are charged here
- * before the driver allocates and given back after it frees. Sizes are what the driver really
+ * (1D/2D/3D, layered, cubemap, mipmapped), VMM handles, imported external memory and
+ * stream-ordered pools are charged here before the driver allocates and given back after it
+ * frees. Sizes are what the driver really
  * takes: 2 MiB pages, the pitch the driver chose, the array layout the driver computes, the
  * reservation of a pool (mem_pools.c).
  */
@@ -486,4 +487,41 @@ CUresult hook_mem_release(void *real, CUmemGenericAllocationHandle handle)
     struct vgpu_alloc a;
     int had = vgpu_alloc_map_take(VGPU_KEY_VMM, handle, &a);
     return finish_free(((vgpu_fn_cuMemRelease)real)(handle), had, VGPU_KEY_VMM, handle, &a);
+}
+
+/* ---- imported external memory ---------------------------------------------------------------- */
+
+/* Memory imported from Vulkan, D3D or another process's fd is memory this process now keeps
+ * alive on the GPU (the exporter may free its own handle and the memory stays): charging the
+ * importer is the fail-closed choice, whoever else may be charged for it too. The descriptor's
+ * size is what the import maps; it is charged like a device allocation of that size. */
+CUresult hook_import_external_memory(void *real, CUexternalMemory *extMem_out,
+                                     const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *desc)
+{
+    vgpu_fn_cuImportExternalMemory fn = (vgpu_fn_cuImportExternalMemory)real;
+    if (!extMem_out || !desc || !desc->size) return fn(extMem_out, desc); /* the driver's error */
+    struct vgpu_charge c;
+    CUresult r = CUDA_SUCCESS;
+    uint64_t fp = vgpu_footprint(desc->size);
+    switch (vgpu_charge_current(&c, fp, desc->size, &r, NULL)) {
+    case VGPU_CHARGE_PASS:
+        return fn(extMem_out, desc);
+    case VGPU_CHARGE_REFUSE:
+        return r;
+    case VGPU_CHARGE_OVER:
+        vgpu_charge_log_refusal(&c, desc->size, 0); /* an import cannot come from host memory */
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    r = fn(extMem_out, desc);
+    return finish(&c, r, fp, VGPU_KEY_EXTERNAL,
+                  r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*extMem_out : 0);
+}
+
+CUresult hook_destroy_external_memory(void *real, CUexternalMemory extMem)
+{
+    struct vgpu_alloc a;
+    uint64_t key = (uint64_t)(uintptr_t)extMem;
+    int had = extMem && vgpu_alloc_map_take(VGPU_KEY_EXTERNAL, key, &a);
+    return finish_free(((vgpu_fn_cuDestroyExternalMemory)real)(extMem), had, VGPU_KEY_EXTERNAL, key,
+                       &a);
 }
