@@ -110,12 +110,15 @@
     X(nvmlInitWithFlags, hook_nvml_init_with_flags, (unsigned int flags), (flags), 0, 0) \
     X(nvmlDeviceGetMemoryInfo, hook_nvml_memory_info, (nvmlDevice_t device, nvmlMemory_t *memory), (device, memory), 0, 0) \
     X(nvmlDeviceGetMemoryInfo_v2, hook_nvml_memory_info_v2, (nvmlDevice_t device, nvmlMemory_v2_t *memory), (device, memory), 0, 0) \
+    X(nvmlDeviceGetConfComputeProtectedMemoryUsage, hook_nvml_memory_info, (nvmlDevice_t device, nvmlMemory_t *memory), (device, memory), 0, 0) \
     X(nvmlDeviceGetComputeRunningProcesses, hook_nvml_processes_v1, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetComputeRunningProcesses_v2, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetComputeRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetGraphicsRunningProcesses, hook_nvml_processes_v1, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetGraphicsRunningProcesses_v2, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetGraphicsRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetMPSComputeRunningProcesses, hook_nvml_processes_v1, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos), (device, infoCount, infos), 0, 0) \
+    X(nvmlDeviceGetMPSComputeRunningProcesses_v2, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0) \
     X(nvmlDeviceGetMPSComputeRunningProcesses_v3, hook_nvml_processes, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos), (device, infoCount, infos), 0, 0)
 
 /* Driver functions the limiter calls for itself but does not intercept. H(symbol, ret, params) */
