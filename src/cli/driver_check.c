@@ -10,8 +10,8 @@
  * (VGPU_DRIVER_REVIEWED), with the reason.
  *
  * Exit status: 0 every allocation and launch entry point is hooked or reviewed (gaps in the
- * memory view, class "view", are listed but do not fail); 1 at least one is not; 2 a library
- * cannot be found or read; 64 a bad command line.
+ * memory view, class "view": NVML's memory-use and process queries, are listed but do not
+ * fail); 1 at least one is not; 2 a library cannot be found or read; 64 a bad command line.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -91,7 +91,10 @@ static enum sym_class classify(const char *base)
         !strcmp(base, "cuImportExternalMemory") || !strcmp(base, "cuDestroyExternalMemory") ||
         strstr(base, "GraphMem") || (starts(base, "cuGraph") && strstr(base + 7, "Mem")))
         return CLASS_ALLOC;
-    if (starts(base, "nvmlDevice") && (strstr(base, "Memory") || strstr(base, "RunningProcesses")))
+    /* memory-use views only: clocks, bus width, error counters, affinity are not what a
+     * capped pod must see virtualised */
+    if (starts(base, "nvmlDevice") && (strstr(base, "MemoryInfo") || strstr(base, "MemoryUsage") ||
+                                       strstr(base, "RunningProcesses")))
         return CLASS_VIEW;
     return CLASS_NONE;
 }

@@ -187,6 +187,9 @@
     R("cuMemRetainAllocationHandle", "a handle of memory already charged") \
     R("cuMemExportToShareableHandle", "exports memory already charged") \
     R("cuMemImportFromShareableHandle", "memory the exporting process was charged for") \
+    R("cuExternalMemoryGetMapped*", "a view of imported memory, charged at cuImportExternalMemory") \
+    R("cuMemGetAttribute", "a deprecated query, in no current cuda.h") \
+    R("cuMemBatchDecompressAsync", "decompresses into memory already charged, on the copy engines") \
     R("cuMemPoolSetAttribute", "settings; the pool's reservation is trued up at allocation") \
     R("cuMemPoolSetAccess", "access rights of a pool") \
     R("cuMemSetMemPool", "selects a pool; charged by its reservation") \
@@ -214,7 +217,8 @@
     R("cuGraphMemFreeNodeGetParams", "a query") \
     R("cuDeviceGetGraphMemAttribute", "a query") \
     R("cuDeviceSetGraphMemAttribute", "resets the driver's high-water marks") \
-    R("cuLaunchHostFunc", "runs on the CPU")
+    R("cuLaunchHostFunc", "runs on the CPU") \
+    R("nvmlDeviceGetBAR1MemoryInfo", "the BAR1 aperture for CPU mappings, not GPU memory use")
 /* clang-format on */
 
 /* Symbol ids: VGPU_SYM_<symbol> for hooks, VGPU_HELPER_<symbol> for helpers. */
