@@ -28,6 +28,7 @@ enum sim_kind {
     K_GRAPH,
     K_NODE,
     K_EXEC,
+    K_EXTMEM,
     K_NKINDS
 };
 struct sim_hdr { /* live objects stay listed (the driver owns them), destroyed ones wait for reuse

@@ -118,6 +118,8 @@
     X(cuMemMap, cuMemMap, 10020, 0) \
     X(cuMemUnmap, cuMemUnmap, 10020, 0) \
     X(cuMemSetAccess, cuMemSetAccess, 10020, 0) \
+    X(cuImportExternalMemory, cuImportExternalMemory, 10000, 0) \
+    X(cuDestroyExternalMemory, cuDestroyExternalMemory, 10000, 0) \
     X(cuModuleLoad, cuModuleLoad, 2000, 0) \
     X(cuModuleLoadData, cuModuleLoadData, 2000, 0) \
     X(cuModuleLoadDataEx, cuModuleLoadDataEx, 2010, 0) \
@@ -141,6 +143,10 @@
     X(cuLaunchKernelEx, cuLaunchKernelEx_ptsz, 11060, 1) \
     X(cuLaunchCooperativeKernel, cuLaunchCooperativeKernel, 9000, 0) \
     X(cuLaunchCooperativeKernel, cuLaunchCooperativeKernel_ptsz, 9000, 1) \
+    X(cuLaunchCooperativeKernelMultiDevice, cuLaunchCooperativeKernelMultiDevice, 9000, 0) \
+    X(cuLaunch, cuLaunch, 2000, 0) \
+    X(cuLaunchGrid, cuLaunchGrid, 2000, 0) \
+    X(cuLaunchGridAsync, cuLaunchGridAsync, 2000, 0) \
     X(cuEventCreate, cuEventCreate, 2000, 0) \
     X(cuEventDestroy, cuEventDestroy, 2000, 0) \
     X(cuEventDestroy, cuEventDestroy_v2, 4000, 0) \

@@ -239,6 +239,25 @@ SIM_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_
     return NVML_SUCCESS;
 }
 
+/* The simulated GPU is never in confidential-computing mode, so it has no protected memory. */
+SIM_API nvmlReturn_t nvmlDeviceGetConfComputeProtectedMemoryUsage(nvmlDevice_t device,
+                                                                  nvmlMemory_t *memory)
+{
+    NV_DEV(device, d);
+    (void)d;
+    return memory ? NVML_ERROR_NOT_SUPPORTED : NVML_ERROR_INVALID_ARGUMENT;
+}
+
+/* Not a memory-use figure: present so that tools reading every "Memory" name meet one. */
+SIM_API nvmlReturn_t nvmlDeviceGetMemoryBusWidth(nvmlDevice_t device, unsigned int *busWidth)
+{
+    NV_DEV(device, d);
+    (void)d;
+    if (!busWidth) return NVML_ERROR_INVALID_ARGUMENT;
+    *busWidth = 5120; /* H100 SXM: five HBM3 stacks */
+    return NVML_SUCCESS;
+}
+
 /* --- process lists -----------------------------------------------------------------------------
  */
 
@@ -316,6 +335,19 @@ SIM_API nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t devic
 SIM_API nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device,
                                                               unsigned int *infoCount,
                                                               nvmlProcessInfo_t *infos)
+{
+    return processes(device, infoCount, infos, 0, 0);
+}
+/* No MPS server runs on the simulated GPU: the MPS lists are empty in every version. */
+SIM_API nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses(nvmlDevice_t device,
+                                                             unsigned int *infoCount,
+                                                             nvmlProcessInfo_v1_t *infos)
+{
+    return processes(device, infoCount, infos, 1, 0);
+}
+SIM_API nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses_v2(nvmlDevice_t device,
+                                                                unsigned int *infoCount,
+                                                                nvmlProcessInfo_t *infos)
 {
     return processes(device, infoCount, infos, 0, 0);
 }

@@ -38,12 +38,15 @@
     X(cuGetProcAddress_v2) X(cuModuleLoadData) X(cuModuleGetFunction) X(cuLaunchKernel) X(cuStreamCreate) \
     X(cuStreamSynchronize) X(cuEventCreate) X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) \
     X(cuEventQuery) X(cuGraphCreate) X(cuGraphAddKernelNode_v2) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) \
-    X(cuCtxSynchronize) X(cuGetErrorName)
+    X(cuCtxSynchronize) X(cuGetErrorName) X(cuLaunch) X(cuLaunchGrid) X(cuLaunchGridAsync) \
+    X(cuLaunchCooperativeKernelMultiDevice) X(cuImportExternalMemory) X(cuDestroyExternalMemory)
 #define NV_FNS(X) X(nvmlInit_v2) X(nvmlShutdown) X(nvmlDeviceGetCount_v2) X(nvmlDeviceGetHandleByIndex_v2) \
     X(nvmlDeviceGetHandleByUUID) X(nvmlDeviceGetUUID) X(nvmlDeviceGetName) X(nvmlDeviceGetMemoryInfo) \
     X(nvmlDeviceGetMemoryInfo_v2) X(nvmlDeviceGetComputeRunningProcesses_v3) \
     X(nvmlDeviceGetComputeRunningProcesses) X(nvmlDeviceGetUtilizationRates) X(nvmlDeviceGetProcessUtilization) \
-    X(nvmlDeviceGetSamples)
+    X(nvmlDeviceGetSamples) X(nvmlDeviceGetMPSComputeRunningProcesses) \
+    X(nvmlDeviceGetMPSComputeRunningProcesses_v2) X(nvmlDeviceGetConfComputeProtectedMemoryUsage) \
+    X(nvmlDeviceGetMemoryBusWidth)
 /* clang-format on */
 #define DECL(n) static __typeof__(n) *p_##n;
 CU_FNS(DECL)
@@ -585,6 +588,57 @@ static void test_timing(void)
         NVML_ERROR_NOT_FOUND);
 }
 
+/* The legacy and multi-device launches take their kernels' time; an import takes its size. */
+static void test_extra(void)
+{
+    CUmodule mod;
+    CUfunction k5ms;
+    OK(p_cuModuleLoadData(&mod, "sim"));
+    OK(p_cuModuleGetFunction(&k5ms, mod, "sim_kernel_5000us"));
+    OK(p_cuCtxSynchronize());
+    double t0 = now_ms();
+    OK(p_cuLaunch(k5ms));
+    OK(p_cuLaunchGrid(k5ms, 2, 2));
+    OK(p_cuLaunchGridAsync(k5ms, 1, 1, NULL));
+    CUDA_LAUNCH_PARAMS lp[2] = {{k5ms, 1, 1, 1, 1, 1, 1, 0, NULL, NULL},
+                                {k5ms, 1, 1, 1, 1, 1, 1, 0, NULL, NULL}};
+    OK(p_cuLaunchCooperativeKernelMultiDevice(lp, 2, 0));
+    OK(p_cuCtxSynchronize());
+    CHECK(now_ms() - t0 >= 24); /* five 5 ms kernels */
+    CHECK_EQ_INT(p_cuLaunchGrid(k5ms, 0, 1), CUDA_ERROR_INVALID_VALUE);
+    CHECK_EQ_INT(p_cuLaunchCooperativeKernelMultiDevice(lp, 3, 0), CUDA_ERROR_INVALID_VALUE);
+
+    unsigned long long used = nv_used(0);
+    CUDA_EXTERNAL_MEMORY_HANDLE_DESC d = {0};
+    CUexternalMemory m = NULL, big = NULL;
+    d.type = 1; /* opaque fd */
+    d.handle.fd = 0;
+    d.size = 100 * MiB + 1;
+    OK(p_cuImportExternalMemory(&m, &d));
+    CHECK_EQ_U64(nv_used(0), used + 102 * MiB);
+    d.size = 8 * GiB;
+    CHECK_EQ_INT(p_cuImportExternalMemory(&big, &d), CUDA_ERROR_OUT_OF_MEMORY);
+    d.size = 0;
+    CHECK_EQ_INT(p_cuImportExternalMemory(&big, &d), CUDA_ERROR_INVALID_VALUE);
+    OK(p_cuDestroyExternalMemory(m));
+    CHECK_EQ_U64(nv_used(0), used);
+    CHECK_EQ_INT(p_cuDestroyExternalMemory(m), CUDA_ERROR_INVALID_HANDLE);
+
+    nvmlMemory_t pm;
+    CHECK_EQ_INT(p_nvmlDeviceGetConfComputeProtectedMemoryUsage(nvd[0], &pm),
+                 NVML_ERROR_NOT_SUPPORTED);
+    unsigned width = 0, n = 8;
+    CHECK_EQ_INT(p_nvmlDeviceGetMemoryBusWidth(nvd[0], &width), NVML_SUCCESS);
+    CHECK_EQ_INT(width, 5120);
+    nvmlProcessInfo_v1_t p1[8];
+    nvmlProcessInfo_t p2[8];
+    CHECK_EQ_INT(p_nvmlDeviceGetMPSComputeRunningProcesses(nvd[0], &n, p1), NVML_SUCCESS);
+    CHECK_EQ_INT(n, 0);
+    n = 8;
+    CHECK_EQ_INT(p_nvmlDeviceGetMPSComputeRunningProcesses_v2(nvd[0], &n, p2), NVML_SUCCESS);
+    CHECK_EQ_INT(n, 0);
+}
+
 /* A second process: its memory counts for everyone, and comes back when it is killed. */
 static void test_processes(void)
 {
@@ -725,6 +779,7 @@ int main(int argc, char **argv)
     test_vmm();
     test_proc_address();
     test_timing();
+    test_extra();
     test_processes();
     test_robust_lock(st);
     test_release();
