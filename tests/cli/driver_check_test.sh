@@ -26,7 +26,9 @@ out=$(env -u LD_LIBRARY_PATH "$VGPU" driver-check --cuda "$SIM/libcuda.so.1" \
 [ $? -eq 0 ] || fail "--cuda/--nvml: $out"
 
 for case in "cuMemAllocManaged alloc" "cuLaunchKernel_ptsz launch" "cuGraphAddMemAllocNode alloc" \
-    "nvmlDeviceGetMemoryInfo_v2 view"; do
+    "nvmlDeviceGetMemoryInfo_v2 view" "cuLaunchGrid launch" "cuLaunchCooperativeKernelMultiDevice launch" \
+    "cuImportExternalMemory alloc" "cuDestroyExternalMemory alloc" \
+    "nvmlDeviceGetMPSComputeRunningProcesses view" "nvmlDeviceGetConfComputeProtectedMemoryUsage view"; do
     set -- $case
     run --drop-hook "$1"
     want=$([ "$2" = view ] && echo 0 || echo 1)
@@ -38,6 +40,11 @@ done
 
 run --verbose
 grep -q '^reviewed   alloc  cuMemMap: ' <<<"$out" || fail "--verbose does not list reviewed names"
+# "view" is memory use only: the simulator's NVML exports a bus width, which is neither hooked,
+# reviewed nor reported
+grep -aq nvmlDeviceGetMemoryBusWidth "$SIM/libnvidia-ml.so.1" ||
+    fail "the simulator does not export nvmlDeviceGetMemoryBusWidth: the next check means nothing"
+! grep -q nvmlDeviceGetMemoryBusWidth <<<"$out" || fail "a bus width was classified: $out"
 
 run --cuda /nonexistent/libcuda.so.1
 [ $rc -eq 2 ] && grep -q '/nonexistent/libcuda.so.1' <<<"$out" || fail "missing file: $rc $out"

@@ -24,6 +24,15 @@
  *                           or graphs of GRAPH_NODES such kernels) and print launches per
  *                           second in each half-second (VGPU_PROBE_BUCKET_MS: other steps),
  *                           and t0, the CLOCK_MONOTONIC second the first step starts at
+ *                           VGPU_PROBE_LAUNCH picks the entry point: kernel (cuLaunchKernel,
+ *                           the default), legacy (cuLaunch), grid (cuLaunchGrid), gridasync
+ *                           (cuLaunchGridAsync), multi1 (cuLaunchCooperativeKernelMultiDevice
+ *                           over one GPU); the legacy ones pass no parameter: simulator only
+ *   cuda_probe multi N      cuLaunchCooperativeKernelMultiDevice over GPUs 0..N-1: print multi=rc
+ *   cuda_probe import A B   import A MiB of external memory, then B MiB more, then destroy both:
+ *                           print both results, what cuMemGetInfo's free fell by with the first,
+ *                           and what is still missing after the destroy (simulator only: the
+ *                           handle is not a real exported allocation)
  *   cuda_probe set-core P [SOFT]   set the pod's compute limits at run time (percent)
  *   cuda_probe gate         print the pod's compute gate counters
  *   cuda_probe control      print the node daemon's control fields of the pod's region
@@ -36,6 +45,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -113,11 +123,24 @@ extern char **environ;
     P(cuGraphExecDestroy, "cuGraphExecDestroy", (CUgraphExec))                                     \
     P(cuGraphDestroy, "cuGraphDestroy", (CUgraph))
 
+/* Entry points only some modes use, absent or unresolvable on some drivers: NULL then. */
+#define PROBE_EXTRA(P)                                                                             \
+    P(cuLaunch, "cuLaunch", (CUfunction))                                                          \
+    P(cuLaunchGrid, "cuLaunchGrid", (CUfunction, int, int))                                        \
+    P(cuLaunchGridAsync, "cuLaunchGridAsync", (CUfunction, int, int, CUstream))                    \
+    P(cuLaunchCooperativeKernelMultiDevice, "cuLaunchCooperativeKernelMultiDevice",                \
+      (CUDA_LAUNCH_PARAMS *, unsigned int, unsigned int))                                          \
+    P(cuImportExternalMemory, "cuImportExternalMemory",                                            \
+      (CUexternalMemory *, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *))                              \
+    P(cuDestroyExternalMemory, "cuDestroyExternalMemory", (CUexternalMemory))
+
 #define DECLARE(sym, base, params) extern CUresult sym params;
 PROBE_FUNCS(DECLARE)
+PROBE_EXTRA(DECLARE)
 #define FIELD(sym, base, params) CUresult(*sym) params;
 static struct {
     PROBE_FUNCS(FIELD)
+    PROBE_EXTRA(FIELD)
 } cu;
 
 typedef CUresult (*gpa_v2_fn)(const char *, void **, int, cuuint64_t,
@@ -129,6 +152,7 @@ static int load_door(const char *door)
     if (!strcmp(door, "link")) {
 #define LINK(sym, base, params) cu.sym = sym;
         PROBE_FUNCS(LINK)
+        PROBE_EXTRA(LINK)
         return 0;
     }
     void *h = dlopen("libcuda.so.1", RTLD_NOW);
@@ -139,6 +163,7 @@ static int load_door(const char *door)
     if (!strcmp(door, "dlsym")) {
 #define BY_DLSYM(sym, base, params) *(void **)&cu.sym = dlsym(h, #sym);
         PROBE_FUNCS(BY_DLSYM)
+        PROBE_EXTRA(BY_DLSYM)
         return 0;
     }
     gpa_v2_fn gpa2 = (gpa_v2_fn)dlsym(h, "cuGetProcAddress_v2");
@@ -169,6 +194,16 @@ static int load_door(const char *door)
         *(void **)&cu.sym = p;                                                                     \
     }
     PROBE_FUNCS(BY_GPA)
+    int optional = 0; /* an extra that does not resolve stays NULL */
+#define BY_GPA_OPTIONAL(sym, base, params)                                                         \
+    {                                                                                              \
+        void *p = NULL;                                                                            \
+        if ((v11 ? gpa1(base, &p, 12000, 0) : gpa2(base, &p, 12000, 0, NULL)) != CUDA_SUCCESS)     \
+            optional++;                                                                            \
+        *(void **)&cu.sym = p;                                                                     \
+    }
+    PROBE_EXTRA(BY_GPA_OPTIONAL)
+    (void)optional;
     return failed ? -1 : 0;
 }
 
@@ -510,6 +545,27 @@ static int info(void)
     return vgpu_test_failures ? 1 : 0;
 }
 
+/* The queries only some drivers have: confidential computing's protected memory (its result
+ * code: NOT_SUPPORTED outside that mode), and the MPS process counts of versions 1 and 2. */
+static void nvml_more(void *h, nvmlDevice_t d)
+{
+    nvmlReturn_t (*cc)(nvmlDevice_t, nvmlMemory_t *) = (nvmlReturn_t(*)(
+        nvmlDevice_t, nvmlMemory_t *))dlsym(h, "nvmlDeviceGetConfComputeProtectedMemoryUsage");
+    nvmlReturn_t (*mps1)(nvmlDevice_t, unsigned *, nvmlProcessInfo_v1_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_v1_t *))dlsym(
+            h, "nvmlDeviceGetMPSComputeRunningProcesses");
+    nvmlReturn_t (*mps2)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *))dlsym(
+            h, "nvmlDeviceGetMPSComputeRunningProcesses_v2");
+    nvmlMemory_t m;
+    if (cc) printf(" cc=%d", cc(d, &m));
+    nvmlProcessInfo_v1_t p1[64];
+    nvmlProcessInfo_t p2[64];
+    unsigned n1 = 64, n2 = 64;
+    if (mps1 && mps2 && mps1(d, &n1, p1) == NVML_SUCCESS && mps2(d, &n2, p2) == NVML_SUCCESS)
+        printf(" mps=%u,%u", n1, n2);
+}
+
 static int nvml(void)
 {
     void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
@@ -545,6 +601,7 @@ static int nvml(void)
     printf(" procs=");
     for (unsigned i = 0; i < n; i++)
         printf("%s%u", i ? "," : "", infos[i].pid);
+    nvml_more(h, d);
     printf("\n");
     return 0;
 }
@@ -699,8 +756,11 @@ struct kernel_node {
     CUcontext ctx;
 };
 
+enum launch_api { API_KERNEL, API_LEGACY, API_GRID, API_GRID_ASYNC, API_MULTI1 };
+
 struct spinner {
     CUfunction f;
+    int api; /* enum launch_api */
     unsigned long long ns;
     double seconds;
     int nodes;
@@ -713,6 +773,36 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One launch of the spin kernel through the entry point the run tests. */
+static CUresult spin_launch(const struct spinner *sp, CUstream st, void **params)
+{
+    CUDA_LAUNCH_PARAMS one = {sp->f, 1, 1, 1, 1, 1, 1, 0, st, params};
+    switch (sp->api) {
+    case API_LEGACY:
+        return cu.cuLaunch(sp->f);
+    case API_GRID:
+        return cu.cuLaunchGrid(sp->f, 1, 1);
+    case API_GRID_ASYNC:
+        return cu.cuLaunchGridAsync(sp->f, 1, 1, st);
+    case API_MULTI1:
+        return cu.cuLaunchCooperativeKernelMultiDevice(&one, 1, 0);
+    default:
+        return cu.cuLaunchKernel(sp->f, 1, 1, 1, 1, 1, 1, 0, st, params, NULL);
+    }
+}
+
+/* VGPU_PROBE_LAUNCH's entry point; -1 when unknown or the driver lacks it. */
+static int launch_api(void)
+{
+    const char *v = getenv("VGPU_PROBE_LAUNCH");
+    if (!v || !*v || !strcmp(v, "kernel")) return API_KERNEL;
+    if (!strcmp(v, "legacy")) return cu.cuLaunch ? API_LEGACY : -1;
+    if (!strcmp(v, "grid")) return cu.cuLaunchGrid ? API_GRID : -1;
+    if (!strcmp(v, "gridasync")) return cu.cuLaunchGridAsync ? API_GRID_ASYNC : -1;
+    if (!strcmp(v, "multi1")) return cu.cuLaunchCooperativeKernelMultiDevice ? API_MULTI1 : -1;
+    return -1;
 }
 
 static void *spin_thread(void *arg)
@@ -740,8 +830,7 @@ static void *spin_thread(void *arg)
     for (;;) {
         double t = now_s() - sp->t0;
         if (t >= sp->seconds) break;
-        CUresult r = exec ? cu.cuGraphLaunch(exec, st)
-                          : cu.cuLaunchKernel(sp->f, 1, 1, 1, 1, 1, 1, 0, st, params, NULL);
+        CUresult r = exec ? cu.cuGraphLaunch(exec, st) : spin_launch(sp, st, params);
         if (r != CUDA_SUCCESS) {
             fprintf(stderr, "launch failed: %d\n", r);
             vgpu_test_failures++;
@@ -793,7 +882,13 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
                          .ns = (unsigned long long)us * 1000ull,
                          .seconds = seconds,
                          .nodes = nodes,
+                         .api = launch_api(),
                          .step = 0.5};
+    if (sp.api < 0) {
+        fprintf(stderr, "VGPU_PROBE_LAUNCH=%s: unknown, or the driver lacks it\n",
+                getenv("VGPU_PROBE_LAUNCH"));
+        return 1;
+    }
     const char *bucket = getenv("VGPU_PROBE_BUCKET_MS");
     if (bucket && atoi(bucket) >= 1) sp.step = atoi(bucket) / 1000.0;
     if (!sp.f) {
@@ -823,6 +918,67 @@ static int spin(double seconds, unsigned us, int nthreads, int nodes)
     }
     printf(" launches=%llu rate=%.1f util=%d t0=%.6f\n", total, total / seconds, nvml_util(),
            sp.t0);
+    return vgpu_test_failures ? 1 : 0;
+}
+
+/* cuLaunchCooperativeKernelMultiDevice over GPUs 0..n-1, each entry on a stream of its GPU. */
+static int multi(int n)
+{
+    setup();
+    CUDA_LAUNCH_PARAMS l[8];
+    unsigned long long ns = 1000000;
+    void *params[] = {&ns};
+    if (n < 1 || n > 8 || !cu.cuLaunchCooperativeKernelMultiDevice) return 1;
+    for (int i = n - 1; i >= 0; i--) { /* ends in GPU 0's context */
+        CUdevice d;
+        CUcontext c;
+        CU_OK(cu.cuDeviceGet(&d, i));
+        CU_OK(cu.cuDevicePrimaryCtxRetain(&c, d));
+        CU_OK(cu.cuCtxSetCurrent(c));
+        CUDA_LAUNCH_PARAMS e = {spin_kernel(1000), 1, 1, 1, 1, 1, 1, 0, NULL, params};
+        CU_OK(cu.cuStreamCreate(&e.hStream, CU_STREAM_NON_BLOCKING));
+        l[i] = e;
+    }
+    if (vgpu_test_failures) return 1;
+    printf("multi=%d\n", cu.cuLaunchCooperativeKernelMultiDevice(l, (unsigned)n, 0));
+    for (int i = 0; i < n; i++)
+        CU_OK(cu.cuStreamSynchronize(l[i].hStream));
+    return vgpu_test_failures ? 1 : 0;
+}
+
+static size_t free_now(void)
+{
+    size_t f = 0, t = 0;
+    CU_OK(cu.cuMemGetInfo_v2(&f, &t));
+    return f;
+}
+
+static CUresult import_mib(CUexternalMemory *m, uint64_t mib, int fd)
+{
+    CUDA_EXTERNAL_MEMORY_HANDLE_DESC d;
+    memset(&d, 0, sizeof(d));
+    d.type = 1; /* CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD */
+    d.handle.fd = fd;
+    d.size = mib * MIB;
+    return cu.cuImportExternalMemory(m, &d);
+}
+
+static int import_ext(uint64_t a, uint64_t b)
+{
+    setup();
+    if (!cu.cuImportExternalMemory || !cu.cuDestroyExternalMemory) return 1;
+    int fd = open("/dev/null", O_RDONLY);
+    CUexternalMemory m1 = NULL, m2 = NULL;
+    size_t f0 = free_now();
+    CUresult r1 = import_mib(&m1, a, fd);
+    size_t f1 = free_now();
+    CUresult r2 = import_mib(&m2, b, fd);
+    if (r2 == CUDA_SUCCESS) CU_OK(cu.cuDestroyExternalMemory(m2));
+    CUresult rd = r1 == CUDA_SUCCESS ? cu.cuDestroyExternalMemory(m1) : CUDA_SUCCESS;
+    size_t f2 = free_now();
+    printf("first=%d fell=%zu second=%d destroyed=%d missing=%zu\n", r1, f0 - f1, r2, rd,
+           f0 > f2 ? f0 - f2 : 0);
+    close(fd);
     return vgpu_test_failures ? 1 : 0;
 }
 
@@ -1063,6 +1219,9 @@ int main(int argc, char **argv)
         return spin(atof(argv[2]), (unsigned)atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 1,
                     argc > 5 ? atoi(argv[5]) : 0);
     if (strcmp(cmd, "fork") == 0) return forked();
+    if (strcmp(cmd, "multi") == 0 && argc > 2) return multi(atoi(argv[2]));
+    if (strcmp(cmd, "import") == 0 && argc > 3)
+        return import_ext(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
     if (strcmp(cmd, "pulse") == 0 && argc > 3)
         return pulse(strtoull(argv[2], NULL, 10), atof(argv[3]));
     fprintf(stderr,

@@ -64,6 +64,9 @@ view)
     used=$(field used "$out")
     [ "$used" -ge $((512 * MIB)) ] && [ "$used" -le $((600 * MIB)) ] || fail "NVML used $used for a 512 MiB holder"
     expect_eq "$(field procs "$out")" "$holder" "NVML processes of the pod"
+    # the driver's error passes unchanged (no confidential computing here); no MPS server
+    expect_eq "$(field cc "$out")" 3 "protected memory outside confidential computing (NOT_SUPPORTED)"
+    expect_eq "$(field mps "$out")" 0,0 "MPS processes, v1 and v2"
     # another pod's nvidia-smi does not see this pod's processes; without a cap it sees all
     out=$(VGPU_POD_NAME=other limited "$PROBE" nvml)
     expect_eq "$(field used "$out")" 0 "another pod's NVML used"
@@ -183,6 +186,31 @@ fork)
     export CUDA_MEM_LIMIT_0=1GiB
     limited "$PROBE" fork || fail "fork"
     ;;
+import-external)
+    # imported external memory (Vulkan, another process's fd) is charged to the importer
+    export CUDA_MEM_LIMIT_0=1GiB VGPU_SIM_CTX_OVERHEAD=0
+    out=$(limited "$PROBE" import 512 768) || fail "import: $out"
+    expect_eq "$(field first "$out")" 0 "a 512 MiB import under a 1 GiB cap"
+    expect_eq "$(field fell "$out")" $((512 * MIB)) "cuMemGetInfo's free after a 512 MiB import"
+    expect_eq "$(field second "$out")" 2 "a 768 MiB import beside it (CUDA_ERROR_OUT_OF_MEMORY)"
+    expect_eq "$(field destroyed "$out")" 0 "cuDestroyExternalMemory"
+    expect_eq "$(field missing "$out")" 0 "bytes still charged after the destroy"
+    pod_used_is 0 || fail "the pod is still charged after the process ended"
+    ;;
+coop-multi)
+    # cuLaunchCooperativeKernelMultiDevice: the gate charges one GPU, so over several GPUs under
+    # a compute limit it is refused (CUDA_ERROR_NOT_SUPPORTED, said once); over one it is gated
+    # (the rate: compute-legacy); without a limit it passes
+    export VGPU_SIM_DEVICES=2
+    out=$(CUDA_CORE_LIMIT_0=30 limited "$PROBE" multi 2 2>"$TMP/err") || fail "multi 2: $out"
+    expect_eq "$(field multi "$out")" 801 "two GPUs under a compute limit"
+    grep -q "cuLaunchCooperativeKernelMultiDevice.*cuLaunchCooperativeKernel" "$TMP/err" ||
+        fail "the refusal was not explained: $(cat "$TMP/err")"
+    out=$(CUDA_CORE_LIMIT_0=30 limited "$PROBE" multi 1) || fail "multi 1: $out"
+    expect_eq "$(field multi "$out")" 0 "one GPU under a compute limit"
+    out=$(limited "$PROBE" multi 2) || fail "multi 2 unlimited: $out"
+    expect_eq "$(field multi "$out")" 0 "two GPUs without a limit"
+    ;;
 pool-overshoot)
     # a pool that grows in 64 MiB steps must not take the pod past its cap
     export CUDA_MEM_LIMIT_0=100MiB VGPU_SIM_POOL_CHUNK=64MiB VGPU_SIM_CTX_OVERHEAD=0
@@ -263,6 +291,17 @@ compute-hard)
     base=$(avg_rate "$("$PROBE" spin 1.5 100 1 10)")
     near "$(avg_rate "$(limited "$PROBE" spin 2 100 1 10)")" $((base * 30 / 100)) 8 "graphs of 10 x 100 us at 30%"
     near "$(avg_rate "$(limited "$PROBE" spin 2 1000 8)")" $((1000 * 30 / 100)) 8 "8 threads at 30%"
+    ;;
+compute-legacy)
+    # the legacy launches and a one-GPU multi-device cooperative launch are held like
+    # cuLaunchKernel
+    export CUDA_CORE_LIMIT_0=30
+    base=$(avg_rate "$("$PROBE" spin 1.5 1000)")
+    for api in legacy grid gridasync multi1; do
+        out=$(VGPU_PROBE_LAUNCH=$api VGPU_POD_NAME=pod-$api limited "$PROBE" spin 2 1000) ||
+            fail "spin through $api: $out"
+        near "$(avg_rate "$out")" $((base * 30 / 100)) 8 "1 ms kernels through $api at 30%"
+    done
     ;;
 compute-shared)
     # two processes of one pod share its 50%; another pod at 30% gets its own share
