@@ -35,28 +35,37 @@ static void dvfs_pass(struct vgpu_shm_dev *v, const char *uuid)
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
  * uses the GPU and its ceiling while none does. Limits written at run time land here too.
  * While the node daemon manages the pod it sets the share in the control region; only the
- * feedback runs here. */
+ * feedback runs here. The feedback and the clock factor (NVML queries that take milliseconds
+ * of CPU a pass) run only while a share below 100% applies: an unlimited pod's work is still
+ * charged, for the daemon to see, but nothing needs correcting. A limit that comes later
+ * starts the feedback afresh (its first window is skipped as late) and the clock factor
+ * from its last value. */
 void vgpu_compute_policy_pass(struct vgpu_shm *s, int feedback, int dvfs)
 {
-    int managed = atomic_load(&vgpu_g.ctl) != NULL;
-    vgpu_busy_refresh();
+    int managed = atomic_load(&vgpu_g.ctl) != NULL, refreshed = 0;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         const struct vgpu_binding *b = &vgpu_bindings[d];
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
         struct vgpu_shm_dev *v = &s->dev[b->ledger];
+        uint32_t share;
         if (managed) {
-            vgpu_gate_sync(v, b->lim); /* the daemon's share, also while nothing is launched */
+            share = vgpu_gate_sync(v, b->lim); /* the daemon's share, also while idle */
         } else {
             uint32_t ceiling = atomic_load(&b->lim->core_limit);
             uint32_t floor = atomic_load(&b->lim->core_soft), target = ceiling;
-            if (floor && floor < (ceiling ? ceiling : 10000))
+            if (floor && floor < (ceiling ? ceiling : 10000)) {
+                if (!refreshed++) vgpu_busy_refresh();
                 target = vgpu_busy_others(s, b->uuid) ? floor : ceiling;
+            }
             if (target != atomic_load(&b->lim->core_effective)) {
                 VLOG_DEBUG("GPU %d: compute share now %.2f%%", d, target / 100.0);
                 vgpu_gate_set_effective(v, target);
             }
+            share = target;
         }
+        if (VGPU_GATE_UNLIMITED(share)) continue;
         if (feedback) {
+            if (!refreshed++) vgpu_busy_refresh();
             struct vgpu_busy_ctx ctx = {s, b->uuid};
             vgpu_feedback_tick(v, vgpu_busy_pod, &ctx);
         }
