@@ -26,7 +26,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
     export LD_LIBRARY_PATH=$BUILD/sim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export VGPU_SIM_STATE=$T/sim.state VGPU_SIM_MEM=64GiB
 fi
-"$HV" --socket "$T/op.sock" --shm-dir "$T/shm" --state "$T/state.json" --identity env \
+"$HV" --socket "$T/op.sock" --shm-dir "$T/shm" --state "$T/state.json" --identity env ${HV_ARGS:-} \
     2>"$T/daemon.log" &
 HVPID=$!
 V() { "$CLI" --socket "$T/op.sock" "$@"; }
