@@ -17,6 +17,9 @@
  *   hv_shm_tool attach POD_DIR UUID...            ledger device slots, as a limiter makes them
  *   hv_shm_tool charge POD_DIR UUID NS WAITED     add to gate_charged_ns / gate_waited_ns
  *   hv_shm_tool record POD_DIR PID HOST_PID START a process record, as a limiter makes it
+ *   hv_shm_tool record-at POD_DIR SLOT PID HOST_PID START
+ *                                                 the same in record SLOT, as one left high in
+ *                                                 the array after processes came and went
  *   hv_shm_tool hold-lock POD_DIR SECONDS         take the ledger's lock, print LOCKED, keep it
  *                                                 SECONDS (a stuck process of the pod)
  * A hostile pod's moves on its own ledger (tests/security):
@@ -188,6 +191,13 @@ int main(int argc, char **argv)
         if (slot < 0) return 1;
         atomic_store(&s->proc[slot].host_pid, atoi(argv[4]));
         printf("%d\n", slot);
+    } else if (!strcmp(argv[1], "record-at") && argc == 7) {
+        int slot = atoi(argv[3]);
+        if (slot < 0 || slot >= VGPU_MAX_PROCS || atomic_load(&s->proc[slot].pid) != 0) return 1;
+        s->proc[slot].start_time = strtoull(argv[6], NULL, 10);
+        s->proc[slot].pidns = 1;
+        atomic_store(&s->proc[slot].host_pid, atoi(argv[5]));
+        atomic_store(&s->proc[slot].pid, atoi(argv[4]));
     } else if (!strcmp(argv[1], "forge") && argc == 3) {
         for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
             atomic_store(&s->dev[d].lim.mem_limit, VGPU_UNLIMITED);

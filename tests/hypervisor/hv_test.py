@@ -1038,7 +1038,8 @@ def case_limiter(tmp):
     probe = os.path.join(A.build, "tests", "integration", "cuda_probe")
     lim = os.path.join(A.build, "src", "limiter", "libcuda_limiter.so")
     env = {"LD_LIBRARY_PATH": sim, "VGPU_SIM_STATE": os.path.join(tmp, "sim.state"), "VGPU_SIM_MEM": "16GiB"}
-    d = Daemon(A.daemon, tmp, ["--tick-ms", "50"], env=env).start()
+    # a short heartbeat: the limiter sends none while its long poll waits, and must stay
+    d = Daemon(A.daemon, tmp, ["--tick-ms", "50", "--heartbeat-ms", "200"], env=env).start()
     penv = dict(os.environ, **env)
     penv.update({"VGPU_SHM_DIR": d.shm, "VGPU_POD_NAME": "e2e", "VGPU_POD_NAMESPACE": "team",
                  "VGPU_HYPERVISOR_SOCKET": d.worker, "CUDA_MEM_LIMIT_0": "2GiB",
@@ -1049,6 +1050,11 @@ def case_limiter(tmp):
         p = wait_for(lambda: d.pod("team/e2e"), 8, "the limiter registered pod team/e2e")
         check([w["host_pid"] for w in p["workers"]] == [h.pid], "worker is the probe: %r" % p["workers"])
         wait_for(lambda: d.pod("team/e2e")["region"], 3, "daemon mapped the pod region")
+        time.sleep(1.0)  # 5 heartbeat intervals without a heartbeat, waiting in its long poll
+        kept = d.pod("team/e2e")
+        check(kept and [w["worker_id"] for w in kept["workers"]] == [w["worker_id"] for w in p["workers"]],
+              "the polling worker stayed registered without heartbeats: %r" % kept)
+        check("silent for 3 heartbeats" not in d.logtail(100000), "no worker removed as silent")
         check(p["gpus"] and p["gpus"][0]["mem_limit"] == 2 * GIB and p["source"] == "env",
               "env limit reported: %r" % p)
         s, b, _ = request(d.op, "PUT", "/v1/pods/team/e2e/limits", {"mem_limit": "1GiB", "core_limit": 25})

@@ -19,7 +19,8 @@
 #   reap     a process of a pod is killed -9 while holding memory; the pod's other process sits
 #            in another PID namespace (another container, in Kubernetes) and cannot see it die:
 #            the daemon reports it dead in the pod's control region and that process returns
-#            the memory
+#            the memory; a dead process's record high in the array is reported too (within the
+#            tick's full reading, every tenth second)
 #   multigpu-2, multigpu-4
 #            N simulated GPUs: the operator's per-GPU settings (vgpu set --gpu INDEX / UUID) hold
 #            on the GPU they name and no other; a GPU the node does not have is refused
@@ -330,6 +331,20 @@ reap)
     echo "reap: the pod held $before MiB; $ms ms after kill -9 of the 1024 MiB holder it holds $after MiB (its process in another PID namespace holds 64 MiB and its context)"
     [ "$after" -lt 1024 ] || fail "the dead process's memory was not returned: $after MiB"
     grep -q "reported a dead process" "$TMP/daemon.log" || fail "the daemon did not report the dead process to its pod"
+    # a record high in the array (processes came and went): once a second the daemon reads up
+    # to the highest record in use plus 64, and every tenth second all of them
+    sleep 60 &
+    DP=$!
+    DST=$(awk '{print $22}' "/proc/$DP/stat")
+    kill $DP
+    wait $DP 2>/dev/null
+    "$BUILD/tests/hypervisor/hv_shm_tool" record-at "$PD" 300 4242 $DP "$DST" || fail "record-at failed"
+    start=$(date +%s%N)
+    high_reported() { grep "reported a dead process" "$TMP/daemon.log" | grep -q "\"host_pid\": *$DP\b"; }
+    wait_until 13 high_reported
+    ms=$((($(date +%s%N) - start) / 1000000))
+    echo "reap: a dead process's record in slot 300 reported after $ms ms"
+    high_reported || fail "the record in slot 300 was not reported in 13 s"
     ;;
 *)
     echo "unknown case $CASE" >&2
