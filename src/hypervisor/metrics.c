@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "http_server.h"
 #include "nvml_monitor.h"
@@ -225,6 +226,18 @@ char *metrics_render(void)
     fputs("vgpu_up 1\n", f);
     family(f, "vgpu_nvml_available", "gauge", "1 when NVML could be loaded and sampled");
     fprintf(f, "vgpu_nvml_available %d\n", s && s->ok);
+    /* the daemon's own cost, which an operator watches with many workers on a node */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        family(f, "process_cpu_seconds_total", "counter", "CPU time of the daemon (user + system)");
+        fprintf(f, "process_cpu_seconds_total %.3f\n",
+                (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    }
+    if (s && s->ok) {
+        family(f, "vgpu_nvml_sample_seconds", "gauge", "how long the last NVML pass took");
+        fprintf(f, "vgpu_nvml_sample_seconds %.6f\n", s->pass_ns / 1e9);
+    }
     render_gpus(f, s);
     registry_lock();
     render_pods(f);

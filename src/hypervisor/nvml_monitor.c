@@ -159,6 +159,7 @@ static void sample_gpu_util(nvmlDevice_t d, struct nvml_gpu *g)
 void nvml_monitor_sample(void)
 {
     if (!nv.lib) return;
+    uint64_t start = vgpu_now_ns();
     unsigned count = 0;
     if (nv.count(&count) != NVML_SUCCESS) count = 0;
     if (count > NVML_MON_MAX_GPUS) count = NVML_MON_MAX_GPUS;
@@ -189,6 +190,7 @@ void nvml_monitor_sample(void)
     }
     work.ok = 1;
     work.taken_ns = vgpu_now_ns();
+    work.pass_ns = work.taken_ns - start;
     pthread_mutex_lock(&snap_mu);
     memcpy(&snap, &work, sizeof(snap));
     pthread_mutex_unlock(&snap_mu);

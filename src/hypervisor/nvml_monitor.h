@@ -38,6 +38,7 @@ struct nvml_snapshot {
     int ok; /* NVML loaded and sampled */
     int ngpu;
     uint64_t taken_ns;
+    uint64_t pass_ns; /* how long the pass took (NVML's calls are most of the daemon's CPU) */
     struct nvml_gpu gpu[NVML_MON_MAX_GPUS];
 };
 

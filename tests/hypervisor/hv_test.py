@@ -774,6 +774,8 @@ def case_metrics(tmp):
         check(m.get('vgpu_pod_suspended{namespace="default",pod="we\\"i\\\\rd"}') == 1, "escaped label: %r" %
               [k for k in m if "suspended" in k])
         check(m.get("vgpu_commands_total", 0) >= 1, "commands counted")
+        check(isinstance(m.get("process_cpu_seconds_total"), (int, float)) and m["process_cpu_seconds_total"] > 0,
+              "the daemon's CPU time: %r" % m.get("process_cpu_seconds_total"))
     finally:
         d.stop()
 
@@ -791,6 +793,8 @@ def case_nvml(tmp):
               "GPUs from NVML: %r" % st["gpus"])
         uuid = st["gpus"][0]["uuid"]
         check(uuid.startswith("gpu-"), "uuid normalised: %r" % uuid)
+        m = parse_metrics(request(d.op, "GET", "/metrics")[1])
+        check(0 <= m.get("vgpu_nvml_sample_seconds", -1) < 1, "NVML pass time: %r" % m.get("vgpu_nvml_sample_seconds"))
         # a process with no limiter and no registration
         out = open(os.path.join(tmp, "h1"), "w+")
         h1 = subprocess.Popen([probe, "hold", "256", "30"], stdout=out, env=penv)
