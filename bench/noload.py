@@ -17,10 +17,15 @@ and the measuring thread's involuntary context switches per second.
 
 Without --variant: "base" (nothing preloaded) and "lim" ($VGPU_LIMITER preloaded, no limit).
 Prints one line per variant and workload:
-  "noload workload=add variant=lim ratio=0.998 min=0.990 max=1.004 rate=123456 aux_cpu_ms_s=0.4 ics_s=1.0"
+  "noload workload=add variant=lim ratio=0.998 min=0.990 max=1.004 ci95=0.994..1.002 rate=123456
+   aux_cpu_ms_s=0.4 ics_s=1.0"
+ratio is the median of the rounds' ratios, ci95 a bootstrap interval of that median (2000
+resamples): with a loop whose rate swings by tens of percent between bursts, the interval, not
+the spread, says whether a cost of half a percent could be seen.
 """
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -131,8 +136,11 @@ def main():
         base = res[variants[0][0]]
         for name, _ in variants:
             ratios = [v[0] / b[0] for v, b in zip(res[name], base)]
+            rng = random.Random(1)
+            meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
             print(f"noload workload={w} variant={name} ratio={statistics.median(ratios):.4f} "
                   f"min={min(ratios):.4f} max={max(ratios):.4f} "
+                  f"ci95={meds[50]:.4f}..{meds[1949]:.4f} "
                   f"rate={statistics.median(v[0] for v in res[name]):.0f} "
                   f"aux_cpu_ms_s={statistics.median(v[1] for v in res[name]):.2f} "
                   f"ics_s={statistics.median(v[2] for v in res[name]):.1f}", flush=True)
