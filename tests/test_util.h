@@ -11,7 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A program of several files defines VGPU_TEST_FAILURES_SHARED and one `int
+ * vgpu_test_failures` of its own, so that every file counts into the same number. */
+#ifdef VGPU_TEST_FAILURES_SHARED
+extern int vgpu_test_failures;
+#else
 static int vgpu_test_failures;
+#endif
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
