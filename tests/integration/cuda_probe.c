@@ -211,6 +211,17 @@ uint64_t mine(void)
     return (shm && slot >= 0 && ledger >= 0) ? atomic_load(&shm->proc[slot].mem[ledger]) : 0;
 }
 
+size_t vmm_prop(CUmemAllocationProp *prop)
+{
+    memset(prop, 0, sizeof(*prop));
+    prop->type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop->location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop->location.id = dev;
+    size_t gran = 0;
+    CU_OK(cu.cuMemGetAllocationGranularity(&gran, prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    return gran;
+}
+
 double now_s(void)
 {
     struct timespec ts;

@@ -139,6 +139,8 @@ const struct vgpu_dev_limits *lim_at(struct vgpu_shm *s, int d);
 void find_ledger(void);
 /* bytes of allocations this process is charged for (overhead excluded) */
 uint64_t mine(void);
+/* a VMM allocation on the probe's GPU (prop filled in); returns its minimum granularity */
+size_t vmm_prop(CUmemAllocationProp *prop);
 /* CLOCK_MONOTONIC in seconds */
 double now_s(void);
 uint64_t round2m(uint64_t n);

@@ -97,12 +97,7 @@ int mode_families(void)
     expect_back("cuMemPoolDestroy", b);
 
     CUmemAllocationProp prop;
-    memset(&prop, 0, sizeof(prop));
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = dev;
-    size_t gran = 0;
-    CU_OK(cu.cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    size_t gran = vmm_prop(&prop);
     CHECK(gran > 0);
     CUmemGenericAllocationHandle h;
     CU_OK(cu.cuMemCreate(&h, 8 * gran, &prop, 0));

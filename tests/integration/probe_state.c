@@ -146,12 +146,7 @@ int mode_calibrate(void)
         CU_OK(cu.cuMemPoolTrimTo(def, 0));
     }
     CUmemAllocationProp prop;
-    memset(&prop, 0, sizeof(prop));
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = dev;
-    size_t gran = 0;
-    CU_OK(cu.cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    size_t gran = vmm_prop(&prop);
     CUmemGenericAllocationHandle hd;
     before = nvml_self_used();
     CU_OK(cu.cuMemCreate(&hd, 8 * gran, &prop, 0));
