@@ -237,6 +237,10 @@ char *metrics_render(void)
     if (s && s->ok) {
         family(f, "vgpu_nvml_sample_seconds", "gauge", "how long the last NVML pass took");
         fprintf(f, "vgpu_nvml_sample_seconds %.6f\n", s->pass_ns / 1e9);
+        family(f, "vgpu_nvml_call_seconds", "gauge", "of the last NVML pass, in each kind of call");
+        for (int c = 0; c < NVML_CALLS; c++)
+            fprintf(f, "vgpu_nvml_call_seconds{call=\"%s\"} %.6f\n", nvml_call_names[c],
+                    s->call_ns[c] / 1e9);
     }
     render_gpus(f, s);
     registry_lock();

@@ -47,6 +47,16 @@ static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct nvml_snapshot snap; /* published */
 static struct nvml_snapshot work; /* being sampled (tick thread only) */
 
+const char *const nvml_call_names[NVML_CALLS] = {"device", "memory", "util", "procs", "proc_util"};
+
+/* time since *t into work.call_ns[c]; *t moves to now */
+static void spent(enum nvml_call c, uint64_t *t)
+{
+    uint64_t now = vgpu_now_ns();
+    work.call_ns[c] += now - *t;
+    *t = now;
+}
+
 static void *sym(const char *name)
 {
     return nv.lib ? dlsym(nv.lib, name) : NULL;
@@ -106,6 +116,7 @@ static void sample_procs(nvmlDevice_t d, struct nvml_gpu *g)
 {
     g->nproc = 0;
     if (!nv.procs) return;
+    uint64_t t = vgpu_now_ns();
     unsigned n = NVML_MON_MAX_PROCS;
     if (nv.procs_v1) {
         static nvmlProcessInfo_v1_t v1[NVML_MON_MAX_PROCS];
@@ -118,13 +129,16 @@ static void sample_procs(nvmlDevice_t d, struct nvml_gpu *g)
         for (unsigned i = 0; i < n && i < NVML_MON_MAX_PROCS; i++)
             g->proc[g->nproc++] = (struct nvml_proc){v2[i].pid, v2[i].usedGpuMemory, 0};
     }
+    spent(NVML_CALL_PROCS, &t);
     /* "unavailable" memory is reported as ~0 */
     for (int i = 0; i < g->nproc; i++)
         if (g->proc[i].mem == ~0ull) g->proc[i].mem = 0;
     if (!nv.putil) return;
     static nvmlProcessUtilizationSample_t s[NVML_MON_MAX_PROCS];
     unsigned ns = NVML_MON_MAX_PROCS;
-    if (nv.putil(d, s, &ns, g->last_util_ts) != NVML_SUCCESS) return;
+    nvmlReturn_t r = nv.putil(d, s, &ns, g->last_util_ts);
+    spent(NVML_CALL_PROC_UTIL, &t);
+    if (r != NVML_SUCCESS) return;
     for (unsigned k = 0; k < ns && k < NVML_MON_MAX_PROCS; k++) {
         if (s[k].timeStamp > g->last_util_ts) g->last_util_ts = s[k].timeStamp;
         for (int i = 0; i < g->nproc; i++)
@@ -159,7 +173,8 @@ static void sample_gpu_util(nvmlDevice_t d, struct nvml_gpu *g)
 void nvml_monitor_sample(void)
 {
     if (!nv.lib) return;
-    uint64_t start = vgpu_now_ns();
+    uint64_t start = vgpu_now_ns(), t = start;
+    memset(work.call_ns, 0, sizeof(work.call_ns));
     unsigned count = 0;
     if (nv.count(&count) != NVML_SUCCESS) count = 0;
     if (count > NVML_MON_MAX_GPUS) count = NVML_MON_MAX_GPUS;
@@ -169,23 +184,30 @@ void nvml_monitor_sample(void)
         if (nv.handle(i, &d) != NVML_SUCCESS) continue;
         struct nvml_gpu *g = &work.gpu[work.ngpu];
         int same = g->index == (int)i;
-        unsigned long long keep_ts = same ? g->last_util_ts : 0,
-                           keep_gpu_ts = same ? g->last_gpu_ts : 0;
-        memset(g, 0, offsetof(struct nvml_gpu, proc));
-        g->last_util_ts = keep_ts;
-        g->last_gpu_ts = keep_gpu_ts;
-        g->index = (int)i;
+        /* a GPU's identity does not change while the driver is loaded: asked once */
+        int known = same && g->uuid[0];
+        g->mem_total = g->mem_used = 0;
+        g->nproc = 0;
+        if (!same) {
+            memset(g, 0, offsetof(struct nvml_gpu, proc));
+            g->index = (int)i;
+            g->last_util_ts = g->last_gpu_ts = 0;
+        }
         char buf[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = "";
-        if (nv.uuid && nv.uuid(d, buf, sizeof(buf)) == NVML_SUCCESS)
+        if (!known && nv.uuid && nv.uuid(d, buf, sizeof(buf)) == NVML_SUCCESS)
             lower_uuid(buf, g->uuid, sizeof(g->uuid));
-        if (nv.name) nv.name(d, g->name, sizeof(g->name));
+        if (!known && nv.name) nv.name(d, g->name, sizeof(g->name));
+        spent(NVML_CALL_DEVICE, &t);
         nvmlMemory_t m;
         if (nv.mem && nv.mem(d, &m) == NVML_SUCCESS) {
             g->mem_total = m.total;
             g->mem_used = m.used;
         }
+        spent(NVML_CALL_MEMORY, &t);
         sample_gpu_util(d, g);
+        spent(NVML_CALL_UTIL, &t);
         sample_procs(d, g);
+        t = vgpu_now_ns();
         work.ngpu++;
     }
     work.ok = 1;

@@ -34,11 +34,23 @@ struct nvml_gpu {
     unsigned util_x100; /* busy percent x 100: the mean of the readings since the last pass */
 };
 
+/* what a pass spends its time in, for /metrics (vgpu_nvml_call_seconds) */
+enum nvml_call {
+    NVML_CALL_DEVICE,
+    NVML_CALL_MEMORY,
+    NVML_CALL_UTIL,
+    NVML_CALL_PROCS,
+    NVML_CALL_PROC_UTIL,
+    NVML_CALLS
+};
+extern const char *const nvml_call_names[NVML_CALLS];
+
 struct nvml_snapshot {
     int ok; /* NVML loaded and sampled */
     int ngpu;
     uint64_t taken_ns;
     uint64_t pass_ns; /* how long the pass took (NVML's calls are most of the daemon's CPU) */
+    uint64_t call_ns[NVML_CALLS]; /* of which in each kind of call */
     struct nvml_gpu gpu[NVML_MON_MAX_GPUS];
 };
 

@@ -795,6 +795,9 @@ def case_nvml(tmp):
         check(uuid.startswith("gpu-"), "uuid normalised: %r" % uuid)
         m = parse_metrics(request(d.op, "GET", "/metrics")[1])
         check(0 <= m.get("vgpu_nvml_sample_seconds", -1) < 1, "NVML pass time: %r" % m.get("vgpu_nvml_sample_seconds"))
+        calls = {k: v for k, v in m.items() if k.startswith("vgpu_nvml_call_seconds{")}
+        check(len(calls) == 5 and 0 <= sum(calls.values()) <= m["vgpu_nvml_sample_seconds"] + 5e-6,  # printed to 1 us
+              "NVML pass time by call, within the pass: %r" % calls)
         # a process with no limiter and no registration
         out = open(os.path.join(tmp, "h1"), "w+")
         h1 = subprocess.Popen([probe, "hold", "256", "30"], stdout=out, env=penv)
