@@ -23,7 +23,7 @@
 #include "shm_layout.h"
 
 #define VGPU_CTL_MAGIC 0x314c544355504756ULL /* "VGPUCTL1" little-endian */
-#define VGPU_CTL_VERSION 1u
+#define VGPU_CTL_VERSION 2u
 #define VGPU_CTL_TOKEN_LEN 33 /* 32 hex digits + NUL */
 #define VGPU_CTL_DEAD 64      /* ring of processes the daemon saw die */
 

@@ -36,7 +36,7 @@
 #include "layout_pin.h"
 
 #define VGPU_SHM_MAGIC 0x314d485355504756ULL /* "VGPUSHM1" little-endian */
-#define VGPU_SHM_VERSION 5u
+#define VGPU_SHM_VERSION 6u
 #define VGPU_MAX_DEVICES 16
 #define VGPU_MAX_PROCS 512
 #define VGPU_UUID_LEN 48 /* "gpu-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL, lower case */
@@ -57,7 +57,9 @@ struct vgpu_dev_limits {
     _Atomic uint32_t core_soft;      /* floor of a soft limit (0: hard); idle time may lift it */
     _Atomic uint32_t core_effective; /* the share the gate enforces now */
     _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
-    uint32_t reserved;
+    /* the daemon's correction of the pod's charged GPU time while several pods' contexts
+     * time-slice this GPU, 1024 = 1.0 (0: none; src/hypervisor/contention.h) */
+    _Atomic uint32_t core_shared;
 };
 /* pinned: see layout_pin.h */
 VGPU_PIN_FIELD(vgpu_dev_limits, mem_limit, 0, 8);
@@ -67,7 +69,7 @@ VGPU_PIN_FIELD(vgpu_dev_limits, core_limit, 20, 4);
 VGPU_PIN_FIELD(vgpu_dev_limits, core_soft, 24, 4);
 VGPU_PIN_FIELD(vgpu_dev_limits, core_effective, 28, 4);
 VGPU_PIN_FIELD(vgpu_dev_limits, weight, 32, 4);
-VGPU_PIN_FIELD(vgpu_dev_limits, reserved, 36, 4);
+VGPU_PIN_FIELD(vgpu_dev_limits, core_shared, 36, 4);
 VGPU_PIN_SIZE(vgpu_dev_limits, 40);
 
 /* The compute gate's state for one GPU, shared by the limiters of one pod, never read by the

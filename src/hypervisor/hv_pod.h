@@ -50,6 +50,12 @@ struct hv_pod_gpu {
     uint64_t last_charged, last_waited, sample_ns;
     uint64_t mem_used; /* from the region */
     uint32_t dvfs;     /* from the region: the gate's clock factor, 1024 = 1.0 (0: none yet) */
+    uint32_t scale;    /* from the region: the model's correction, 1024 = 1.0 (bounded) */
+    /* contention.h, once a second with NVML's figures: the charges since the last window, and
+     * the factor written to the control region (1024 = 1.0) */
+    uint64_t win_charged, win_ns;
+    double win_share; /* the pod's charged share of the GPU over the last window, scaled */
+    uint32_t shared;
     uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };
 

@@ -51,6 +51,10 @@ const struct hv_setting hv_settings[] = {
       * long poll; the heartbeat keeps a worker that is not polling registered, and each one
       * is a connection and a thread in the daemon (bench/daemon_cpu.sh) */
      FIELD(heartbeat_ms), "5000", "N", "heartbeat interval asked of workers"},
+    {"shared-correction", "daemon", "shared_correction", NULL, 0, HV_SET_INT, 0, 100, "0..100 %",
+     FIELD(shared_correction), "100", "PCT",
+     "part of the busy time that limited pods sharing a GPU cost beyond their charges which "
+     "is charged to them"},
     {"policy", "daemon", "policy", NULL, 0, HV_SET_TEXT, 0, 0, NULL, FIELD(policy), "weighted",
      "NAME", "compute policy"},
     {"kube-api", "daemon", "kube_api", NULL, 0, HV_SET_TEXT, 0, 0, NULL, FIELD(kube_api), NULL,

@@ -38,6 +38,7 @@ struct hv_config {
     char policy[32];
     int tick_ms;
     int heartbeat_ms;
+    int shared_correction; /* percent */
     int log_level;
     int max_connections;         /* open at once: operator socket; worker socket + TCP (8192) */
     int max_connections_per_pod; /* per pod (or peer address over TCP) (256) */

@@ -291,7 +291,7 @@ int main(int argc, char **argv)
     int nl = cfg.listen[0] ? 3 : 2, rc = 1;
     int ok = start_listeners(&cfg, ls, nl) == 0;
     struct kube_watch *kw = NULL;
-    if (ok && tick_start(policy, cfg.tick_ms, cfg.heartbeat_ms)) ok = 0;
+    if (ok && tick_start(policy, cfg.tick_ms, cfg.heartbeat_ms, cfg.shared_correction)) ok = 0;
     if (ok && want_kube) kw = start_kube(&cfg);
 #ifdef VGPU_HAVE_DEVICE_PLUGIN
     /* the kubelet's view of this node's GPUs: after NVML and the pods' directory, which it uses */

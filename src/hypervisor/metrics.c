@@ -53,7 +53,8 @@ enum {
     PG_NVML_MEM,
     PG_GPU_SECONDS,
     PG_WAIT_SECONDS,
-    PG_CLOCK_FACTOR
+    PG_CLOCK_FACTOR,
+    PG_SHARED_FACTOR
 };
 
 static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
@@ -77,6 +78,8 @@ static double pod_gpu_value(const struct hv_pod_gpu *g, int which)
         return (double)g->last_waited / 1e9;
     case PG_CLOCK_FACTOR:
         return hv_clock_factor(g);
+    case PG_SHARED_FACTOR:
+        return g->shared > 1024 ? g->shared / 1024.0 : 1.0;
     default:
         return (double)g->nvml_mem;
     }
@@ -161,6 +164,10 @@ static void render_pod_gpus(FILE *f)
          "how much faster than on a full GPU the pod's work runs at the clock now; its GPU time "
          "is charged times this while limited (1 = the GPU would not clock down when full)",
          PG_CLOCK_FACTOR},
+        {"vgpu_pod_shared_factor", "gauge",
+         "what time-slicing the GPU with other limited pods costs beyond the pods' charges: their "
+         "GPU time is charged times this (1 = alone, or no such cost)",
+         PG_SHARED_FACTOR},
     };
     for (size_t m = 0; m < sizeof(gpm) / sizeof(gpm[0]); m++) {
         family(f, gpm[m].name, gpm[m].type, gpm[m].help);

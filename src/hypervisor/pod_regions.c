@@ -74,6 +74,13 @@ void region_write_effective(struct hv_pod *p, const struct hv_pod_gpu *g)
     if (v) atomic_store(&v->lim.core_effective, g->effective);
 }
 
+void region_write_shared(struct hv_pod *p, const struct hv_pod_gpu *g)
+{
+    if (!p->files.ctl) return;
+    struct vgpu_ctl_dev *v = ctl_dev(p, g);
+    if (v) atomic_store(&v->lim.core_shared, g->shared);
+}
+
 void region_apply(struct hv_pod *p)
 {
     struct vgpu_ctl *c = p->files.ctl;
@@ -90,6 +97,7 @@ void region_apply(struct hv_pod *p)
         atomic_store(&v->lim.core_soft, g->soft ? lim : 0);
         atomic_store(&v->lim.core_limit, g->soft && lim ? 10000 : lim);
         atomic_store(&v->lim.weight, g->weight);
+        atomic_store(&v->lim.core_shared, g->shared);
         atomic_store(&v->lim.core_effective, g->effective);
     }
     atomic_store(&c->suspended, (uint32_t)(p->suspended != 0 || p->broken[0]));
@@ -124,6 +132,8 @@ void region_sample(struct hv_pod *p, uint64_t now)
         /* the pod's own figures: bounded so that no value breaks a reply or a sum */
         g->mem_used = used > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : used;
         g->dvfs = dvfs >= 256 && dvfs <= 8192 ? dvfs : 0;
+        uint32_t scale = atomic_load_explicit(&v->limiter.gate_scale, memory_order_relaxed);
+        g->scale = scale >= 256 && scale <= 4096 ? scale : 1024; /* the limiter's own bounds */
         if (g->have_sample && now > g->sample_ns) {
             uint64_t dc = charged >= g->last_charged ? charged - g->last_charged : 0;
             uint64_t dt = now - g->sample_ns;

@@ -25,6 +25,8 @@ int region_open(struct hv_pod *p, uid_t uid, gid_t gid, char *err, size_t errlen
 void region_apply(struct hv_pod *p);
 /* Only the share the gate enforces on one GPU (the tick). */
 void region_write_effective(struct hv_pod *p, const struct hv_pod_gpu *g);
+/* Only the contention factor on one GPU (the tick, contention.h). */
+void region_write_shared(struct hv_pod *p, const struct hv_pod_gpu *g);
 void region_set_seq(struct hv_pod *p, uint64_t seq);
 /* Read usage into p->gpu[] (mem_used, used share, wants_more, clock factor); refresh liveness. */
 void region_sample(struct hv_pod *p, uint64_t now_ns);

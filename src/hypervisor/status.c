@@ -41,11 +41,12 @@ json_t *status_pod_json(const struct hv_pod *p)
         for (int r = 0; r < 6; r++)
             if (!strcmp(g->source, rank[r]) && r > best) best = r;
         json_array_append_new(
-            gpus, json_pack("{s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:b, s:f}", "uuid", g->uuid,
-                            "index", g->index, "mem_limit", (json_int_t)g->mem, "mem_used",
+            gpus, json_pack("{s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:b, s:f, s:f}", "uuid",
+                            g->uuid, "index", g->index, "mem_limit", (json_int_t)g->mem, "mem_used",
                             (json_int_t)g->mem_used, "core_limit", g->core, "core_effective",
                             g->effective / 100.0, "core_used", g->used_avg / 100.0, "weight",
-                            (int)g->weight, "soft", g->soft, "clock_factor", hv_clock_factor(g)));
+                            (int)g->weight, "soft", g->soft, "clock_factor", hv_clock_factor(g),
+                            "shared_factor", g->shared > 1024 ? g->shared / 1024.0 : 1.0));
     }
     json_t *workers = json_array();
     uint64_t now = vgpu_now_ns();

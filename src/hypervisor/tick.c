@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "command_channel.h"
+#include "contention.h"
 #include "hv_log.h"
 #include "node_publish.h"
 #include "nvml_monitor.h"
@@ -36,6 +37,7 @@ static atomic_int stop_flag;
 static int started;
 static const struct sched_policy *pol;
 static uint64_t tick_ns, hb_ns;
+static double shared_part;
 
 static void reap_workers(uint64_t now)
 {
@@ -69,7 +71,63 @@ static int gpu_util_x100(const char *uuid)
     return util;
 }
 
-static void schedule(void)
+/* The pod of a registered host PID, NULL if none */
+static struct hv_pod *pod_of_pid(pid_t pid)
+{
+    for (struct hv_worker *w = hv_reg.workers; w; w = w->next)
+        if (w->host_pid == pid) return registry_pod_find(w->pod_key);
+    return NULL;
+}
+
+/* Once a second, with NVML's figures of the same second: the contention factor of one GPU's
+ * limited pods (contention.h), idx[0..k) into slots. */
+static void contend(const struct slot *slots, const size_t *idx, size_t k,
+                    const struct nvml_snapshot *snap, uint64_t now)
+{
+    const struct nvml_gpu *ng = NULL;
+    for (int i = 0; snap->ok && i < snap->ngpu; i++)
+        if (!strcmp(snap->gpu[i].uuid, slots[idx[0]].g->uuid)) ng = &snap->gpu[i];
+    static struct contention_pod cp[4096];
+    for (size_t j = 0; j < k; j++) {
+        struct hv_pod_gpu *g = slots[idx[j]].g;
+        uint64_t dc = g->last_charged >= g->win_charged ? g->last_charged - g->win_charged : 0;
+        uint64_t dt = g->win_ns && now > g->win_ns ? now - g->win_ns : 0;
+        /* a first window, or one over 3 s (the tick fell behind), tells nothing */
+        cp[j].charged = dt && dt < 3000000000ull && g->have_sample
+                            ? (double)dc / (double)dt * g->scale / 1024.0
+                            : -1;
+        if (cp[j].charged > 1.0) cp[j].charged = 1.0;
+        cp[j].nvml = ng ? 0 : -1;
+        g->win_charged = g->last_charged;
+        g->win_ns = now;
+        g->win_share = cp[j].charged;
+    }
+    int foreign = !ng;
+    for (int i = 0; ng && i < ng->nproc; i++) {
+        struct hv_pod *owner = pod_of_pid((pid_t)ng->proc[i].pid);
+        size_t j = 0;
+        while (j < k && slots[idx[j]].p != owner)
+            j++;
+        if (j == k) {
+            foreign = 1; /* a process of no limited pod here: its busy time is nobody's charge */
+            continue;
+        }
+        cp[j].nvml += ng->proc[i].sm / 100.0;
+    }
+    uint32_t cur = 0; /* a pod that joined has none yet */
+    for (size_t j = 0; j < k; j++)
+        if (slots[idx[j]].g->shared > cur) cur = slots[idx[j]].g->shared;
+    uint32_t next =
+        contention_next(cur, cp, k, ng ? ng->util_x100 / 10000.0 : -1, foreign, shared_part);
+    for (size_t j = 0; j < k; j++) {
+        struct slot const *s = &slots[idx[j]];
+        if (s->g->shared == next) continue;
+        s->g->shared = next;
+        region_write_shared(s->p, s->g);
+    }
+}
+
+static void schedule(const struct nvml_snapshot *snap)
 {
     static struct slot slots[4096];
     static struct sched_pod in[4096];
@@ -125,6 +183,7 @@ static void schedule(void)
                                           .trim = g->trim};
         }
         share_balance(bal, k, saturated && reports_hold);
+        if (snap) contend(slots, idx, k, snap, vgpu_now_ns());
         for (size_t j = 0; j < k; j++) {
             struct slot *s = &slots[idx[j]];
             s->g->trim = bal[j].trim;
@@ -199,6 +258,7 @@ static void backstop(const struct nvml_snapshot *s)
 static void *run(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "vgpu-tick"); /* for per-thread CPU in top and tests */
     uint64_t next = vgpu_now_ns(), nvml_next = 0;
     while (!atomic_load(&stop_flag)) {
         uint64_t now = vgpu_now_ns();
@@ -221,7 +281,7 @@ static void *run(void *arg)
             else
                 region_reap_dead(p, 0);
         }
-        schedule();
+        schedule(snap);
         if (snap && snap->ok) backstop(snap);
         registry_unlock();
         free(snap);
@@ -234,8 +294,9 @@ static void *run(void *arg)
     return NULL;
 }
 
-int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms)
+int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms, int shared_pct)
 {
+    shared_part = shared_pct / 100.0;
     pol = policy;
     tick_ns = (uint64_t)tick_ms * 1000000ull;
     hb_ns = (uint64_t)heartbeat_ms * 1000000ull;

@@ -9,7 +9,8 @@
 
 #include "scheduler.h"
 
-int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms);
+/* shared_pct: --shared-correction, the part of contending pods' excess busy time charged */
+int tick_start(const struct sched_policy *policy, int tick_ms, int heartbeat_ms, int shared_pct);
 void tick_stop(void);
 
 #endif

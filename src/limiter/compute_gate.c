@@ -158,6 +158,11 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
      * tracked while unlimited is real GPU time */
     uint32_t dvfs = atomic_load_explicit(&d->gate_dvfs, RELAXED);
     if (dvfs > 1024u && !unlimited) cost = cost * dvfs / 1024u;
+    /* and, while its context time-slices the GPU with other pods', the part of the GPU's time
+     * that sharing costs beyond the model: the daemon's factor (src/hypervisor/contention.h),
+     * bounded here too (the control region is the daemon's, but its bound is the contract) */
+    uint32_t shared = atomic_load_explicit(&lim->core_shared, RELAXED);
+    if (shared > 1024u && !unlimited) cost = cost * (shared > 1280u ? 1280u : shared) / 1024u;
     int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED), base, next;

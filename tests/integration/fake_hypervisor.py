@@ -53,10 +53,13 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 MAX_BODY = 64 * 1024
-# the head of a control region (src/common/ctl_layout.h, VGPU_CTL_VERSION 1): magic, version, size,
-# pod[VGPU_POD_ID_LEN], token[VGPU_CTL_TOKEN_LEN]; read to reuse a region a restarted fake finds
+# the head of a control region (src/common/ctl_layout.h): magic, version, size,
+# pod[VGPU_POD_ID_LEN], token[VGPU_CTL_TOKEN_LEN]; read to reuse a region a restarted fake finds.
+# The version is the header's own, so that a layout change cannot leave the fake behind.
 CTL_MAGIC = 0x314C544355504756
-CTL_VERSION = 1
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "common",
+                       "ctl_layout.h")) as _h:
+    CTL_VERSION = int(re.search(r"#define VGPU_CTL_VERSION (\d+)u", _h.read()).group(1))
 CTL_POD_AT, CTL_POD_LEN, CTL_TOKEN_AT, CTL_TOKEN_LEN = 16, 160, 176, 33
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
          "mib": 1 << 20, "g": 1 << 30, "gb": 1000 ** 3, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}

@@ -3,6 +3,8 @@
 # CLI, and limiter processes (cuda_probe with libcuda_limiter.so preloaded). The simulated GPU
 # runs one kernel at a time across all processes, so pods really compete for it.
 #   weights  two soft pods at 100%, weights 1:3, both saturating: kernels per second 1:3
+#   contend  two hard pods whose contexts cost the GPU switching time: the daemon's shared factor
+#            charges them for it, so the GPU stays 80% busy; alone again, the factor is 1
 #   arrival  pod A (weight 1) runs alone and has the GPU; pod B (weight 3) arrives: within a
 #            second the shares are 1:3
 #   suspend  vgpu suspend stops a pod's launches, vgpu resume brings them back
@@ -65,7 +67,7 @@ workers() { V status --json | python3 -c "import json,sys; d=json.load(sys.stdin
 # POD has COUNT workers registered
 workers_are() { [ "$(workers "$1")" = "$2" ]; }
 
-DAEMON_ARGS="--identity env"
+DAEMON_ARGS="--identity env ${HV_EXTRA_ARGS:-}"
 if [ "$CASE" = tcp ]; then
     PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     DAEMON_ARGS="$DAEMON_ARGS --listen 127.0.0.1:$PORT"
@@ -175,6 +177,35 @@ balance)
     awk -v a="$ua" -v b="$ub" 'BEGIN {exit !(a / (a + b) > 0.2 && a / (a + b) < 0.28)}' ||
         fail "A's part of what the pods got: $ua / ($ua + $ub), expected about 0.25"
     awk -v e="$eb" 'BEGIN {exit !(e > 17 && e < 24.5)}' || fail "A's share: $eb%, expected trimmed to about 21%"
+    ;;
+contend)
+    # Two hard pods at 30% and 50%, 1 ms kernels, and every switch between their contexts costs
+    # the GPU 150 us that their timing events leave out (VGPU_SIM_SWITCH_US), as time-slicing
+    # does on a real GPU: charged by their models alone they would keep it busier than 80%.
+    # The daemon's shared factor (src/hypervisor/contention.h) charges them for it, the same
+    # for both; once B stops, A is alone and the factor is 1 again.
+    V set sim/ca --core-limit 30 >/dev/null || fail "set sim/ca"
+    V set sim/cb --core-limit 50 >/dev/null || fail "set sim/cb"
+    export VGPU_SIM_SWITCH_US=150
+    VGPU_POD_NAME=ca limited "$PROBE" spin 12 1000 >"$TMP/a" 2>"$TMP/a.err" &
+    VGPU_POD_NAME=cb limited "$PROBE" spin 8 1000 >"$TMP/b" 2>"$TMP/b.err" &
+    sleep 7 # measured: both have run 7 s
+    V metrics >"$TMP/metrics"
+    wait %3
+    sleep 3 # A alone for 3 s
+    V metrics >"$TMP/metrics2"
+    wait %2
+    m() { sed -n "s/^$1{namespace=\"sim\",pod=\"$2\".*} //p" "$3"; }
+    fa=$(m vgpu_pod_shared_factor ca "$TMP/metrics") fb=$(m vgpu_pod_shared_factor cb "$TMP/metrics")
+    util=$(sed -n 's/^vgpu_gpu_utilization_percent{.*} //p' "$TMP/metrics")
+    a=$(rates "$(cat "$TMP/a")" 4 6) b=$(rates "$(cat "$TMP/b")" 4 6)
+    alone=$(m vgpu_pod_shared_factor ca "$TMP/metrics2")
+    echo "two pods 30% / 50%, switches 150 us: shared factor $fa / $fb, GPU busy $util%, kernels/s A $a, B $b; A alone after: factor $alone"
+    awk -v a="$fa" -v b="$fb" 'BEGIN {exit !(a == b && a >= 1.04 && a <= 1.25)}' ||
+        fail "the shared factor: A $fa, B $fb (expected the same, above 1.04)"
+    near "$util" 80 5 "GPU busy (%) with both pods at their limits"
+    awk -v a="$a" -v b="$b" 'BEGIN {r = a / b; exit !(r > 0.54 && r < 0.66)}' || fail "A : B kernels $a : $b, expected 3 : 5"
+    [ "$alone" = 1 ] || fail "A alone: shared factor $alone, expected 1"
     ;;
 arrival)
     V set sim/aa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/aa"

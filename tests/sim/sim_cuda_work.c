@@ -178,6 +178,27 @@ static uint64_t *stream_tail(struct sim_ctx **c, CUstream s, int ptds, int *bloc
     return &st->tail;
 }
 
+/* VGPU_SIM_SWITCH_US: what the GPU spends switching to another process's context before its
+ * work starts, as time-slicing contexts cost a real GPU: busy (NVML counts it, to the incoming
+ * process) but not the work's: a timing event recorded before the work completes after the
+ * switch (event_record), so the events around the work leave it out. sim_lock held; returns
+ * when the caller's work or event may start. */
+static uint64_t switch_in_locked(struct sim_dev *d, int dev, uint64_t start, uint64_t now)
+{
+    static int64_t switch_ns = -1;
+    if (switch_ns < 0) {
+        const char *e = getenv("VGPU_SIM_SWITCH_US");
+        switch_ns = e && atoi(e) > 0 ? (int64_t)atoi(e) * 1000 : 0;
+    }
+    if (switch_ns && d->last_slot && d->last_slot != (uint32_t)g_slot + 1) {
+        sim_busy_add_locked(g_slot, dev, start, start + (uint64_t)switch_ns, now);
+        start += (uint64_t)switch_ns;
+        d->busy_until = SIM_MAX(d->busy_until, start);
+    }
+    d->last_slot = (uint32_t)g_slot + 1;
+    return start;
+}
+
 /* Queue dur_ns of work on the device after everything already queued; g_mu held. Returns the
  * time the caller must wait until before returning (a full launch queue), or 0. */
 static uint64_t submit(struct sim_ctx *c, uint64_t *tail, int blocking, uint64_t dur)
@@ -185,7 +206,8 @@ static uint64_t submit(struct sim_ctx *c, uint64_t *tail, int blocking, uint64_t
     sim_lock();
     uint64_t now = sim_now_ns();
     struct sim_dev *d = &sim_st->dev[c->dev];
-    uint64_t start = SIM_MAX(SIM_MAX(now, d->busy_until), *tail), end = start + dur;
+    uint64_t start = switch_in_locked(d, c->dev, SIM_MAX(SIM_MAX(now, d->busy_until), *tail), now);
+    uint64_t end = start + dur;
     d->busy_until = end;
     sim_busy_add_locked(g_slot, c->dev, start, end, now);
     sim_unlock();
@@ -415,9 +437,10 @@ static CUresult event_record(CUevent ev, CUstream s, int ptds, unsigned flags)
          * context again: like a real GPU, which time-slices contexts, an event does not count
          * the time the GPU spent on other processes' work queued before it */
         sim_lock();
-        uint64_t busy = sim_st->dev[c->dev].busy_until;
+        struct sim_dev *d = &sim_st->dev[c->dev];
+        uint64_t now = sim_now_ns();
+        e->t = switch_in_locked(d, c->dev, SIM_MAX(SIM_MAX(now, *tail), d->busy_until), now);
         sim_unlock();
-        e->t = SIM_MAX(SIM_MAX(sim_now_ns(), *tail), busy);
         e->recorded = 1;
     }
     pthread_mutex_unlock(&g_mu);

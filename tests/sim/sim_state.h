@@ -52,7 +52,8 @@ struct sim_defer { /* busy time beyond the accounting horizon, added as time pas
 
 struct sim_dev {
     uint64_t busy_until; /* CLOCK_MONOTONIC ns at which the last queued work ends */
-    uint32_t ndefer, pad;
+    uint32_t ndefer;
+    uint32_t last_slot; /* 1 + the slot of the process whose work was queued last (0: none) */
     struct sim_defer defer[SIM_NDEFER];
     struct sim_ring ring;
 };

@@ -50,7 +50,7 @@ static const struct row rows[] = {
     FIELD(LEDGER | CONTROL, vgpu_dev_limits, core_soft, 24, 4),
     FIELD(LEDGER | CONTROL, vgpu_dev_limits, core_effective, 28, 4),
     FIELD(LEDGER | CONTROL, vgpu_dev_limits, weight, 32, 4),
-    FIELD(LEDGER | CONTROL, vgpu_dev_limits, reserved, 36, 4),
+    FIELD(LEDGER | CONTROL, vgpu_dev_limits, core_shared, 36, 4),
     SIZE(LEDGER | CONTROL, vgpu_dev_limits, 40),
     FIELD(LEDGER, vgpu_pod_limiter_state, gate_vclock, 0, 8),
     FIELD(LEDGER, vgpu_pod_limiter_state, gate_launches, 8, 8),
@@ -158,7 +158,9 @@ static const struct known {
     unsigned long long fingerprint;
 } known[] = {
     {LEDGER, 5, 0x9e32637cee9aff71ull},
+    {LEDGER, 6, 0x81defb236b5df966ull}, /* vgpu_dev_limits.core_shared */
     {CONTROL, 1, 0x40e5a10cbc037f2full},
+    {CONTROL, 2, 0x481859d3cf54445aull}, /* vgpu_dev_limits.core_shared */
     {NODE, 1, 0xf62ce6e10300ade3ull},
 };
 
