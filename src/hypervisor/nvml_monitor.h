@@ -15,6 +15,7 @@
 
 #define NVML_MON_MAX_GPUS VGPU_MAX_DEVICES
 #define NVML_MON_MAX_PROCS 256
+#define NVML_PROCS_EVERY_PASS 16 /* above this many processes on a GPU, every second pass */
 
 struct nvml_proc {
     unsigned pid; /* host pid */
