@@ -23,7 +23,16 @@
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 #define SMOOTH_BELOW_NS 20000u   /* estimates under this are smoothed (see learn) */
-#define SMOOTH_DIV 4096          /* by this fraction of the difference a sample */
+/* The least a measured kernel is charged. NVML counted a launch-bound loop of 1M-float adds at
+ * 1.9-2.1 us of busy time per launch in every cell on an H200, free or held, while its events
+ * read 0.8-1.0 us (bench/results/compute-runs.md, sixth run): a new pod charged by its events
+ * ran at 0.93 of its free pace for its first seconds at a 10% limit, where 0.36 was due,
+ * until its closed loop had scaled its cost up (first-seconds-h200-2026-12-03.txt). A floor
+ * puts such kernels near their cost from the first launch; the loop still scales the rest,
+ * down as well (a GPU that counts less per launch gets a scale under 1). Always applied, so the
+ * model the loop scales never changes under it. */
+#define FLOOR_NS 2000u
+#define SMOOTH_DIV 4096 /* by this fraction of the difference a sample */
 
 static int find_slot(uint64_t key, int insert);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
@@ -174,6 +183,7 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
     uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
                       : atomic_load_explicit(&default_ns, RELAXED);
+    if (cost < FLOOR_NS) cost = FLOOR_NS;
     int every = (++tl_count % SAMPLE_EVERY) == 0;
     if (__builtin_expect(!every && n >= FIRST_SAMPLES, 1)) return cost; /* the common case */
     if (i < 0 || vgpu_capturing()) return cost;

@@ -454,6 +454,26 @@ compute-tiny)
     near "$tiny1" "$tiny0" 10 "a 5 us kernel's estimate after its events' figure doubled"
     near "$long1" $((2 * long0)) 10 "a 100 us kernel's estimate after its events' figure doubled"
     ;;
+compute-floor)
+    # A 1 us kernel is charged the cost model's floor (2 us, what NVML counts per launch of a
+    # tiny kernel on an H200) from its first launch, not what its events say; a 50 us kernel
+    # what its events say. The closed loop (off here) scales from there.
+    export CUDA_CORE_LIMIT_0=50 VGPU_NO_FEEDBACK=1
+    per_launch() {
+        VGPU_POD_NAME=$1 limited "$PROBE" spin 2 "$2" >/dev/null &
+        sleep 0.3 # measured: after the first samples
+        local a b
+        a=$(VGPU_POD_NAME=$1 "$PROBE" gate)
+        sleep 1
+        b=$(VGPU_POD_NAME=$1 "$PROBE" gate)
+        wait
+        echo $((($(field charged_ns "$b") - $(field charged_ns "$a")) / ($(field launches "$b") - $(field launches "$a") + 1)))
+    }
+    tiny=$(per_launch floor1 1) long=$(per_launch floor50 50)
+    echo "charged per launch: 1 us kernel $tiny ns, 50 us kernel $long ns"
+    near "$tiny" 2000 5 "a 1 us kernel's charge (the floor)"
+    near "$long" 50000 10 "a 50 us kernel's charge"
+    ;;
 compute-robust)
     # signals, and leaving while threads wait in the gate
     export CUDA_CORE_LIMIT_0=30
