@@ -58,9 +58,11 @@ struct vgpu_dev_limits {
     _Atomic uint32_t core_effective; /* the share the gate enforces now */
     _Atomic uint32_t weight;         /* scheduler weight of the pod on this GPU (0 = 1) */
     /* the daemon's correction of the pod's charged GPU time while several pods' contexts
-     * time-slice this GPU, 1024 = 1.0 (0: none; src/hypervisor/contention.h) */
+     * time-slice this GPU, 1024 = 1.0 (0: none; src/hypervisor/contention.h); the gate never
+     * applies more than VGPU_SHARED_MAX */
     _Atomic uint32_t core_shared;
 };
+#define VGPU_SHARED_MAX 1280u /* x1.25 */
 /* pinned: see layout_pin.h */
 VGPU_PIN_FIELD(vgpu_dev_limits, mem_limit, 0, 8);
 VGPU_PIN_FIELD(vgpu_dev_limits, oversold_limit, 8, 8);

@@ -5,8 +5,8 @@
  * (src/limiter/compute_feedback.c). When several pods' contexts time-slice the GPU, NVML's
  * per-process figures do not say who used what (gpu_busy.c), so no limiter can correct itself,
  * and their models fall short: the GPU switches between contexts, and kernels run slower after
- * a switch than the shortest samples the models keep. On an H200 two hard pods at 30% and 50%
- * kept the GPU 85% busy and got +2.7 and +3.9 pp more work than their limits. Only the daemon
+ * a switch than the shortest samples the models keep, so pods held at their limits get more
+ * than them (bench/results/README.md, daemon). Only the daemon
  * sees every pod's charged time beside the GPU's busy time; it publishes one factor per GPU
  * that every limited pod there multiplies its charges by (vgpu_dev_limits.core_shared).
  *
@@ -22,8 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm_layout.h"
+
 #define CONTENTION_ONE 1024u
-#define CONTENTION_MAX 1280u /* x1.25 */
+#define CONTENTION_MAX VGPU_SHARED_MAX
 
 struct contention_pod {
     double charged; /* share of the GPU's time the pod was charged over the window (0..1),

@@ -54,7 +54,6 @@ struct hv_pod_gpu {
     /* contention.h, once a second with NVML's figures: the charges since the last window, and
      * the factor written to the control region (1024 = 1.0) */
     uint64_t win_charged, win_ns;
-    double win_share; /* the pod's charged share of the GPU over the last window, scaled */
     uint32_t shared;
     uint64_t nvml_mem; /* NVML: memory of the pod's registered processes */
 };

@@ -189,8 +189,8 @@ void nvml_monitor_sample(void)
         /* a GPU's identity does not change while the driver is loaded: asked once */
         int known = same && g->uuid[0];
         g->mem_total = g->mem_used = 0;
-        /* The process list and its utilisation cost the driver about 80 us a process (H200:
-         * 5 ms of a 7 ms pass with 64 processes, most of the daemon's CPU): with many
+        /* The process list and its utilisation cost the driver in proportion to the processes
+         * (most of the daemon's CPU with many: bench/results/README.md, daemon): with many
          * processes they are asked every second pass, and the list of the last one stands
          * for the pass between (what it feeds is a second late at most: the backstop, the
          * node region's process list, the shared factor's check). */

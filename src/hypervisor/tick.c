@@ -100,7 +100,6 @@ static void contend(const struct slot *slots, const size_t *idx, size_t k,
         cp[j].nvml = ng ? 0 : -1;
         g->win_charged = g->last_charged;
         g->win_ns = now;
-        g->win_share = cp[j].charged;
     }
     int foreign = !ng;
     for (int i = 0; ng && i < ng->nproc; i++) {
@@ -226,12 +225,9 @@ static void backstop(const struct nvml_snapshot *s)
         const struct nvml_gpu *g = &s->gpu[gi];
         for (int k = 0; k < g->nproc; k++) {
             const struct nvml_proc *np = &g->proc[k];
-            struct hv_worker *w = hv_reg.workers;
-            while (w && w->host_pid != (pid_t)np->pid)
-                w = w->next;
-            if (w) {
-                struct hv_pod *p = registry_pod_find(w->pod_key);
-                for (int i = 0; p && i < p->ngpu; i++)
+            struct hv_pod *p = pod_of_pid((pid_t)np->pid);
+            if (p) {
+                for (int i = 0; i < p->ngpu; i++)
                     if (!strcmp(p->gpu[i].uuid, g->uuid)) p->gpu[i].nvml_mem += np->mem;
                 continue;
             }

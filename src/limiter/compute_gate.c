@@ -162,7 +162,8 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
      * that sharing costs beyond the model: the daemon's factor (src/hypervisor/contention.h),
      * bounded here too (the control region is the daemon's, but its bound is the contract) */
     uint32_t shared = atomic_load_explicit(&lim->core_shared, RELAXED);
-    if (shared > 1024u && !unlimited) cost = cost * (shared > 1280u ? 1280u : shared) / 1024u;
+    if (shared > 1024u && !unlimited)
+        cost = cost * (shared > VGPU_SHARED_MAX ? VGPU_SHARED_MAX : shared) / 1024u;
     int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED), base, next;

@@ -23,14 +23,12 @@
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
 #define SMOOTH_BELOW_NS 20000u   /* estimates under this are smoothed (see learn) */
-/* The least a measured kernel is charged. NVML counted a launch-bound loop of 1M-float adds at
- * 1.9-2.1 us of busy time per launch in every cell on an H200, free or held, while its events
- * read 0.8-1.0 us (bench/results/compute-runs.md, sixth run): a new pod charged by its events
- * ran at 0.93 of its free pace for its first seconds at a 10% limit, where 0.36 was due,
- * until its closed loop had scaled its cost up (first-seconds-h200-2026-12-03.txt). A floor
- * puts such kernels near their cost from the first launch; the loop still scales the rest,
- * down as well (a GPU that counts less per launch gets a scale under 1). Always applied, so the
- * model the loop scales never changes under it. */
+/* The least a measured kernel is charged: NVML counts a tiny kernel's launch at about 2 us of
+ * busy time whatever its events say (they read half that or less), so a new pod charged by its
+ * events runs near its free pace until the closed loop has scaled its cost up (bench/results/
+ * README.md, first seconds). The floor is part of the model the loop scales, always applied, so
+ * the model never changes under the loop, and the loop still scales it down where a GPU counts
+ * less per launch. */
 #define FLOOR_NS 2000u
 #define SMOOTH_DIV 4096 /* by this fraction of the difference a sample */
 
