@@ -29,6 +29,9 @@
  *                                                 GPU entries (devs) or the whole ledger (all)
  *   hv_shm_tool records POD_DIR N                 N fake process records (other PID namespaces,
  *                                                 host PIDs of no process)
+ *   hv_shm_tool scale POD_DIR SCALE SECONDS       keep every GPU's gate_scale (the cost model's
+ *                                                 correction the daemon reads) at SCALE for
+ *                                                 SECONDS: a pod understating its use
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -225,6 +228,11 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < sizeof(*s); i++)
                 m[i] = (unsigned char)rand();
         }
+    } else if (!strcmp(argv[1], "scale") && argc == 5) {
+        uint32_t v = (uint32_t)strtoul(argv[3], NULL, 10);
+        for (int t = 0; t < atoi(argv[4]) * 100; t++, usleep(10000))
+            for (int d = 0; d < VGPU_MAX_DEVICES; d++)
+                atomic_store(&s->dev[d].limiter.gate_scale, v);
     } else if (!strcmp(argv[1], "records") && argc == 4) {
         int n = atoi(argv[3]);
         for (int i = 0; i < n; i++) {

@@ -5,6 +5,8 @@
 #   weights  two soft pods at 100%, weights 1:3, both saturating: kernels per second 1:3
 #   contend  two hard pods whose contexts cost the GPU switching time: the daemon's shared factor
 #            charges them for it, so the GPU stays 80% busy; alone again, the factor is 1
+#   contend-liar
+#            the same, one pod understating its use in its ledger: the factor holds at 1
 #   arrival  pod A (weight 1) runs alone and has the GPU; pod B (weight 3) arrives: within a
 #            second the shares are 1:3
 #   suspend  vgpu suspend stops a pod's launches, vgpu resume brings them back
@@ -206,6 +208,30 @@ contend)
     near "$util" 80 5 "GPU busy (%) with both pods at their limits"
     awk -v a="$a" -v b="$b" 'BEGIN {r = a / b; exit !(r > 0.54 && r < 0.66)}' || fail "A : B kernels $a : $b, expected 3 : 5"
     [ "$alone" = 1 ] || fail "A alone: shared factor $alone, expected 1"
+    ;;
+contend-liar)
+    # The same two pods, but B understates its use: it keeps its ledger's cost-model scale at
+    # 256, so the charges the daemon reads are a quarter of B's. Believed, the GPU's busy time
+    # over the reports would push the shared factor to its 1.25 bound and charge A a quarter
+    # more; since NVML shows B's processes far busier than B reports, the factor holds at 1.
+    # (B's own gate reads that scale too, so B also escapes its own limit: a pod's code can
+    # always do that to itself, docs/security.md; what is checked here is that A pays nothing
+    # for B's word.)
+    V set sim/la --core-limit 30 >/dev/null || fail "set sim/la"
+    V set sim/lb --core-limit 50 >/dev/null || fail "set sim/lb"
+    export VGPU_SIM_SWITCH_US=150
+    VGPU_POD_NAME=la limited "$PROBE" spin 8 1000 >"$TMP/a" 2>"$TMP/a.err" &
+    VGPU_POD_NAME=lb limited "$PROBE" spin 8 1000 >"$TMP/b" 2>"$TMP/b.err" &
+    has_dir() { [ -n "$(pod_dir sim/lb)" ]; }
+    wait_until 5 has_dir || fail "pod lb has no directory"
+    "$BUILD/tests/hypervisor/hv_shm_tool" scale "$(pod_dir sim/lb)" 256 8 &
+    sleep 6 # measured: both have run 6 s, B understating throughout
+    V metrics >"$TMP/metrics"
+    wait %2 %3 %4
+    fa=$(sed -n 's/^vgpu_pod_shared_factor{namespace="sim",pod="la".*} //p' "$TMP/metrics")
+    echo "B understating (scale 256): A's shared factor $fa"
+    [ "$fa" = 1 ] || fail "A's shared factor with B understating: $fa, expected 1"
+    kill -0 "$HVPID" || fail "the daemon died"
     ;;
 arrival)
     V set sim/aa --soft --core-limit 100 --weight 1 >/dev/null || fail "set sim/aa"
