@@ -29,7 +29,7 @@
  * README.md, first seconds). The floor is part of the model the loop scales, always applied, so
  * the model never changes under the loop, and the loop still scales it down where a GPU counts
  * less per launch. */
-#define FLOOR_NS 2000u
+#define FLOOR_NS 2000u  /* applied where estimates are stored (learn), not per launch */
 #define SMOOTH_DIV 4096 /* by this fraction of the difference a sample */
 
 static int find_slot(uint64_t key, int insert);
@@ -181,7 +181,6 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
     uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
                       : atomic_load_explicit(&default_ns, RELAXED);
-    if (cost < FLOOR_NS) cost = FLOOR_NS;
     int every = (++tl_count % SAMPLE_EVERY) == 0;
     if (__builtin_expect(!every && n >= FIRST_SAMPLES, 1)) return cost; /* the common case */
     if (i < 0 || vgpu_capturing()) return cost;
@@ -278,13 +277,13 @@ static void learn(int slot, uint64_t ns)
     } else {
         e->ema_frac = 0;
     }
-    atomic_store_explicit(&e->ema_ns, lo ? lo : 1, RELAXED);
+    atomic_store_explicit(&e->ema_ns, lo < FLOOR_NS ? FLOOR_NS : lo, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
     VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot,
-               (unsigned long long)ns, lo ? lo : 1);
+               (unsigned long long)ns, lo < FLOOR_NS ? FLOOR_NS : lo);
     uint32_t d = atomic_load_explicit(&default_ns, RELAXED);
-    atomic_store_explicit(&default_ns, (uint32_t)((int64_t)d + ((int64_t)v - (int64_t)d) / 16),
-                          RELAXED);
+    int64_t nd = (int64_t)d + ((int64_t)v - (int64_t)d) / 16;
+    atomic_store_explicit(&default_ns, (uint32_t)(nd < FLOOR_NS ? FLOOR_NS : nd), RELAXED);
 }
 
 void vgpu_samples_poll(void)
