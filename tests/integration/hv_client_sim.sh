@@ -268,9 +268,11 @@ hv-restart)
     # (same token), and takes commands again
     start_fake
     ctl PUT "/v1/pods/$POD/limits" '{"mem_limit": "512MiB", "core_limit": 30}' >/dev/null || fail "PUT limits"
-    VGPU_PROBE_BUCKET_MS=500 limited "$PROBE" spin 9 1000 >"$TMP/spin" &
+    # 11 s: the restarted fake and the workers' backoff can take 4 s on a loaded machine, and
+    # the 60% must still have a second and more to show after the registration
+    VGPU_PROBE_BUCKET_MS=500 limited "$PROBE" spin 11 1000 >"$TMP/spin" &
     spinner=$!
-    limited "$PROBE" pulse 600 9 >"$TMP/pulse" &
+    limited "$PROBE" pulse 600 11 >"$TMP/pulse" &
     pulser=$!
     sleep 2 # measured: the window before the daemon dies
     ctl GET /test/log >"$TMP/log1.json" || fail "cannot read the first fake's log"
@@ -302,7 +304,8 @@ if set(w for t, w in p) != {'REFUSED'}: print('600 MiB fitted under the 512 MiB 
 rates, t0 = spin('spin')
 down = [r for k, r in enumerate(rates) if t0 + k * 0.5 >= tk + 0.1 and t0 + (k + 1) * 0.5 <= tr]
 near(avg(down), 300, 12, 'launches/s at 30% while the daemon is down')
-late = [r for k, r in enumerate(rates) if t0 + k * 0.5 >= treg + 1.0 and t0 + (k + 1) * 0.5 <= t0 + 8.9]
+late = [r for k, r in enumerate(rates) if t0 + k * 0.5 >= treg + 1.0 and t0 + (k + 1) * 0.5 <= t0 + 10.9]
+if not late: print(f'no whole step of the spin after the registration (registered {treg - t0:.1f} s in)')
 near(avg(late), 600, 12, 'launches/s after 60% from the restarted daemon')
 "
     ;;
