@@ -130,7 +130,7 @@ int vgpu_ledger_dev_attach(struct vgpu_shm *s, const char *uuid, const struct vg
             atomic_store_explicit(&v->limiter.gate_share, eff, RELAXED);
             atomic_store_explicit(&v->limiter.gate_vclock, 0, RELAXED);
             atomic_store_explicit(&v->limiter.gate_scale, 1024, RELAXED);
-            atomic_store_explicit(&v->gate_dvfs, 1024, RELAXED);
+            atomic_store_explicit(&v->gate_dvfs, 0, RELAXED); /* not known until measured */
             atomic_store_explicit(&v->state, VGPU_DEV_READY, memory_order_release);
             *created = 1;
             d = i;

@@ -168,7 +168,10 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED), base, next;
     do {
-        base = old > now - VGPU_GATE_BURST_NS ? old : now - VGPU_GATE_BURST_NS;
+        /* a pod's first charge (clock 0) starts with an empty bank: over a run measured from
+         * its start, a full one is VGPU_GATE_BURST_NS x share of GPU time on top */
+        int64_t edge = old ? now - VGPU_GATE_BURST_NS : now;
+        base = old > edge ? old : edge;
         next = base + entitle;
         if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
     } while (!atomic_compare_exchange_weak_explicit(&d->limiter.gate_vclock, &old, next,
@@ -210,6 +213,14 @@ uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *li
             nv = now + (int64_t)((uint64_t)(v - now) * old / share); /* budget: rescaled */
     } while (!atomic_compare_exchange_weak(&d->limiter.gate_vclock, &v, nv));
     return share;
+}
+
+void vgpu_gate_debit(struct vgpu_shm_dev *d, uint64_t gpu_ns, uint32_t share)
+{
+    if (!gpu_ns || UNLIMITED(share)) return;
+    /* a clock behind the bank's edge absorbs the debt: the pod was under its share anyway */
+    atomic_fetch_add_explicit(&d->limiter.gate_vclock, (int64_t)(gpu_ns * 10000ull / share),
+                              RELAXED);
 }
 
 void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)

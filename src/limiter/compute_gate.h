@@ -91,6 +91,9 @@ void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
 
 /* Where the limiter itself sets the share (no daemon: the soft policy, the environment's limits
  * on a private ledger): store it in the ledger's own limits and rescale. */
+/* Charges pod `d` GPU time it has already had (gpu_ns, at the full GPU's speed) at its share:
+ * its budget moves on as if that work had been charged when it ran. */
+void vgpu_gate_debit(struct vgpu_shm_dev *d, uint64_t gpu_ns, uint32_t share);
 void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share);
 /* Bring the budget to the share `lim` says now, if it changed (whoever writes it): the
  * outstanding budget is rescaled once for the pod, so the new share applies from now on, also

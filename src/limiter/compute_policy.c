@@ -13,10 +13,28 @@
 #include "nvml_gpu.h"
 #include "real_driver.h"
 
+/* The pod's charges (dev.gate_charged_ns) at this process's last two passes, per ledger GPU.
+ * Maintenance thread only. */
+static struct {
+    uint64_t at[2];
+    int n;
+} seen[VGPU_MAX_DEVICES];
+
 /* The GPU's power draw now (W, NVML's one-second average on recent GPUs) and its enforced cap,
- * with its busy fraction over the last second, into the pod's clock factor (dvfs_model.h). */
-static void dvfs_pass(struct vgpu_shm_dev *v, const char *uuid)
+ * with its busy fraction over the last second, into the pod's clock factor (dvfs_model.h).
+ * When a figure raises the factor, the work charged since the last pass (since the one before
+ * when the factor was 1.0: a figure spans a second) was charged at the lower factor, and the
+ * pod is charged the difference (at most 1.5 s at its share), so that a run measured from its
+ * start pays its clock factor too. */
+static void dvfs_pass(struct vgpu_shm_dev *v, int ledger, const char *uuid, uint32_t share)
 {
+    uint64_t charged = atomic_load(&v->gate_charged_ns);
+    int first = atomic_load(&v->gate_dvfs) <= 1024u; /* never above 1.0: a whole figure owes */
+    uint64_t since = seen[ledger].at[first && seen[ledger].n >= 2];
+    if (!seen[ledger].n) since = charged;
+    seen[ledger].at[1] = seen[ledger].at[0];
+    seen[ledger].at[0] = charged;
+    if (seen[ledger].n < 2) seen[ledger].n++;
     nvmlDevice_t dev = vgpu_nvml_device(uuid);
     vgpu_helper_fn_nvmlDeviceGetPowerUsage power = VGPU_HELPER(nvmlDeviceGetPowerUsage);
     vgpu_helper_fn_nvmlDeviceGetEnforcedPowerLimit cap =
@@ -29,7 +47,16 @@ static void dvfs_pass(struct vgpu_shm_dev *v, const char *uuid)
      * region's figure covers one sample period) */
     int util = vgpu_nvml_gpu_util_since(dev, nvml_now_us() - 1000000ull);
     if (util < 0) return;
-    vgpu_dvfs_tick(v, mw / 1000.0, util / 10000.0, cap_mw / 1000.0);
+    uint32_t before = vgpu_dvfs_tick(v, mw / 1000.0, util / 10000.0, cap_mw / 1000.0);
+    uint32_t f = atomic_load(&v->gate_dvfs), scale = atomic_load(&v->limiter.gate_scale);
+    uint64_t done = charged > since ? charged - since : 0;
+    uint64_t most = 1500000000ull * share / 10000u;
+    if (!before || f <= before || !done) return;
+    if (done > most) done = most;
+    uint64_t owed = done * (scale ? scale : 1024u) / 1024u * (f - before) / 1024u;
+    VLOG_DEBUG("clock factor: %.1f ms of GPU time charged at %.3f owe %.1f ms", done / 1e6,
+               before / 1024.0, owed / 1e6);
+    vgpu_gate_debit(v, owed, share);
 }
 
 /* The share the gate enforces: the hard limit, or for a soft limit its floor while another pod
@@ -69,6 +96,6 @@ void vgpu_compute_policy_pass(struct vgpu_shm *s, int feedback, int dvfs)
             struct vgpu_busy_ctx ctx = {s, b->uuid};
             vgpu_feedback_tick(v, vgpu_busy_pod, &ctx);
         }
-        if (dvfs) dvfs_pass(v, b->uuid);
+        if (dvfs) dvfs_pass(v, b->ledger, b->uuid, share);
     }
 }

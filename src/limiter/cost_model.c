@@ -255,7 +255,10 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
  * of the closed loop on NVML carries such a kernel's cost, and it can only settle on a model
  * that does not move under it: an estimate that follows its samples within seconds makes the
  * loop chase the model instead of NVML (bench/results/compute-runs.md, sixth run;
- * limiter_compute-tiny). A kernel that was longer before moves at once. Longer kernels time
+ * limiter_compute-tiny). Down it moves at once: a sample is never shorter than the kernel by
+ * sharing, and the first eight of a new process can all be long (a throttled pod's launches
+ * meet an idle GPU), which held a tiny kernel at twice its cost for minutes. A kernel that was
+ * longer before moves at once. Longer kernels time
  * well and take the smallest of eight at once: their cost follows the GPU's clock, and a
  * lagging estimate would charge a pod starting beside another the clock of before. */
 static void learn(int slot, uint64_t ns)
@@ -268,7 +271,7 @@ static void learn(int slot, uint64_t ns)
     for (uint32_t k = 0; k < have; k++)
         if (e->ring[k] < lo) lo = e->ring[k];
     uint32_t cur = atomic_load_explicit(&e->ema_ns, RELAXED);
-    if (have == RING && n >= RING && lo < SMOOTH_BELOW_NS && cur < SMOOTH_BELOW_NS) {
+    if (have == RING && n >= RING && lo < SMOOTH_BELOW_NS && cur < SMOOTH_BELOW_NS && lo >= cur) {
         /* in 1/SMOOTH_DIV ns: whole ns would not move for differences under SMOOTH_DIV ns */
         int64_t fine = (int64_t)cur * SMOOTH_DIV + e->ema_frac;
         fine += (int64_t)lo - fine / SMOOTH_DIV;

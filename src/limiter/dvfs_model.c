@@ -33,17 +33,23 @@ double vgpu_dvfs_factor(double power_w, double busy, double cap_w)
     return f > VGPU_DVFS_MAX ? VGPU_DVFS_MAX : f;
 }
 
-void vgpu_dvfs_tick(struct vgpu_shm_dev *d, double power_w, double busy, double cap_w)
+uint32_t vgpu_dvfs_tick(struct vgpu_shm_dev *d, double power_w, double busy, double cap_w)
 {
     double want = vgpu_dvfs_factor(power_w, busy, cap_w);
-    if (want <= 0) return; /* keep what the last informative second said */
+    if (want <= 0) return 0; /* keep what the last informative second said */
     uint32_t cur = atomic_load(&d->gate_dvfs);
     double now = cur ? cur / 1024.0 : 1.0;
-    double next = now + (want - now) / 2.0;
+    /* up at once, down half-way: the power figure lags the busy one while a pod's work starts
+     * (its first seconds read 1.0, then rise over seconds), and a factor that follows it up
+     * half-way a second let a new pod at half the GPU run its first seconds several percent
+     * over (bench/results/README.md, from process start); down it smooths the noise */
+    double next = want > now ? want : now + (want - now) / 2.0;
     uint32_t v = (uint32_t)(next * 1024.0 + 0.5);
-    if (v == cur) return;
-    atomic_store(&d->gate_dvfs, v);
+    if (v == cur) return 0;
+    /* one process of the pod moves it (and charges the difference, see the caller) */
+    if (!atomic_compare_exchange_strong(&d->gate_dvfs, &cur, v)) return 0;
     VLOG_DEBUG("clock factor: GPU at %.0f W of %.0f, busy %.3f: full-GPU speed x%.3f, factor "
                "%.3f -> %.3f",
                power_w, cap_w, busy, want, now, next);
+    return v > (cur ? cur : 1024u) ? (cur ? cur : 1024u) : 0;
 }

@@ -36,7 +36,9 @@
 double vgpu_dvfs_factor(double power_w, double busy, double cap_w);
 
 /* Called by the maintenance thread with the GPU's figures over the last second: moves the pod's
- * dev.gate_dvfs half-way towards the factor they give (smoothing the noise of both readings). */
-void vgpu_dvfs_tick(struct vgpu_shm_dev *d, double power_w, double busy, double cap_w);
+ * dev.gate_dvfs (0: not known yet, 1.0) up to the factor they give at once, and down half-way
+ * (smoothing the noise of both readings). Returns the factor before (1024 = 1.0) when this call
+ * raised it, else 0: the work of that second was charged at the lower factor. */
+uint32_t vgpu_dvfs_tick(struct vgpu_shm_dev *d, double power_w, double busy, double cap_w);
 
 #endif

@@ -379,6 +379,10 @@ compute-dvfs)
     [ "$dvfs" -ge 1150 ] && [ "$dvfs" -le 1215 ] || fail "clock factor $dvfs/1024, expected 1.154 x 1024 = 1182"
     late=$(field rates "$out" | cut -d, -f6-14 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
     near "$late" 260 6 "30% of a GPU that would clock down when full"
+    # from its start too: the first second, run before the factor was known, is charged the
+    # difference once it is, and a new pod has no bank to spend
+    early=$(field rates "$out" | cut -d, -f1-4 | tr ',' '\n' | awk '{s+=$1} END {print int(s/NR)}')
+    near "$early" 260 3 "the first two seconds from the pod's start"
     near "$(avg_rate "$(VGPU_NO_DVFS=1 VGPU_POD_NAME=no-dvfs limited "$PROBE" spin 3 1000)")" 300 8 "the same with VGPU_NO_DVFS=1"
     near "$(avg_rate "$(VGPU_SIM_POWER_W=300 VGPU_POD_NAME=cool limited "$PROBE" spin 3 1000)")" 300 8 "work that draws little power"
     ;;
@@ -453,6 +457,12 @@ compute-tiny)
     echo "charged per launch before and after the events doubled: 5 us kernel $tiny0 / $tiny1 ns, 100 us kernel $long0 / $long1 ns"
     near "$tiny1" "$tiny0" 10 "a 5 us kernel's estimate after its events' figure doubled"
     near "$long1" $((2 * long0)) 10 "a 100 us kernel's estimate after its events' figure doubled"
+    # down it moves at once: a sample is never shorter than the kernel by sharing (the first
+    # eight of a new process can all be long)
+    read -r tiny0 tiny1 <<<"$(VGPU_SIM_EVENT_SKEW=0.5 per_launch tiny-down 8 | tr '\n' ' ')"
+    echo "the same with the events' figure halved: 8 us kernel $tiny0 / $tiny1 ns"
+    [ "$tiny1" -le $((tiny0 * 7 / 10)) ] && [ "$tiny1" -ge 2000 ] ||
+        fail "an 8 us kernel's estimate held at $tiny1 ns after its events' figure halved (was $tiny0)"
     ;;
 compute-floor)
     # A 1 us kernel is charged the cost model's floor (2 us, what NVML counts per launch of a

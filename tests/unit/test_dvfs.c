@@ -67,18 +67,33 @@ UNIT_CASE(meaningless_figures_give_zero)
     CHECK(vgpu_dvfs_factor(300.0, NAN, 700.0) == 0);
 }
 
-UNIT_CASE(pod_region_steps_half_way_keeps_unknown)
+UNIT_CASE(pod_region_steps_up_at_once_down_half_way)
 {
-    /* in the pod region: half-way steps, unknown kept */
+    /* in the pod region: up at once (the caller is told from where), down half-way, unknown
+     * figures keep what is there */
     static struct vgpu_shm_dev d;
     atomic_store(&d.gate_dvfs, 1024);
     double want = vgpu_dvfs_factor(359.1, 0.277, 700.0);
-    vgpu_dvfs_tick(&d, 359.1, 0.277, 700.0);
-    CHECK(near(atomic_load(&d.gate_dvfs) / 1024.0, 1.0 + (want - 1.0) / 2, 0.002));
-    for (int i = 0; i < 12; i++)
-        vgpu_dvfs_tick(&d, 359.1, 0.277, 700.0);
+    CHECK(want > 1.1);
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 359.1, 0.277, 700.0), 1024);
     CHECK(near(atomic_load(&d.gate_dvfs) / 1024.0, want, 0.002));
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 359.1, 0.277, 700.0), 0); /* unchanged */
     uint32_t before = atomic_load(&d.gate_dvfs);
-    vgpu_dvfs_tick(&d, 300.0, 0.01, 700.0);
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 300.0, 0.01, 700.0), 0);
     CHECK_EQ_INT(atomic_load(&d.gate_dvfs), before);
+    /* a figure of 1.0 (under the cap at full speed): half-way down, and not a raise */
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 126.0 + 0.5 * (0.985 * 700 - 126), 0.5, 700.0), 0);
+    CHECK(near(atomic_load(&d.gate_dvfs) / 1024.0, 1.0 + (want - 1.0) / 2, 0.002));
+}
+
+UNIT_CASE(first_informative_second_sets_the_factor)
+{
+    /* a new pod's ledger entry (0: not known): nothing informative keeps it unknown, the first
+     * informative second sets the factor, reported as a raise from 1.0 */
+    static struct vgpu_shm_dev d;
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 300.0, 0.01, 700.0), 0);
+    CHECK_EQ_INT(atomic_load(&d.gate_dvfs), 0);
+    double want = vgpu_dvfs_factor(359.1, 0.277, 700.0);
+    CHECK_EQ_INT(vgpu_dvfs_tick(&d, 359.1, 0.277, 700.0), 1024);
+    CHECK(near(atomic_load(&d.gate_dvfs) / 1024.0, want, 0.002));
 }
