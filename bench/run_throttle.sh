@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# run_throttle.sh - the compute-limit benchmark on a real GPU, all in one run.
+# run_throttle.sh - the compute limit once settled, within one process (diagnosis).
+#
+# The acceptance table is from_start.sh: whole runs from process start, as users measure. This
+# one shows the steady state the closed loop reaches, cell by cell in one process.
 #
 # For four workloads (ms-long bf16 matmuls, tens-of-us fp32 matmuls, a launch-bound elementwise
 # loop, a CUDA graph of 50 matmuls): one limited process runs the limits 10, 30, 50, 70, 90, each

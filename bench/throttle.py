@@ -196,6 +196,8 @@ def main():
     ap.add_argument("--settle", type=float, default=1.0)
     ap.add_argument("--settle-off", type=float, default=1.0, help="settling time of a phase 100")
     ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
+    ap.add_argument("--gate", action="store_true",
+                    help="report the gate's counters for phase 0 too (a process limited from its start)")
     ap.add_argument("--interleave", type=int, default=0,
                     help="measure each limit in this many pairs of slices, limit off and on")
     ap.add_argument("--slice", type=float, default=1.0, help="seconds of an interleaved slice")
@@ -219,7 +221,7 @@ def main():
             for _ in range(check_every):
                 step()
         torch.cuda.synchronize()
-        g0 = gate_counters(args.probe) if phase else None
+        g0 = gate_counters(args.probe) if phase or args.gate else None
         sampler.samples, sampler.clocks, sampler.on = [], [], True
         n, t0, ts0 = 0, time.monotonic(), nvml.now_us()
         end = t0 + args.seconds
@@ -236,7 +238,7 @@ def main():
         busy = rates if busy is None else busy
         clk = sum(sampler.clocks) / len(sampler.clocks) if sampler.clocks else 0
         line = f"phase={phase} rate={n / elapsed:.2f} busy={busy:.3f} busy_rates={rates:.3f} clk={clk:.0f}"
-        g1 = gate_counters(args.probe) if phase else None
+        g1 = gate_counters(args.probe) if phase or args.gate else None
         if g0 and g1:
             d = {k: g1[k] - g0[k] for k in ("charged_ns", "launches", "waited_ns")}
             # the closed loop's state at the end of the cell: the cost scale it applies (1.0 =
