@@ -221,6 +221,15 @@ static json_t *register_worker(struct hv_pod *p, const struct reg_req *q, pid_t 
     }
     snprintf(w->container, sizeof(w->container), "%s",
              hv_reg.cfg->identity_env ? q->container : who->container);
+    /* a process that registers again (it lost the daemon, e.g. a request timed out under load)
+     * is the same process (kernel pid and start time): its earlier worker goes now rather than
+     * counting twice until it falls silent. Removed after the add, so the pod stays. */
+    for (struct hv_worker *o = hv_reg.workers; o; o = o->next)
+        if (o != w && o->host_pid == host && o->start_time == w->start_time &&
+            !strcmp(o->pod_key, p->key)) {
+            registry_worker_remove(o, "registered again");
+            break;
+        }
     region_apply(p);
     if (p->nworkers > 1) cmd_push_pod(p, "limits");
     for (int i = 0; i < p->ngpu; i++)
