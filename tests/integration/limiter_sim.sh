@@ -461,8 +461,10 @@ compute-tiny)
     # eight of a new process can all be long)
     read -r tiny0 tiny1 <<<"$(VGPU_SIM_EVENT_SKEW=0.5 per_launch tiny-down 8 | tr '\n' ' ')"
     echo "the same with the events' figure halved: 8 us kernel $tiny0 / $tiny1 ns"
-    [ "$tiny1" -le $((tiny0 * 7 / 10)) ] && [ "$tiny1" -ge 2000 ] ||
-        fail "an 8 us kernel's estimate held at $tiny1 ns after its events' figure halved (was $tiny0)"
+    # (against the halved figure itself, 4 us: a slow start, as under ASan, can put the first
+    # window after the change too)
+    [ "$tiny1" -le 4800 ] && [ "$tiny1" -ge 2000 ] ||
+        fail "an 8 us kernel's estimate held at $tiny1 ns after its events' figure halved to 4 us (was $tiny0)"
     ;;
 compute-floor)
     # A 1 us kernel is charged the cost model's floor (2 us, what NVML counts per launch of a
