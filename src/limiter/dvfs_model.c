@@ -51,5 +51,6 @@ uint32_t vgpu_dvfs_tick(struct vgpu_shm_dev *d, double power_w, double busy, dou
     VLOG_DEBUG("clock factor: GPU at %.0f W of %.0f, busy %.3f: full-GPU speed x%.3f, factor "
                "%.3f -> %.3f",
                power_w, cap_w, busy, want, now, next);
-    return v > (cur ? cur : 1024u) ? (cur ? cur : 1024u) : 0;
+    uint32_t from = cur ? cur : 1024u; /* unknown charged as 1.0 */
+    return v > from ? from : 0;
 }
