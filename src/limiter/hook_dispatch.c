@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hooks.h"
+#include "limiter.h"
 #include "log.h"
 #include "mem_charge.h"
 #include "real_driver.h"
@@ -94,7 +95,10 @@ NO_SANITIZE __attribute__((visibility("hidden"))) void *vgpu_dlsym_impl(void *ha
                                                                         const char *symbol)
 {
     void *p = vgpu_real_dlsym(handle, symbol);
-    if (!p || !symbol || (symbol[0] != 'c' && symbol[0] != 'n')) return p;
+    /* the macro, not vgpu_nothing_to_limit(): an instrumented call is not allowed here */
+    if (!p || !symbol || (symbol[0] != 'c' && symbol[0] != 'n') ||
+        atomic_load_explicit(&vgpu_g.nothing_to_limit, memory_order_relaxed))
+        return p;
     int s = find_hook(symbol);
     if (s < 0 || p == hooks[s].wrapper) return p;
     /* the application asked a library for an entry point we intercept: that is the real one */
@@ -114,6 +118,7 @@ static void resolve_all_cuda(void)
 
 void *vgpu_wrap_proc(const char *symbol, void *real, int cuda_version, cuuint64_t flags)
 {
+    if (vgpu_nothing_to_limit()) return real;
     pthread_once(&table_once, init_table);
     pthread_once(&all_once, resolve_all_cuda);
     /* 1. the driver handed out an entry point we know by address */

@@ -24,6 +24,7 @@ __attribute__((constructor)) static void limiter_load(void)
     vgpu_log_level = vgpu_g.cfg.log_level;
     vgpu_config_log_notes(&vgpu_g.cfg);
     atomic_store(&vgpu_g.fail_closed, vgpu_g.cfg.error != 0);
+    atomic_store(&vgpu_g.nothing_to_limit, !vgpu_g.cfg.error && !vgpu_g.cfg.ledger_on);
     vgpu_proc_self(&vgpu_g.self);
     vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"));
 }

@@ -38,6 +38,9 @@ struct vgpu_limiter {
     struct vgpu_proc_id self;
     pthread_mutex_t lock; /* slow paths: attach, claim, device binding */
     _Atomic int reported; /* configuration problems logged */
+    /* the configuration was read, is valid, and sets no limit and no daemon: nothing this
+     * process does can ever be limited (limits come only from the environment or a daemon) */
+    _Atomic int nothing_to_limit;
 };
 
 extern struct vgpu_limiter vgpu_g;
@@ -45,6 +48,15 @@ extern struct vgpu_limiter vgpu_g;
 static inline int vgpu_failed_closed(void)
 {
     return atomic_load_explicit(&vgpu_g.fail_closed, memory_order_relaxed);
+}
+
+/* A process with nothing to limit gets the driver's own entry points from cuGetProcAddress and
+ * dlsym: the hooks would pass every call through anyway, and a launch-bound program pays for
+ * each call they see (docs/compute.md, "No limit"). 0 until the configuration is read, so a
+ * library that asks before our constructor ran gets the hooks. */
+static inline int vgpu_nothing_to_limit(void)
+{
+    return atomic_load_explicit(&vgpu_g.nothing_to_limit, memory_order_relaxed);
 }
 
 /* Log the configuration error (once) and tell whether the process must fail closed. */

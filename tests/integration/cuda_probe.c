@@ -17,6 +17,8 @@
  *   cuda_probe try M        allocate M MiB: exit 0 if it fits, 2 if refused
  *   cuda_probe async M      cuMemAllocAsync M MiB: exit 0 if it fits, 2 if refused
  *   cuda_probe init         cuInit only: print its result
+ *   cuda_probe doors        which library answers cuLaunchKernel and cuMemAlloc through the
+ *                           door: "launch=<file> alloc=<file>" (the limiter's, or the driver's)
  *   cuda_probe threads      8 threads allocating and freeing at once, then check nothing leaked
  *   cuda_probe fork         a forked child is its own process in the ledger
  *   cuda_probe calibrate    what the driver takes per family (NVML), to run without the limiter
@@ -291,6 +293,13 @@ int main(int argc, char **argv)
         CUresult r = cu.cuInit(0);
         printf("cuInit=%d\n", r);
         return r == CUDA_SUCCESS ? 0 : 3;
+    }
+    if (strcmp(cmd, "doors") == 0) {
+        Dl_info a = {0}, b = {0};
+        if (!dladdr(*(void **)&cu.cuLaunchKernel, &a) || !dladdr(*(void **)&cu.cuMemAlloc_v2, &b))
+            return 1;
+        printf("launch=%s alloc=%s\n", basename(a.dli_fname), basename(b.dli_fname));
+        return 0;
     }
     if (strcmp(cmd, "families") == 0) {
         printf("families through door '%s':\n", door);

@@ -152,6 +152,17 @@ unlimited)
     expect_eq "$(field total "$out")" $((16384 * MIB)) "uncapped total"
     LD_PRELOAD=$PRE$LIM "$PROBE" try 10000 >/dev/null; expect_eq $? 0 "10000 MiB uncapped"
     [ ! -d "$VGPU_SHM_DIR" ] || fail "an uncapped process created shared memory"
+    # nothing to limit: the doors an application asks hand out the driver's own entry points
+    # (no call of it pays for a hook); with a limit they hand out the limiter's
+    lim_so=$(basename "$LIM")
+    for door in gpa gpa11 dlsym; do
+        out=$(VGPU_PROBE_DOOR=$door LD_PRELOAD=$PRE$LIM "$PROBE" doors)
+        case "$out" in *"$lim_so"* | "") fail "door $door, no limit: $out" ;; esac
+        out=$(VGPU_PROBE_DOOR=$door CUDA_CORE_LIMIT_0=50 LD_PRELOAD=$PRE$LIM "$PROBE" doors)
+        expect_eq "$out" "launch=$lim_so alloc=$lim_so" "door $door with a compute limit"
+        out=$(VGPU_PROBE_DOOR=$door CUDA_MEM_LIMIT_0=1x LD_PRELOAD=$PRE$LIM "$PROBE" doors 2>/dev/null)
+        expect_eq "$out" "launch=$lim_so alloc=$lim_so" "door $door with a configuration error"
+    done
     ;;
 overhead)
     # the driver's own memory (the context: 64 MiB in the simulator) counts toward the cap
