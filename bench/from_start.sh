@@ -36,11 +36,11 @@ mean() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + b) / 2}'; }
 fails=0
 # free WORKLOAD: one run without the limiter
 free() { "${T[@]}" "$1" --phases 0 --settle 0 --seconds "$SECS"; }
-# limited SHM_DIR POD LIMIT WORKLOAD: one process of pod POD limited from its start
+# limited SHM_DIR POD LIMIT WORKLOAD [ARGS]: one process of pod POD limited from its start
 # (the limiter's decisions, VGPU_LOG_LEVEL=debug, go to LOGDIR, one file per workload)
 limited() {
     VGPU_LOG_LEVEL=debug VGPU_SHM_DIR=$1 VGPU_POD_NAME=$2 CUDA_CORE_LIMIT_0=$3 LD_PRELOAD=$LIM \
-        "${T[@]}" "$4" --phases 0 --settle 0 --seconds "$SECS" --gate 2>>"$LOGDIR/from-start-$4.log"
+        "${T[@]}" "$4" --phases 0 --settle 0 --seconds "$SECS" --gate "${@:5}" 2>>"$LOGDIR/from-start-$4.log"
 }
 # row NAME LIMIT RATE BUSY BEFORE AFTER [GATE_LINE]: one line of the table; 1 if off
 row() {
@@ -84,12 +84,13 @@ if [ "${CONCURRENT:-1}" = 1 ]; then
     echo
     echo "concurrent, $w, from process start (ratios against the free runs before and after)"
     before=$(free "$w")
-    s1=$(mktemp -d) s2=$(mktemp -d) s3=$(mktemp -d)
-    limited "$s1" pair 50 "$w" >"$s1/a.txt" &
-    limited "$s1" pair 50 "$w" >"$s1/b.txt" &
+    s1=$(mktemp -d) s2=$(mktemp -d) s3=$(mktemp -d) m1=$(mktemp) m2=$(mktemp)
+    # processes measured together measure the same seconds (throttle.py --together)
+    limited "$s1" pair 50 "$w" --together "$m1:2" >"$s1/a.txt" &
+    limited "$s1" pair 50 "$w" --together "$m1:2" >"$s1/b.txt" &
     wait
-    limited "$s2" podA 30 "$w" >"$s2/out.txt" &
-    limited "$s3" podB 50 "$w" >"$s3/out.txt" &
+    limited "$s2" podA 30 "$w" --together "$m2:2" >"$s2/out.txt" &
+    limited "$s3" podB 50 "$w" --together "$m2:2" >"$s3/out.txt" &
     wait
     after=$(free "$w")
     a=$(cat "$s1/a.txt") b=$(cat "$s1/b.txt") pa=$(cat "$s2/out.txt") pb=$(cat "$s3/out.txt")
@@ -99,7 +100,7 @@ if [ "${CONCURRENT:-1}" = 1 ]; then
     row "pod A of 2" 30 "$(val rate "$pa")" 0 "$before" "$after" "$(gate "$pa")" || fails=$((fails + 1))
     row "pod B of 2" 50 "$(val rate "$pb")" 0 "$before" "$after" "$(gate "$pb")" || fails=$((fails + 1))
     echo "two pods together: GPU busy $(val busy "$pa") (expected at most 0.80 x u0 of the free runs)"
-    rm -rf "$s1" "$s2" "$s3"
+    rm -rf "$s1" "$s2" "$s3" "$m1" "$m2"
 fi
 echo
 echo "ratio = rate over $SECS s from the 20th step of a new process / the mean of the free runs"

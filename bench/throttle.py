@@ -188,6 +188,22 @@ def interleaved(args, step, check_every, nvml, sampler):
     return 0
 
 
+def together(spec):
+    """Wait until COUNT processes named FILE (spec FILE:COUNT) are here: processes measured
+    together must measure the same seconds. Started together, two processes reach their 20th
+    step up to a second apart, and the first would otherwise measure a second alone."""
+    path, _, count = spec.rpartition(":")
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        with open(path) as f:
+            if len(f.readlines()) >= int(count):
+                return
+        time.sleep(0.001)
+    sys.exit(f"throttle: {count} processes did not meet at {path}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload")
@@ -198,6 +214,8 @@ def main():
     ap.add_argument("--probe", default=os.environ.get("VGPU_PROBE", ""))
     ap.add_argument("--gate", action="store_true",
                     help="report the gate's counters for phase 0 too (a process limited from its start)")
+    ap.add_argument("--together", default="",
+                    help="FILE:COUNT: start measuring when COUNT processes have reached FILE")
     ap.add_argument("--interleave", type=int, default=0,
                     help="measure each limit in this many pairs of slices, limit off and on")
     ap.add_argument("--slice", type=float, default=1.0, help="seconds of an interleaved slice")
@@ -211,6 +229,8 @@ def main():
     for _ in range(20):  # warm up: kernels loaded, the limiter's costs learned
         step()
     torch.cuda.synchronize()
+    if args.together:
+        together(args.together)
     if args.interleave:
         return interleaved(args, step, check_every, nvml, sampler)
     for phase in [int(p) for p in args.phases.split(",")]:
