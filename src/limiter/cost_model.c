@@ -35,8 +35,18 @@
 static int find_slot(uint64_t key, int insert);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
 static uint64_t sample_gap_ns = SAMPLE_GAP_NS;
-void vgpu_cost_configure(const char *gap_ms)
+static int recent_on;              /* VGPU_COST_RECENT=1 */
+static _Atomic int gpu_shared = 1; /* vgpu_cost_set_shared; unknown counts as shared */
+void vgpu_cost_set_shared(int shared)
 {
+    atomic_store_explicit(&gpu_shared, shared != 0, RELAXED);
+}
+
+void vgpu_cost_configure(const char *gap_ms, const char *recent)
+{
+    recent_on = recent && !strcmp(recent, "1");
+    if (recent && *recent && strcmp(recent, "0") && strcmp(recent, "1"))
+        VLOG_WARN("VGPU_COST_RECENT: '%s' is not 0 or 1: 0 applies", recent);
     if (gap_ms && atoi(gap_ms) > 0) sample_gap_ns = (uint64_t)atoi(gap_ms) * 1000000ull;
 }
 
@@ -260,7 +270,18 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
  * meet an idle GPU), which held a tiny kernel at twice its cost for minutes. A kernel that was
  * longer before moves at once. Longer kernels time
  * well and take the smallest of eight at once: their cost follows the GPU's clock, and a
- * lagging estimate would charge a pod starting beside another the clock of before. */
+ * lagging estimate would charge a pod starting beside another the clock of before.
+ * The smallest of eight is also below what the kernel takes on average while the clock moves
+ * under a power cap (it picks the fastest), and it keeps a new process's first samples, taken
+ * on an idle GPU at its highest clock, for as long as they are in the ring. Where no other
+ * context can inflate a sample (vgpu_cost_set_shared) the median of the last three follows the
+ * clock without either; it is tried behind VGPU_COST_RECENT=1 until measured on a GPU. */
+static uint32_t median3(uint32_t a, uint32_t b, uint32_t c)
+{
+    uint32_t hi = a > b ? a : b, lo = a > b ? b : a;
+    return c >= hi ? hi : (c <= lo ? lo : c);
+}
+
 static void learn(int slot, uint64_t ns)
 {
     struct entry *e = &table[slot];
@@ -279,6 +300,10 @@ static void learn(int slot, uint64_t ns)
         e->ema_frac = (uint32_t)(fine % SMOOTH_DIV);
     } else {
         e->ema_frac = 0;
+        if (recent_on && have >= 3 && lo >= SMOOTH_BELOW_NS &&
+            !atomic_load_explicit(&gpu_shared, RELAXED))
+            lo = median3(e->ring[n % RING], e->ring[(n + RING - 1) % RING],
+                         e->ring[(n + RING - 2) % RING]);
     }
     atomic_store_explicit(&e->ema_ns, lo < FLOOR_NS ? FLOOR_NS : lo, RELAXED);
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);

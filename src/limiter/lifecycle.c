@@ -26,7 +26,7 @@ __attribute__((constructor)) static void limiter_load(void)
     atomic_store(&vgpu_g.fail_closed, vgpu_g.cfg.error != 0);
     atomic_store(&vgpu_g.nothing_to_limit, !vgpu_g.cfg.error && !vgpu_g.cfg.ledger_on);
     vgpu_proc_self(&vgpu_g.self);
-    vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"));
+    vgpu_cost_configure(getenv("VGPU_SAMPLE_GAP_MS"), getenv("VGPU_COST_RECENT"));
 }
 
 __attribute__((destructor)) static void limiter_unload(void)

@@ -33,7 +33,8 @@ void vgpu_maintenance_tick(void)
     atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
     vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, atomic_load(&vgpu_g.ctl),
                             (uint64_t)interval_ms * 1000000ull);
-    vgpu_overhead_true_up(s, slot);
+    int others = vgpu_overhead_true_up(s, slot);
+    if (others >= 0) vgpu_cost_set_shared(others);
     if (vgpu_g.cfg.gate_on) {
         vgpu_compute_policy_pass(s, feedback_on, dvfs_on);
         vgpu_samples_poll();
@@ -45,7 +46,8 @@ void vgpu_maintenance_true_up_now(void)
     pthread_mutex_lock(&mu);
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
     int slot = atomic_load(&vgpu_g.slot);
-    if (s && slot >= 0 && !stopping) vgpu_overhead_true_up(s, slot);
+    int others = s && slot >= 0 && !stopping ? vgpu_overhead_true_up(s, slot) : -1;
+    if (others >= 0) vgpu_cost_set_shared(others);
     pthread_mutex_unlock(&mu);
 }
 

@@ -13,8 +13,9 @@
 
 #define NVML_VALUE_NOT_AVAILABLE_ULL (~0ull)
 
-/* Our bytes on a GPU as the driver counts them (NVML), or -1 if NVML cannot tell. */
-static long long driver_bytes(const char *uuid)
+/* Our bytes on a GPU as the driver counts them (NVML), or -1 if NVML cannot tell. When the
+ * list was read, *others says whether it has a process that is not this one. */
+static long long driver_bytes(const char *uuid, int *others)
 {
     nvmlDevice_t dev = vgpu_nvml_device(uuid);
     vgpu_fn_nvmlDeviceGetComputeRunningProcesses_v3 list =
@@ -23,19 +24,25 @@ static long long driver_bytes(const char *uuid)
     nvmlProcessInfo_t infos[128];
     unsigned n = 128;
     if (list(dev, &n, infos) != NVML_SUCCESS) return -1;
+    *others = 0;
     int slot = atomic_load(&vgpu_g.slot);
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
     unsigned host = (s && slot >= 0) ? (unsigned)atomic_load(&s->proc[slot].host_pid) : 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (infos[i].pid != (unsigned)vgpu_g.self.pid && (!host || infos[i].pid != host)) continue;
-        if (infos[i].usedGpuMemory == NVML_VALUE_NOT_AVAILABLE_ULL) return -1;
-        return (long long)infos[i].usedGpuMemory;
+    long long mine = -1;
+    int found = 0;
+    for (unsigned i = 0; i < n && i < 128; i++) {
+        if (infos[i].pid != (unsigned)vgpu_g.self.pid && (!host || infos[i].pid != host)) {
+            *others = 1;
+        } else if (!found++ && infos[i].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE_ULL) {
+            mine = (long long)infos[i].usedGpuMemory;
+        }
     }
-    return -1;
+    return mine;
 }
 
-void vgpu_overhead_true_up(struct vgpu_shm *s, int slot)
+int vgpu_overhead_true_up(struct vgpu_shm *s, int slot)
 {
+    int others = 0, known = 0;
     for (int d = 0; d < VGPU_MAX_DEVICES; d++) {
         const struct vgpu_binding *b = &vgpu_bindings[d];
         if (atomic_load(&b->state) != VGPU_BIND_LEDGER) continue;
@@ -46,7 +53,9 @@ void vgpu_overhead_true_up(struct vgpu_shm *s, int slot)
             uint64_t epoch;
             if (attempt) usleep(500);
             if (!vgpu_mem_quiet_begin(&epoch)) continue;
-            have = driver_bytes(b->uuid);
+            int o = -1; /* a list that says nothing of us still says who else is there */
+            have = driver_bytes(b->uuid, &o);
+            if (o >= 0) known = 1, others |= o;
             charged = atomic_load(&s->proc[slot].mem[b->ledger]);
             if (vgpu_mem_quiet_end(epoch)) break;
             have = -2; /* not a consistent snapshot */
@@ -63,4 +72,5 @@ void vgpu_overhead_true_up(struct vgpu_shm *s, int slot)
         if (ovh != atomic_load(&s->proc[slot].ovh[b->ledger]))
             vgpu_ledger_set_overhead(s, slot, b->ledger, ovh);
     }
+    return known ? others : -1;
 }

@@ -12,7 +12,9 @@
 #include "../common/shm_layout.h"
 
 /* Charge every bound GPU's overhead for this process's record `slot` of `s`. The caller keeps
- * one true-up at a time (maintenance.c's lock). */
-void vgpu_overhead_true_up(struct vgpu_shm *s, int slot);
+ * one true-up at a time (maintenance.c's lock). Returns what the same NVML list shows besides:
+ * 1 when another process (or one NVML does not name as this one) holds a context on a bound
+ * GPU, 0 when none does, -1 when the list could not be read. */
+int vgpu_overhead_true_up(struct vgpu_shm *s, int slot);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,8 +223,25 @@ static uint64_t submit(struct sim_ctx *c, uint64_t *tail, int blocking, uint64_t
     return end - now > depth ? end - depth : 0;
 }
 
+/* VGPU_SIM_KERNEL_JITTER=J: every piece of work takes 1 to 1+J times its duration (uniform,
+ * a fixed sequence per thread), as kernels do on a GPU whose clock moves under a power cap;
+ * the events time what it really took */
+static uint64_t jittered(uint64_t dur)
+{
+    static _Atomic long ppm = -1; /* the jitter in millionths, read once */
+    static __thread unsigned seed = 12345;
+    long j = atomic_load(&ppm);
+    if (j < 0) {
+        const char *e = getenv("VGPU_SIM_KERNEL_JITTER");
+        j = e && atof(e) > 0 ? (long)(atof(e) * 1e6) : 0;
+        atomic_store(&ppm, j);
+    }
+    return j ? (uint64_t)((double)dur * (1.0 + j / 1e6 * rand_r(&seed) / (double)RAND_MAX)) : dur;
+}
+
 static CUresult run_work(int ptds, CUstream s, uint64_t dur)
 {
+    dur = jittered(dur);
     struct sim_ctx *c;
     CUresult rc = sim_enter_ctx(&c);
     if (rc != CUDA_SUCCESS) return rc;
