@@ -25,6 +25,14 @@ static unsigned interval_ms = 500;
 static int feedback_on = 1; /* VGPU_NO_FEEDBACK=1 turns the compute loop off (tests, diagnosis) */
 static int dvfs_on = 1;     /* VGPU_NO_DVFS=1: a limit is a share of GPU time at any clock */
 
+/* the memory true-up, and what its NVML list tells the cost model: whether another process
+ * holds a context on our GPUs */
+static void true_up(struct vgpu_shm *s, int slot)
+{
+    int others = vgpu_overhead_true_up(s, slot);
+    if (others >= 0) vgpu_cost_set_shared(others);
+}
+
 void vgpu_maintenance_tick(void)
 {
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
@@ -33,8 +41,7 @@ void vgpu_maintenance_tick(void)
     atomic_store(&s->proc[slot].heartbeat_ns, vgpu_now_ns());
     vgpu_ledger_reap_if_due(s, vgpu_g.self.pidns, atomic_load(&vgpu_g.ctl),
                             (uint64_t)interval_ms * 1000000ull);
-    int others = vgpu_overhead_true_up(s, slot);
-    if (others >= 0) vgpu_cost_set_shared(others);
+    true_up(s, slot);
     if (vgpu_g.cfg.gate_on) {
         vgpu_compute_policy_pass(s, feedback_on, dvfs_on);
         vgpu_samples_poll();
@@ -46,8 +53,7 @@ void vgpu_maintenance_true_up_now(void)
     pthread_mutex_lock(&mu);
     struct vgpu_shm *s = atomic_load(&vgpu_g.shm);
     int slot = atomic_load(&vgpu_g.slot);
-    int others = s && slot >= 0 && !stopping ? vgpu_overhead_true_up(s, slot) : -1;
-    if (others >= 0) vgpu_cost_set_shared(others);
+    if (s && slot >= 0 && !stopping) true_up(s, slot);
     pthread_mutex_unlock(&mu);
 }
 
