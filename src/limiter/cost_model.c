@@ -35,7 +35,7 @@
 static int find_slot(uint64_t key, int insert);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
 static uint64_t sample_gap_ns = SAMPLE_GAP_NS;
-static int recent_on;              /* VGPU_COST_RECENT=1 */
+static int recent_on = 1;          /* VGPU_COST_RECENT=0 turns it off */
 static _Atomic int gpu_shared = 1; /* vgpu_cost_set_shared; unknown counts as shared */
 void vgpu_cost_set_shared(int shared)
 {
@@ -44,9 +44,9 @@ void vgpu_cost_set_shared(int shared)
 
 void vgpu_cost_configure(const char *gap_ms, const char *recent)
 {
-    recent_on = recent && !strcmp(recent, "1");
+    recent_on = !(recent && !strcmp(recent, "0"));
     if (recent && *recent && strcmp(recent, "0") && strcmp(recent, "1"))
-        VLOG_WARN("VGPU_COST_RECENT: '%s' is not 0 or 1: 0 applies", recent);
+        VLOG_WARN("VGPU_COST_RECENT: '%s' is not 0 or 1: 1 applies", recent);
     if (gap_ms && atoi(gap_ms) > 0) sample_gap_ns = (uint64_t)atoi(gap_ms) * 1000000ull;
 }
 
@@ -275,7 +275,8 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
  * under a power cap (it picks the fastest), and it keeps a new process's first samples, taken
  * on an idle GPU at its highest clock, for as long as they are in the ring. Where no other
  * context can inflate a sample (vgpu_cost_set_shared) the median of the last three follows the
- * clock without either; it is tried behind VGPU_COST_RECENT=1 until measured on a GPU. */
+ * clock without either (bench/results/cost-recent-h200-2026-12-04.txt); VGPU_COST_RECENT=0
+ * keeps the smallest of eight throughout (diagnosis). */
 static uint32_t median3(uint32_t a, uint32_t b, uint32_t c)
 {
     uint32_t hi = a > b ? a : b, lo = a > b ? b : a;

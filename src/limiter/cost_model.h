@@ -44,13 +44,13 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 void vgpu_samples_poll(void);
 
 /* At load: VGPU_SAMPLE_GAP_MS, the least time between two samples of a key (default 20), and
- * VGPU_COST_RECENT (1: see vgpu_cost_set_shared; default 0 until measured on a GPU). */
+ * VGPU_COST_RECENT (default 1: see vgpu_cost_set_shared; 0 turns the median off). */
 void vgpu_cost_configure(const char *gap_ms, const char *recent);
 
 /* Whether another process holds a context on a GPU this process uses (the maintenance thread,
  * from the NVML process list of its memory true-up; taken as yes until a list says no). While
- * none does and VGPU_COST_RECENT=1, a kernel of 20 us or more is estimated by the median of its
- * last three samples instead of the smallest of eight (see learn in cost_model.c). */
+ * none does (and VGPU_COST_RECENT is not 0), a kernel of 20 us or more is estimated by the median
+ * of its last three samples instead of the smallest of eight (see learn in cost_model.c). */
 void vgpu_cost_set_shared(int shared);
 
 #endif

@@ -499,13 +499,14 @@ compute-floor)
     ;;
 compute-recent)
     # A 200 us kernel whose time moves between 200 and 260 us, as under a power cap
-    # (VGPU_SIM_KERNEL_JITTER=0.3), takes 230 us on average. With VGPU_COST_RECENT=1, while no
-    # other process holds a context on the GPU, it is charged that (the median of its last three
-    # samples); by default, and with another process's context there (whose time slices a
+    # (VGPU_SIM_KERNEL_JITTER=0.3), takes 230 us on average. By default, while no other process
+    # holds a context on the GPU, it is charged that (the median of its last three samples);
+    # with VGPU_COST_RECENT=0, and with another process's context there (whose time slices a
     # sample may span), the smallest of eight: near its fastest (206 us expected).
     export CUDA_CORE_LIMIT_0=50 VGPU_NO_FEEDBACK=1 VGPU_SIM_KERNEL_JITTER=0.3 VGPU_MAINTENANCE_MS=100
     per_launch() {
-        VGPU_COST_RECENT=$2 VGPU_POD_NAME=$1 limited "$PROBE" spin 2.5 200 >/dev/null &
+        if [ "$2" = default ]; then unset VGPU_COST_RECENT; else export VGPU_COST_RECENT=$2; fi
+        VGPU_POD_NAME=$1 limited "$PROBE" spin 2.5 200 >/dev/null &
         sleep 0.8 # after the first samples and the first true-up
         local a b
         a=$(VGPU_POD_NAME=$1 "$PROBE" gate)
@@ -514,10 +515,10 @@ compute-recent)
         wait $!
         echo $((($(field charged_ns "$b") - $(field charged_ns "$a")) / ($(field launches "$b") - $(field launches "$a") + 1)))
     }
-    alone=$(per_launch recent1 1) smallest=$(per_launch recent0 0)
+    alone=$(per_launch recent1 default) smallest=$(per_launch recent0 0)
     "$PROBE" hold 1 8 >"$TMP/h" & # another process with a context, no limiter
     wait_held "$TMP/h"
-    beside=$(per_launch recent2 1)
+    beside=$(per_launch recent2 default)
     echo "charged per launch: recent $alone ns, smallest of eight $smallest ns, recent beside another context $beside ns"
     near "$alone" 230000 5 "the median of the last three, alone"
     near "$smallest" 206000 5 "the smallest of eight"
