@@ -14,6 +14,7 @@
 #include "http_server.h"
 #include "nvml_monitor.h"
 #include "registry.h"
+#include "tick.h"
 
 static void esc(FILE *f, const char *s)
 {
@@ -241,6 +242,12 @@ char *metrics_render(void)
                 (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     }
+    uint64_t nvml_ns, pods_ns;
+    tick_cpu_ns(&nvml_ns, &pods_ns);
+    family(f, "vgpu_tick_cpu_seconds_total", "counter",
+           "CPU time of the tick thread: its NVML passes, and the rest (pods, scheduling)");
+    fprintf(f, "vgpu_tick_cpu_seconds_total{part=\"nvml\"} %.6f\n", nvml_ns / 1e9);
+    fprintf(f, "vgpu_tick_cpu_seconds_total{part=\"pods\"} %.6f\n", pods_ns / 1e9);
     if (s && s->ok) {
         family(f, "vgpu_nvml_sample_seconds", "gauge", "how long the last NVML pass took");
         fprintf(f, "vgpu_nvml_sample_seconds %.6f\n", s->pass_ns / 1e9);

@@ -38,6 +38,22 @@ static int started;
 static const struct sched_policy *pol;
 static uint64_t tick_ns, hb_ns;
 static double shared_part;
+/* the tick thread's CPU time in NVML passes and in the rest (tick_cpu_ns): what an operator
+ * needs to tell the driver's cost from the daemon's own with many workers */
+static _Atomic uint64_t cpu_nvml_ns, cpu_pods_ns;
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void tick_cpu_ns(uint64_t *nvml, uint64_t *pods)
+{
+    *nvml = atomic_load(&cpu_nvml_ns);
+    *pods = atomic_load(&cpu_pods_ns);
+}
 
 static void reap_workers(uint64_t now)
 {
@@ -259,11 +275,15 @@ static void *run(void *arg)
     while (!atomic_load(&stop_flag)) {
         uint64_t now = vgpu_now_ns();
         struct nvml_snapshot *snap = NULL;
+        uint64_t cpu = thread_cpu_ns();
         if (now >= nvml_next) {
             nvml_monitor_sample();
             snap = nvml_snapshot_get();
             node_publish(snap); /* for the limiters: src/common/node_layout.h */
             nvml_next = now + 1000000000ull;
+            uint64_t c = thread_cpu_ns();
+            atomic_fetch_add(&cpu_nvml_ns, c - cpu);
+            cpu = c;
         }
         registry_lock();
         now = vgpu_now_ns();
@@ -281,6 +301,7 @@ static void *run(void *arg)
         if (snap && snap->ok) backstop(snap);
         registry_unlock();
         free(snap);
+        atomic_fetch_add(&cpu_pods_ns, thread_cpu_ns() - cpu);
         next += tick_ns;
         now = vgpu_now_ns();
         if (next < now) next = now; /* fell behind: do not burst */

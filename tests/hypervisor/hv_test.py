@@ -802,6 +802,10 @@ def case_nvml(tmp):
         calls = {k: v for k, v in m.items() if k.startswith("vgpu_nvml_call_seconds{")}
         check(len(calls) == 5 and 0 <= sum(calls.values()) <= m["vgpu_nvml_sample_seconds"] + 5e-6,  # printed to 1 us
               "NVML pass time by call, within the pass: %r" % calls)
+        tick = {k: v for k, v in m.items() if k.startswith("vgpu_tick_cpu_seconds_total{")}
+        check(set(tick) == {'vgpu_tick_cpu_seconds_total{part="nvml"}', 'vgpu_tick_cpu_seconds_total{part="pods"}'}
+              and 0 < sum(tick.values()) <= m["process_cpu_seconds_total"] + 1e-3,
+              "tick thread CPU by part, within the process's: %r" % tick)
         # a process with no limiter and no registration
         out = open(os.path.join(tmp, "h1"), "w+")
         h1 = subprocess.Popen([probe, "hold", "256", "30"], stdout=out, env=penv)
