@@ -20,6 +20,7 @@
 #include "real_driver.h"
 #include "hv_http.h"
 #include "hv_json.h"
+#include "hv_limits.h"
 #include "limiter.h"
 #include "log.h"
 #include "fork_hooks.h"
@@ -27,6 +28,7 @@
 #define RESP_CAP (256u * 1024u)
 #define LONGPOLL_S 25
 #define MS 1000000ull
+#define START_WAIT_MS 5000 /* the first registration, when the daemon is there (vgpu_hv_start) */
 
 static struct {
     pthread_mutex_t mu;   /* worker_id; held across I/O only by the first registration */
@@ -44,111 +46,11 @@ static struct {
 /* held through the first registration: other threads' cuInit wait for its outcome */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 
-uint32_t vgpu_hv_percent(double pct)
-{
-    if (!(pct > 0)) return 0;
-    if (pct >= 100) return 10000;
-    uint32_t v = (uint32_t)(pct * 100.0 + 0.5);
-    return v ? v : 1;
-}
-
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
-}
-
-/* the region's device for a limits entry: by UUID when it has one, else by our GPU index */
-static int find_dev(struct vgpu_shm *s, const char *entry)
-{
-    char raw[96], uuid[VGPU_UUID_LEN];
-    uint64_t index;
-    if (hv_json_string(hv_json_get(entry, "uuid"), raw, sizeof(raw)) == 0 && raw[0]) {
-        if (vgpu_normalize_uuid(raw, uuid, sizeof(uuid)) != 0) return -2;
-        return vgpu_ledger_dev_find(s, uuid);
-    }
-    if (hv_json_u64(hv_json_get(entry, "index"), &index) == 0 && index < VGPU_MAX_DEVICES) {
-        const struct vgpu_binding *b = &vgpu_bindings[index];
-        if (atomic_load(&b->state) == VGPU_BIND_LEDGER) return b->ledger;
-    }
-    return -1;
-}
-
-/* a percentage member: 0 absent (hundredths in *out otherwise), -1 malformed */
-static int pct_member(const char *entry, const char *key, int *have, uint32_t *out)
-{
-    const char *v = hv_json_get(entry, key);
-    double pct;
-    *have = 0;
-    if (!v || hv_json_is_null(v)) return 0;
-    if (hv_json_double(v, &pct) != 0 || pct < 0 || pct > 100) return -1;
-    *have = 1;
-    *out = vgpu_hv_percent(pct);
-    return 0;
-}
-
-int vgpu_hv_apply_limits(struct vgpu_shm *s, const char *limits, char *err, size_t errlen)
-{
-    const char *it = limits, *e;
-    int n = 0, i = 0;
-    for (; (e = hv_json_next(&it)) != NULL; i++) {
-        int d = find_dev(s, e);
-        if (d == -2) {
-            snprintf(err, errlen, "limits[%d]: uuid is not a GPU UUID", i);
-            return -1;
-        }
-        uint64_t mem = 0, weight = 0;
-        uint32_t core = 0, soft = 0, eff = 0;
-        int have_core, have_soft, have_eff, is_soft = 0;
-        const char *mv = hv_json_get(e, "mem_limit"), *wv = hv_json_get(e, "weight"),
-                   *sv = hv_json_get(e, "soft");
-        if ((mv && !hv_json_is_null(mv) && hv_json_u64(mv, &mem) != 0) ||
-            pct_member(e, "core_limit", &have_core, &core) != 0 ||
-            pct_member(e, "core_soft", &have_soft, &soft) != 0 ||
-            pct_member(e, "core_effective", &have_eff, &eff) != 0 ||
-            (wv && !hv_json_is_null(wv) && (hv_json_u64(wv, &weight) != 0 || weight > 10000)) ||
-            (sv && !hv_json_is_null(sv) && hv_json_bool(sv, &is_soft) != 0)) {
-            snprintf(err, errlen, "limits[%d]: a field has the wrong type or is out of range", i);
-            return -1;
-        }
-        char raw[96], uuid[VGPU_UUID_LEN];
-        if (d == -1 && hv_json_string(hv_json_get(e, "uuid"), raw, sizeof(raw)) == 0 &&
-            vgpu_normalize_uuid(raw, uuid, sizeof(uuid)) == 0) {
-            /* a GPU not bound yet: its slot, so the limits are in place when it is */
-            struct vgpu_dev_init init = {.mem_limit = VGPU_UNLIMITED};
-            int created;
-            d = vgpu_ledger_dev_attach(s, uuid, &init, &created);
-        }
-        if (d < 0) {
-            VLOG_DEBUG("node daemon: limits[%d] names a GPU this process does not use", i);
-            continue;
-        }
-        struct vgpu_shm_dev *v = &s->dev[d];
-        struct vgpu_dev_limits *l = &v->lim;
-        if (mv && !hv_json_is_null(mv)) atomic_store(&l->mem_limit, mem ? mem : VGPU_UNLIMITED);
-        if (!have_eff && have_core) {
-            have_eff = 1;
-            eff = core;
-        }
-        /* the region's encoding (docs/hypervisor.md): hard L -> core_limit L, core_soft 0;
-         * soft L -> core_soft L, core_limit 10000; none -> both 0 */
-        if (have_core && !have_soft) {
-            have_soft = 1;
-            soft = is_soft && core ? core : 0;
-            if (soft) core = 10000;
-        }
-        if (have_core) atomic_store(&l->core_limit, core);
-        if (have_soft) atomic_store(&l->core_soft, soft);
-        if (wv && !hv_json_is_null(wv)) atomic_store(&l->weight, (uint32_t)weight);
-        if (have_eff) vgpu_gate_set_effective(v, eff);
-        n++;
-    }
-    if (!it) {
-        snprintf(err, errlen, "limits: not an array");
-        return -1;
-    }
-    return n;
 }
 
 static int append(char *out, size_t cap, size_t *len, const char *fmt, ...)
@@ -222,41 +124,11 @@ static void set_suspended(int on)
         VLOG_INFO("node daemon: %s", on ? "suspended: GPU work waits" : "resumed");
 }
 
-/* POST /v1/workers; on success the reply's limits and state are in the region. 0 or -1. */
-static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
+/* The region the registration reply names: attach it, or hold this process to the reply's
+ * limits on its own ledger. 0, or -1 (logged). */
+static int use_region(const char *rb, int susp)
 {
-    char body[8192], err[200];
-    int st;
-    char *rb;
-    if (build_register(body, sizeof(body)) != 0) {
-        VLOG_ERROR("node daemon: registration body too large");
-        return -1;
-    }
-    if (hv_http_request(&hv.ep, "POST", "/v1/workers", body, deadline, buf, cap, &st, &rb, err,
-                        sizeof(err)) != 0) {
-        if (quiet)
-            VLOG_DEBUG("node daemon: cannot register: %s", err);
-        else
-            VLOG_WARN("node daemon: cannot register: %s", err);
-        return -1;
-    }
-    char id[64] = "";
-    uint64_t seq = 0, hb = 1000, host_pid = 0;
-    int susp = 0;
-    const char *v;
-    if (st != 201 && st != 200) {
-        VLOG_WARN("node daemon: registration refused (HTTP %d): %.300s", st, rb);
-        return -1;
-    }
-    if (!hv_json_valid(rb) || hv_json_string(hv_json_get(rb, "worker_id"), id, sizeof(id)) != 0 ||
-        !id_ok(id) || ((v = hv_json_get(rb, "seq")) && hv_json_u64(v, &seq) != 0) ||
-        ((v = hv_json_get(rb, "heartbeat_ms")) && hv_json_u64(v, &hb) != 0) ||
-        ((v = hv_json_get(rb, "suspended")) && hv_json_bool(v, &susp) != 0)) {
-        VLOG_WARN("node daemon: malformed registration reply: %.300s", rb);
-        return -1;
-    }
-    if ((v = hv_json_get(rb, "host_pid"))) hv_json_u64(v, &host_pid);
-    if (host_pid > 0 && host_pid < (1u << 31)) vgpu_set_host_pid((int)host_pid);
+    char err[200];
     char dir[256] = "", token[64] = "";
     const char *region = hv_json_get(rb, "region");
     if (!region || hv_json_string(hv_json_get(region, "dir"), dir, sizeof(dir)) != 0 ||
@@ -294,6 +166,53 @@ static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
         vgpu_devices_rebind_failed();
         set_suspended(susp);
     }
+    return 0;
+}
+
+/* POST /v1/workers; on success the reply's limits and state are in the region. 0; -1 when the
+ * daemon is there but did not answer in time or answered 503 (busy, or its pod watch has not
+ * seen the pod yet): worth another try soon; -2 when nothing listens or the daemon refused.
+ * quiet: 0 logs every failure as a warning; 1 logs those worth another try at debug level only
+ * (the caller tries again); 2 logs failures to reach the daemon at debug level only. */
+static int register_once(uint64_t deadline, char *buf, size_t cap, int quiet)
+{
+    char body[8192], err[200];
+    int st;
+    char *rb;
+    if (build_register(body, sizeof(body)) != 0) {
+        VLOG_ERROR("node daemon: registration body too large");
+        return -2;
+    }
+    int hr = hv_http_request(&hv.ep, "POST", "/v1/workers", body, deadline, buf, cap, &st, &rb, err,
+                             sizeof(err));
+    if (hr != 0) {
+        if (quiet == 2 || (quiet && hr != -2))
+            VLOG_DEBUG("node daemon: cannot register: %s", err);
+        else
+            VLOG_WARN("node daemon: cannot register: %s", err);
+        return hr == -2 ? -2 : -1;
+    }
+    char id[64] = "";
+    uint64_t seq = 0, hb = 1000, host_pid = 0;
+    int susp = 0;
+    const char *v;
+    if (st != 201 && st != 200) {
+        if (quiet && st == 503)
+            VLOG_DEBUG("node daemon: registration: HTTP 503: %.300s", rb);
+        else
+            VLOG_WARN("node daemon: registration refused (HTTP %d): %.300s", st, rb);
+        return st == 503 ? -1 : -2;
+    }
+    if (!hv_json_valid(rb) || hv_json_string(hv_json_get(rb, "worker_id"), id, sizeof(id)) != 0 ||
+        !id_ok(id) || ((v = hv_json_get(rb, "seq")) && hv_json_u64(v, &seq) != 0) ||
+        ((v = hv_json_get(rb, "heartbeat_ms")) && hv_json_u64(v, &hb) != 0) ||
+        ((v = hv_json_get(rb, "suspended")) && hv_json_bool(v, &susp) != 0)) {
+        VLOG_WARN("node daemon: malformed registration reply: %.300s", rb);
+        return -2;
+    }
+    if ((v = hv_json_get(rb, "host_pid"))) hv_json_u64(v, &host_pid);
+    if (host_pid > 0 && host_pid < (1u << 31)) vgpu_set_host_pid((int)host_pid);
+    if (use_region(rb, susp) != 0) return -2;
     pthread_mutex_lock(&hv.mu);
     snprintf(hv.worker_id, sizeof(hv.worker_id), "%s", id);
     pthread_mutex_unlock(&hv.mu);
@@ -484,7 +403,7 @@ static void *loop(void *arg)
         current_id(id, sizeof(id));
         if (!id[0]) {
             int before = hv.ever;
-            if (register_once(vgpu_now_ns() + 2000 * MS, buf, RESP_CAP, 1) == 0) {
+            if (register_once(vgpu_now_ns() + 2000 * MS, buf, RESP_CAP, 2) == 0) {
                 if (!before) VLOG_WARN("node daemon answered: its limits apply now");
                 backoff = 100;
                 continue;
@@ -539,8 +458,24 @@ void vgpu_hv_start(void)
     for (int o = 0; o < hv.ndev; o++)
         if (vgpu_device_uuid(o, hv.uuid[o], sizeof(hv.uuid[o])) != 0) hv.uuid[o][0] = 0;
 
+    /* A daemon that is there but busy (many processes starting at once) or not yet sure of the
+     * pod (it waits up to 2 s for its pod watch, then answers 503) is given START_WAIT_MS in
+     * all; one that is not there at all is not waited for. */
     char *buf = malloc(RESP_CAP);
-    int ok = buf && register_once(vgpu_now_ns() + 1000 * MS, buf, RESP_CAP, 0) == 0;
+    uint64_t give_up = vgpu_now_ns() + START_WAIT_MS * MS;
+    int r = -2;
+    while (buf) {
+        int last = vgpu_now_ns() + 200 * MS >= give_up;
+        r = register_once(give_up, buf, RESP_CAP, !last);
+        if (r != -1) break;
+        if (vgpu_now_ns() + 200 * MS >= give_up) {
+            if (!last)
+                VLOG_WARN("node daemon: cannot register: no answer within %d ms", START_WAIT_MS);
+            break;
+        }
+        sleep_ms(100);
+    }
+    int ok = r == 0;
     free(buf);
     if (!ok) apply_fallback();
     /* every GPU joins the pod's ledger now (or this process's own with the environment's

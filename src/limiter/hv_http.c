@@ -45,6 +45,15 @@ static int wait_for(int fd, short events, uint64_t deadline_ns)
     }
 }
 
+/* connect(2) errors that say no daemon is there to answer, as opposed to a busy one (EAGAIN: a
+ * Unix socket's backlog is full) or a slow network */
+static int nothing_listens(int e)
+{
+    return e == ENOENT || e == ECONNREFUSED || e == ENOTDIR || e == EACCES || e == EPERM ||
+           e == ENETUNREACH || e == EHOSTUNREACH;
+}
+
+/* the connected socket; -1, or -2 when nothing listens (see hv_http_send) */
 static int connect_to(const struct hv_endpoint *ep, uint64_t deadline_ns, char *err, size_t errlen)
 {
     union {
@@ -89,9 +98,10 @@ static int connect_to(const struct hv_endpoint *ep, uint64_t deadline_ns, char *
     }
     if (connect(fd, &a.sa, alen) != 0) {
         if (errno != EINPROGRESS && errno != EINTR) {
-            snprintf(err, errlen, "connect: %s", strerror(errno));
+            int e = errno;
+            snprintf(err, errlen, "connect: %s", strerror(e));
             close(fd);
-            return -1;
+            return nothing_listens(e) ? -2 : -1;
         }
         int r = wait_for(fd, POLLOUT, deadline_ns), soerr = 0;
         socklen_t sl = sizeof(soerr);
@@ -99,7 +109,7 @@ static int connect_to(const struct hv_endpoint *ep, uint64_t deadline_ns, char *
             snprintf(err, errlen, "connect: %s",
                      r == 0 ? "timed out" : strerror(soerr ? soerr : errno));
             close(fd);
-            return -1;
+            return r > 0 && nothing_listens(soerr) ? -2 : -1;
         }
     }
     return fd;
@@ -128,7 +138,7 @@ int hv_http_send(const struct hv_endpoint *ep, const char *method, const char *p
         return -1;
     }
     int fd = connect_to(ep, deadline_ns, err, errlen);
-    if (fd < 0) return -1;
+    if (fd < 0) return fd;
     size_t off = 0;
     while (off < (size_t)n) {
         ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
@@ -303,7 +313,7 @@ int hv_http_request(const struct hv_endpoint *ep, const char *method, const char
                     char **body_out, char *err, size_t errlen)
 {
     int fd = hv_http_send(ep, method, path, body, deadline_ns, err, errlen);
-    if (fd < 0) return -1;
+    if (fd < 0) return fd;
     int r = hv_http_recv(fd, deadline_ns, buf, cap, status, body_out, err, errlen);
     close(fd);
     return r;

@@ -21,7 +21,9 @@ struct hv_endpoint {
 };
 
 /* Connect and send one request (body may be NULL; with a body, Content-Type is JSON). Returns
- * the connected socket, or -1 with a message in err. */
+ * the connected socket, or a message in err and -2 when nothing listens at the endpoint (no
+ * such socket, connection refused, no route, no permission), -1 on any other failure (a full
+ * backlog, the deadline, a broken connection). */
 int hv_http_send(const struct hv_endpoint *ep, const char *method, const char *path,
                  const char *body, uint64_t deadline_ns, char *err, size_t errlen);
 
@@ -33,7 +35,7 @@ int hv_http_wait(int fd, uint64_t deadline_ns);
 int hv_http_recv(int fd, uint64_t deadline_ns, char *buf, size_t cap, int *status, char **body,
                  char *err, size_t errlen);
 
-/* hv_http_send + hv_http_recv + close. */
+/* hv_http_send + hv_http_recv + close: 0, or -1 / -2 as hv_http_send. */
 int hv_http_request(const struct hv_endpoint *ep, const char *method, const char *path,
                     const char *body, uint64_t deadline_ns, char *buf, size_t cap, int *status,
                     char **body_out, char *err, size_t errlen);

@@ -13,6 +13,8 @@
 #   restart  the daemon killed -9 under load: the limit holds meanwhile; the workers register
 #            again with the restarted daemon, which still has the operator's settings
 #   many     200 limiter processes register at once (4 pods of 50)
+#   slow     a process starting while the daemon is stopped for 2 s waits for its answer; one
+#            whose socket has nothing listening is refused memory at once
 #   tcp      a worker reaches the daemon over TCP (HYPERVISOR_IP/PORT): the daemon checks that
 #            the claimed PID owns the connection, the worker gets the operator's limits
 #   node     the daemon publishes NVML's GPUs and processes in the node region; a limited
@@ -291,6 +293,7 @@ restart)
 many)
     for i in $(seq 200); do
         VGPU_POD_NAME=many-$((i % 4)) limited "$PROBE" hold 1 12 >"$TMP/m$i" 2>&1 &
+        mpid[$i]=$!
     done
     all_held() { [ "$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)" -ge 200 ]; }
     wait_until 60 all_held
@@ -298,7 +301,20 @@ many)
     total=0
     for p in 0 1 2 3; do total=$((total + $(workers sim/many-$p))); done
     echo "200 limiter processes: $held holding GPU memory, $total registered with the daemon"
-    [ "$held" = 200 ] || fail "only $held of 200 processes got their memory"
+    if [ "$held" != 200 ]; then
+        fail "only $held of 200 processes got their memory"
+        # what the others printed, and where a live one waits
+        for i in $(seq 200); do
+            grep -q HELD "$TMP/m$i" && continue
+            echo "process $i (pid ${mpid[$i]}): $(tail -c 600 "$TMP/m$i")"
+            for t in /proc/${mpid[$i]}/task/*; do
+                [ -r "$t/comm" ] && echo "  thread $(cat "$t/comm" 2>/dev/null): $(cat "$t/wchan" 2>/dev/null) $(cut -d' ' -f3 "$t/stat" 2>/dev/null)"
+            done
+            command -v gdb >/dev/null && [ -d /proc/${mpid[$i]} ] &&
+                timeout 20 gdb -p "${mpid[$i]}" -batch -ex "thread apply all bt 12" 2>/dev/null | grep -E "^Thread|^#"
+        done
+        tail -20 "$TMP/daemon.log"
+    fi
     [ "$total" = 200 ] || fail "$total of 200 workers registered"
     V status >/dev/null || fail "status with 200 workers"
     ;;
@@ -402,6 +418,25 @@ reap)
     ms=$((($(date +%s%N) - start) / 1000000))
     echo "reap: a dead process's record in slot 300 reported after $ms ms"
     high_reported || fail "the record in slot 300 was not reported in 13 s"
+    ;;
+slow)
+    # the daemon stopped for 2 s while a process starts: the process waits for its answer
+    kill -STOP $HVPID
+    VGPU_POD_NAME=sl limited "$PROBE" hold 1 10 >"$TMP/s" 2>&1 &
+    sleep 2
+    kill -CONT $HVPID
+    held() { grep -q "HELD\|REFUSED" "$TMP/s"; }
+    wait_until 5 held
+    echo "slow: a process that started while the daemon was stopped for 2 s: $(head -c 300 "$TMP/s")"
+    grep -q HELD "$TMP/s" || fail "the process did not wait for the daemon's answer"
+    wait_until 3 workers_are sim/sl 1 || fail "the process did not register: $(workers sim/sl) workers"
+    # nothing listens: no waiting, memory refused at once (fail closed)
+    start=$(date +%s%N)
+    out=$(VGPU_HYPERVISOR_SOCKET=$TMP/none VGPU_POD_NAME=sl limited "$PROBE" try 1 2>&1)
+    ms=$((($(date +%s%N) - start) / 1000000))
+    echo "slow: no daemon at the socket: refused after $ms ms"
+    grep -q REFUSED <<<"$out" || fail "memory without a daemon: $out"
+    [ "$ms" -lt 1000 ] || fail "a process waited $ms ms where nothing listens"
     ;;
 *)
     echo "unknown case $CASE" >&2

@@ -248,13 +248,42 @@ UNIT_CASE(requests_keep_deadlines_on_a_real_socket)
         close(sv.lfd);
     }
     unlink(ep.path);
-    /* nobody listening: refused at once */
+    /* no socket: nothing listens (-2), said at once */
     char buf[256], err[200], *body;
     int st;
     uint64_t t0 = vgpu_now_ns();
     CHECK_EQ_INT(hv_http_request(&ep, "GET", "/healthz", NULL, t0 + 1000000000ull, buf, sizeof(buf),
                                  &st, &body, err, sizeof(err)),
-                 -1);
+                 -2);
     CHECK((vgpu_now_ns() - t0) < 100000000ull);
     CHECK(strstr(err, "connect") != NULL);
+
+    /* a socket nobody listens on (a daemon that died): refused, -2 */
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", ep.path);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK_EQ_INT(hv_http_request(&ep, "GET", "/healthz", NULL, vgpu_now_ns() + 1000000000ull, buf,
+                                 sizeof(buf), &st, &body, err, sizeof(err)),
+                 -2);
+
+    /* a listener whose backlog is full (a daemon busy with a burst): -1, worth another try */
+    CHECK(listen(lfd, 0) == 0);
+    int fill[64], nfill = 0;
+    while (nfill < 64) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(c, (struct sockaddr *)&a, sizeof(a)) != 0) {
+            close(c);
+            break;
+        }
+        fill[nfill++] = c;
+    }
+    CHECK(nfill < 64);
+    CHECK_EQ_INT(hv_http_request(&ep, "GET", "/healthz", NULL, vgpu_now_ns() + 200000000ull, buf,
+                                 sizeof(buf), &st, &body, err, sizeof(err)),
+                 -1);
+    while (nfill > 0)
+        close(fill[--nfill]);
+    close(lfd);
+    unlink(ep.path);
 }
