@@ -8,7 +8,9 @@
 # measures its CPU time (utime + stime of /proc/PID/stat) over SECONDS with no process, then
 # starts PROCS cuda_probe processes holding 64 MiB each under the limiter, spread over PODS pods
 # (named in the environment: the daemon's development mode), waits until all have registered,
-# and measures again over SECONDS. Prints both as percent of one core and their difference.
+# and measures again over SECONDS. Prints both as percent of one core (with the daemon's own
+# counters by part: the tick's NVML pass, the rest of the tick, other threads) and their
+# difference.
 # Leaves nothing running.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
@@ -33,16 +35,31 @@ V() { "$CLI" --socket "$T/op.sock" "$@"; }
 for _ in $(seq 200); do V status >/dev/null 2>&1 && break; sleep 0.05; done
 ticks() { awk '{print $14 + $15}' "/proc/$HVPID/stat"; }
 HZ=$(getconf CLK_TCK)
-# percent of one core over SECS seconds
+# the daemon's own CPU counters (1 ms resolution): process, and its tick thread's NVML pass and
+# the rest of its tick
+cpu() {
+    V metrics | awk '/^process_cpu_seconds_total / {p = $2}
+        /^vgpu_tick_cpu_seconds_total\{part="nvml"\}/ {n = $2}
+        /^vgpu_tick_cpu_seconds_total\{part="pods"\}/ {q = $2}
+        END {print p, n, q}'
+}
+# percent of one core over SECS seconds: process (from /proc), then in the parts' line
+# process / tick's NVML pass / the rest of the tick / everything else (the HTTP threads)
 measure() {
-    local a b t0 t1
+    local a b t0 t1 ca cb
     a=$(ticks)
+    ca=$(cpu)
     t0=$(date +%s.%N)
     sleep "$SECS"
     b=$(ticks)
+    cb=$(cpu)
     t1=$(date +%s.%N)
     awk -v a="$a" -v b="$b" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
         'BEGIN {printf "%.3f", 100 * (b - a) / hz / (t1 - t0)}'
+    echo "$ca $cb" | awk -v t0="$t0" -v t1="$t1" '{d = t1 - t0
+        printf " (process %.3f, tick NVML %.3f, tick pods %.3f, other threads %.3f)",
+            100 * ($4 - $1) / d, 100 * ($5 - $2) / d, 100 * ($6 - $3) / d,
+            100 * (($4 - $1) - ($5 - $2) - ($6 - $3)) / d}'
 }
 idle=$(measure)
 for i in $(seq "$PROCS"); do

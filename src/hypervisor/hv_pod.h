@@ -112,6 +112,7 @@ struct hv_worker {
     int pid;             /* in its own namespace */
     uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
     int pidfd;           /* the process itself (pidfd_open), -1 where the kernel has none */
+    uint64_t alive_ns;   /* the tick that last saw it running through its pidfd (tick.c) */
     char container[128];
     char pod_key[HV_KEY_LEN];
     uint64_t registered_ns, last_seen_ns;

@@ -178,7 +178,7 @@ void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time)
             (int)host_pid);
 }
 
-int region_reap_dead(struct hv_pod *p, int full)
+int region_reap_dead(struct hv_pod *p, int full, region_alive_fn known_alive)
 {
     if (!p->files.ctl || p->files.ledger_fd < 0) return 0;
     static struct vgpu_shm_proc procs[VGPU_MAX_PROCS]; /* callers hold the registry lock */
@@ -195,7 +195,8 @@ int region_reap_dead(struct hv_pod *p, int full)
         int32_t host = atomic_load_explicit(&procs[i].host_pid, memory_order_relaxed);
         if (pid <= 0) continue;
         top = i + 1;
-        if (host <= 0 || proc_alive(host, procs[i].start_time)) {
+        uint64_t start = procs[i].start_time;
+        if (host <= 0 || (known_alive && known_alive(p, host, start)) || proc_alive(host, start)) {
             live++; /* alive, or not known to the host yet: kept */
             continue;
         }

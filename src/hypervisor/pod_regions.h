@@ -44,6 +44,9 @@ void region_report_dead(struct hv_pod *p, pid_t host_pid, uint64_t start_time);
  * The count decides whether a pod's files may go: callers that need it pass `full`. */
 #define REGION_REAP_AHEAD 64
 #define REGION_REAP_FULL_EVERY 10
-int region_reap_dead(struct hv_pod *p, int full);
+/* known_alive (may be NULL): the caller already knows that this record's process runs, and
+ * /proc need not be read for it. */
+typedef int (*region_alive_fn)(const struct hv_pod *p, pid_t host, uint64_t start_time);
+int region_reap_dead(struct hv_pod *p, int full, region_alive_fn known_alive);
 
 #endif

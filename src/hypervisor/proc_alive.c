@@ -45,14 +45,31 @@ int proc_pidfd_open(pid_t pid)
 #endif
 }
 
-int proc_pidfd_exited(int pidfd)
+void proc_pidfds_poll(struct pollfd *q, size_t n)
 {
-    if (pidfd < 0) return -1;
-    struct pollfd q = {.fd = pidfd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++) {
+        q[i].events = POLLIN;
+        q[i].revents = 0;
+    }
+    if (!n) return;
     int r;
     do
-        r = poll(&q, 1, 0);
+        r = poll(q, (nfds_t)n, 0);
     while (r < 0 && errno == EINTR);
-    if (r < 0 || (q.revents & POLLNVAL)) return -1;
-    return (q.revents & (POLLIN | POLLHUP)) ? 1 : 0;
+    if (r < 0)
+        for (size_t i = 0; i < n; i++)
+            q[i].revents = POLLNVAL; /* unknown: the callers ask /proc */
+}
+
+int proc_pidfd_result(const struct pollfd *q)
+{
+    if (q->fd < 0 || (q->revents & POLLNVAL)) return -1;
+    return (q->revents & (POLLIN | POLLHUP)) ? 1 : 0;
+}
+
+int proc_pidfd_exited(int pidfd)
+{
+    struct pollfd q = {.fd = pidfd};
+    proc_pidfds_poll(&q, 1);
+    return proc_pidfd_result(&q);
 }

@@ -8,6 +8,8 @@
 #ifndef VGPU_HV_PROC_ALIVE_H
 #define VGPU_HV_PROC_ALIVE_H
 
+#include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -18,10 +20,14 @@ uint64_t proc_start_time(pid_t pid);
 
 /* A pidfd for the process (Linux 5.3+), -1 when the kernel or sandbox has none. It names the
  * process, never a later one with the same pid, so asking it is a poll instead of a read of
- * /proc/PID/stat: the tick asks for every worker ten times a second. Open it before reading
- * the start time, so both describe the same process. */
+ * /proc/PID/stat: the tick asks for every worker ten times a second, all in one poll(2). Open it
+ * before reading the start time, so both describe the same process. */
 int proc_pidfd_open(pid_t pid);
 /* Has the process of this pidfd exited (zombie included)? 1 exited, 0 running, -1 unknown. */
 int proc_pidfd_exited(int pidfd);
+/* The same for many in one poll(2): the caller sets q[i].fd (-1: none), then reads each
+ * answer with proc_pidfd_result(&q[i]). */
+void proc_pidfds_poll(struct pollfd *q, size_t n);
+int proc_pidfd_result(const struct pollfd *q);
 
 #endif

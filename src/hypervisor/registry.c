@@ -111,7 +111,7 @@ void registry_pod_maybe_drop(struct hv_pod *p)
     if (p->nworkers > 0) return;
     /* a process of the pod still has a record in its ledger (it has not exited, or not yet
      * released it): the files stay, and the tick looks again */
-    p->draining = p->files.ctl && region_reap_dead(p, 1) > 0;
+    p->draining = p->files.ctl && region_reap_dead(p, 1, NULL) > 0;
     if (p->draining) return;
     region_close(p, 1);
     p->ngpu = 0;

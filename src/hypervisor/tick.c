@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "tick.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -55,20 +56,52 @@ void tick_cpu_ns(uint64_t *nvml, uint64_t *pods)
     *pods = atomic_load(&cpu_pods_ns);
 }
 
+/* the tick's now when reap_workers last saw each worker running through its pidfd */
+static uint64_t reap_now;
+
 static void reap_workers(uint64_t now)
 {
-    struct hv_worker *w = hv_reg.workers;
-    while (w) {
-        struct hv_worker *next = w->next;
-        int exited = proc_pidfd_exited(w->pidfd); /* -1: no pidfd, ask /proc */
+    /* every worker's pidfd in one poll(2): one system call a tick, not one a worker */
+    static struct pollfd *q;
+    static size_t qcap;
+    size_t n = 0;
+    for (struct hv_worker *w = hv_reg.workers; w; w = w->next)
+        n++;
+    if (n > qcap) {
+        struct pollfd *nq = realloc(q, n * sizeof(*q));
+        if (nq) {
+            q = nq;
+            qcap = n;
+        }
+    }
+    size_t i = 0;
+    for (struct hv_worker *w = hv_reg.workers; w && i < qcap; w = w->next)
+        q[i++].fd = w->pidfd;
+    proc_pidfds_poll(q, i);
+    reap_now = now;
+    size_t k = 0;
+    for (struct hv_worker *w = hv_reg.workers, *next; w; w = next, k++) {
+        next = w->next;
+        int exited = k < i ? proc_pidfd_result(&q[k]) : -1; /* -1: no pidfd, ask /proc */
+        if (exited == 0) w->alive_ns = now;
         if (exited == 1 || (exited < 0 && !proc_alive(w->host_pid, w->start_time))) {
             struct hv_pod *p = registry_pod_find(w->pod_key);
             if (p) region_report_dead(p, w->host_pid, w->start_time);
             registry_worker_remove(w, "process gone");
         } else if (!w->polling && now > w->last_seen_ns && now - w->last_seen_ns > 3 * hb_ns)
             registry_worker_remove(w, "silent for 3 heartbeats");
-        w = next;
     }
+}
+
+/* A ledger record's process is a worker of the same pod that this tick's poll saw running:
+ * no need to read /proc for it (region_reap_dead). Registry lock held. */
+static int seen_running(const struct hv_pod *p, pid_t host, uint64_t start_time)
+{
+    for (const struct hv_worker *w = hv_reg.workers; w; w = w->next)
+        if (w->host_pid == host && w->alive_ns == reap_now && reap_now &&
+            w->start_time == start_time && !strcmp(w->pod_key, p->key))
+            return 1;
+    return 0;
 }
 
 struct slot {
@@ -295,7 +328,7 @@ static void *run(void *arg)
             if (p->draining)
                 registry_pod_maybe_drop(p);
             else
-                region_reap_dead(p, 0);
+                region_reap_dead(p, 0, seen_running);
         }
         schedule(snap);
         if (snap && snap->ok) backstop(snap);
