@@ -295,8 +295,9 @@ many)
         VGPU_POD_NAME=many-$((i % 4)) limited "$PROBE" hold 1 12 >"$TMP/m$i" 2>&1 &
         mpid[$i]=$!
     done
-    all_held() { [ "$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)" -ge 200 ]; }
-    wait_until 60 all_held
+    # every process has said whether it got its memory (a refusal ends the wait too)
+    all_said() { [ "$(cat "$TMP"/m* 2>/dev/null | grep -c "HELD\|REFUSED")" -ge 200 ]; }
+    wait_until 60 all_said
     held=$(cat "$TMP"/m* 2>/dev/null | grep -c HELD)
     total=0
     for p in 0 1 2 3; do total=$((total + $(workers sim/many-$p))); done
