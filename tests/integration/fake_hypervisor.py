@@ -30,11 +30,13 @@ bodies, region dirs and tokens, control region writes for a command ("control", 
 stamps), POST
 /test/command (push a raw command to a pod's workers; the region is not written).
 --wrong-token makes every registration reply name a token that is not the region's (the limiter
-must then refuse to attach the region).
+must then refuse to attach the region). --busy N answers the first N registrations 503, as the
+daemon does while its pod watch has not seen the pod (logged as "busy").
 
   fake_hypervisor.py serve --worker-socket W --socket OP --tool HV_SHM_TOOL --shm-dir SHM
                           [--state F] [--chunked] [--wrong-token]
                           [--default-core P] [--default-mem BYTES] [--heartbeat-ms MS]
+                          [--busy N]
   fake_hypervisor.py ctl OP_SOCKET METHOD PATH [JSON_BODY]   (prints the reply; exit 1 if not 2xx)
 """
 import argparse
@@ -105,6 +107,7 @@ class State:
         self.commands = []       # (seq, pod, cmd)
         self.pods = {}           # pod -> {"suspended": bool, "gpus": {key: settings}} (operator)
         self.log = []
+        self.busy_left = args.busy
         self.regions = {}        # pod -> {"name", "dir" (relative), "path", "token"}
         self.load()
 
@@ -386,6 +389,10 @@ class Handler(BaseHTTPRequestHandler):
             pod = f"{b.get('namespace') or 'default'}/{b['pod_id']}"
         host_pid = self.peer_pid()
         with st.cv:
+            if st.busy_left > 0:  # as the daemon while its pod watch has not seen the pod
+                st.busy_left -= 1
+                st.note("busy", host_pid=host_pid)
+                raise HttpError(503, "pod: not known to the daemon yet (register again)")
             # the region holds the limits before the worker hears of it
             reg = st.region(pod)
             limits = [st.limits_for(pod, g) for g in gpus]
@@ -649,6 +656,7 @@ def main():
     s.add_argument("--default-core", type=float)
     s.add_argument("--default-mem", type=int)
     s.add_argument("--heartbeat-ms", type=int, default=1000)
+    s.add_argument("--busy", type=int, default=0, help="answer the first N registrations 503")
     c = sub.add_parser("ctl")
     c.add_argument("sock")
     c.add_argument("method")

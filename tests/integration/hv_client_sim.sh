@@ -351,6 +351,32 @@ if not 800 <= avg(late) <= 1300: print(f'launches/s once the daemon answered: {a
     out=$(region) || fail "no control region once registered: $out"
     expect_eq "$(field suspended "$out")" 0 "not suspended once registered"
     ;;
+hv-busy)
+    # a daemon that answers 503 at first (its pod watch has not seen the pod yet): the first
+    # registration is tried again every 0.1 s and the process gets its memory; one that answers
+    # 503 for longer than 5 s leaves the process failing closed
+    start_fake --busy 3
+    start=$(date +%s%N)
+    out=$(limited "$PROBE" try 100 2>&1)
+    ms=$((($(date +%s%N) - start) / 1000000))
+    echo "hv-busy: three 503s, then: $(grep -m1 "^OK\|^REFUSED" <<<"$out") after $ms ms"
+    grep -q "^OK" <<<"$out" || fail "100 MiB after three 503s: $out"
+    [ $ms -lt 2000 ] || fail "the retries took $ms ms"
+    check "
+b = kinds('busy'); r = kinds('register')
+if len(b) != 3 or len(r) != 1: print(f'{len(b)} answered 503 and {len(r)} registered, expected 3 and 1')
+elif r[0]['t'] < b[-1]['t']: print('registered before the last 503')
+"
+    stop_fake
+    start_fake --busy 1000
+    start=$(date +%s%N)
+    out=$(limited "$PROBE" try 100 2>&1)
+    ms=$((($(date +%s%N) - start) / 1000000))
+    echo "hv-busy: 503 throughout: $(grep -m1 "^OK\|^REFUSED" <<<"$out") after $ms ms"
+    grep -q "^REFUSED" <<<"$out" || fail "100 MiB from a daemon that always answers 503: $out"
+    [ $ms -ge 4500 ] && [ $ms -lt 7000 ] || fail "gave up after $ms ms, expected 5 s"
+    grep -q "HTTP 503" <<<"$out" || fail "no warning naming the answer: $out"
+    ;;
 hv-envlimits)
     # no daemon but limits in the environment: they apply; once a daemon answers its values
     # rule (the daemon lowers its default to the environment's, never raises it), for the
