@@ -22,6 +22,7 @@ static _Atomic int visible_devices = -1;
 static TLS struct vgpu_shm_dev *tl_dev; /* GPU the thread's pending charge belongs to */
 static TLS uint64_t tl_pending;         /* GPU time not yet published */
 static TLS uint64_t tl_launches;        /* submissions not yet counted */
+TLS uint32_t vgpu_cost_count;
 
 void vgpu_capture_begin(void)
 {
@@ -176,7 +177,10 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
         if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
     } while (!atomic_compare_exchange_weak_explicit(&d->limiter.gate_vclock, &old, next,
                                                     memory_order_acq_rel, RELAXED));
-    if (!unlimited && base > now) wait_turn(d, lim, (uint64_t)base, share);
+    if (!unlimited && base > now) {
+        wait_turn(d, lim, (uint64_t)base, share);
+        vgpu_cost_count |= VGPU_COST_SAMPLE_EVERY - 1; /* the next submission is timed */
+    }
 }
 
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)

@@ -89,6 +89,14 @@ static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thr
 /* Charge cost_ns of GPU time; waits while the pod is over its share. */
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
 
+/* The thread's submissions as the cost model counts them: it times every
+ * VGPU_COST_SAMPLE_EVERY-th (cost_model.c). When the gate makes the thread wait it moves the
+ * count to just before the next of those, so that the next submission is timed: a pod the gate
+ * holds back launches sparsely, and by count alone a wrong first estimate would stay for tens
+ * of seconds at a low share. Kept here, where both see it, at no cost to a launch. */
+#define VGPU_COST_SAMPLE_EVERY 64u
+extern __thread uint32_t vgpu_cost_count __attribute__((tls_model("initial-exec")));
+
 /* Where the limiter itself sets the share (no daemon: the soft policy, the environment's limits
  * on a private ledger): store it in the ledger's own limits and rescale. */
 /* Charges pod `d` GPU time it has already had (gpu_ns, at the full GPU's speed) at its share:

@@ -17,8 +17,8 @@
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define SLOTS 8192u /* power of two */
 #define PROBES 16
-#define FIRST_SAMPLES 3           /* time every launch of a key until it has this many samples */
-#define SAMPLE_EVERY 64           /* then, at every 64th submission of a thread, */
+#define FIRST_SAMPLES 3 /* time every launch of a key until it has this many samples */
+/* then at every VGPU_COST_SAMPLE_EVERY-th submission of a thread (compute_gate.h), */
 #define SAMPLE_GAP_NS 20000000ull /* a key not sampled in the last 20 ms */
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
@@ -81,7 +81,6 @@ static struct spare spares[2 * MAX_PENDING];
 static int nspares;
 static CUcontext calibrated_ctx;
 
-static TLS uint32_t tl_count;
 static TLS uint64_t tl_key; /* the thread's last key and its slot: loops launch the same work */
 static TLS int tl_slot = -1;
 
@@ -191,7 +190,8 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
     uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
                       : atomic_load_explicit(&default_ns, RELAXED);
-    int every = (++tl_count % SAMPLE_EVERY) == 0;
+    /* by count; the gate moves the count when it made this thread wait (compute_gate.h) */
+    int every = (++vgpu_cost_count % VGPU_COST_SAMPLE_EVERY) == 0;
     if (__builtin_expect(!every && n >= FIRST_SAMPLES, 1)) return cost; /* the common case */
     if (i < 0 || vgpu_capturing()) return cost;
     struct entry *e = &table[i];

@@ -523,16 +523,21 @@ static CUresult elapsed(float *ms, CUevent a, CUevent b)
      * kernels do on real GPUs; lets tests check that a limiter does not trust them blindly.
      * VGPU_SIM_EVENT_SKEW_AFTER_MS: only for events of a process this long after its first
      * timing (on real GPUs the events' figure for a tiny kernel changes with how the launches
-     * are spaced, while the kernel does not) */
+     * are spaced, while the kernel does not). VGPU_SIM_EVENT_SKEW_UNTIL_MS: only before then
+     * (on real GPUs a kernel's events span the time slices of every context that has work,
+     * as when many processes start together) */
     static double skew = -1;
-    static uint64_t skew_from;
+    static uint64_t skew_from, skew_until;
     if (skew < 0) {
         const char *e = getenv("VGPU_SIM_EVENT_SKEW"),
-                   *after = getenv("VGPU_SIM_EVENT_SKEW_AFTER_MS");
+                   *after = getenv("VGPU_SIM_EVENT_SKEW_AFTER_MS"),
+                   *until = getenv("VGPU_SIM_EVENT_SKEW_UNTIL_MS");
         skew_from = after ? now + (uint64_t)atoi(after) * 1000000ull : 0; /* 0: every event */
+        skew_until = until ? now + (uint64_t)atoi(until) * 1000000ull : UINT64_MAX;
         skew = e && atof(e) > 0 ? atof(e) : 1.0;
     }
-    *ms = (float)((double)(int64_t)(tb - ta) * (ta >= skew_from ? skew : 1.0) / 1e6);
+    int skewed = ta >= skew_from && ta < skew_until;
+    *ms = (float)((double)(int64_t)(tb - ta) * (skewed ? skew : 1.0) / 1e6);
     return CUDA_SUCCESS;
 }
 SIM_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)
