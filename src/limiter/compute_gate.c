@@ -179,7 +179,8 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
                                                     memory_order_acq_rel, RELAXED));
     if (!unlimited && base > now) {
         wait_turn(d, lim, (uint64_t)base, share);
-        vgpu_cost_count |= VGPU_COST_SAMPLE_EVERY - 1; /* the next submission is timed */
+        /* a long wait: the pod launches sparsely, and its next submission is timed */
+        if (base - now >= VGPU_GATE_LONG_WAIT_NS) vgpu_cost_count |= VGPU_COST_SAMPLE_EVERY - 1;
     }
 }
 

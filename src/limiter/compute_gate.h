@@ -90,11 +90,15 @@ static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thr
 void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
 
 /* The thread's submissions as the cost model counts them: it times every
- * VGPU_COST_SAMPLE_EVERY-th (cost_model.c). When the gate makes the thread wait it moves the
- * count to just before the next of those, so that the next submission is timed: a pod the gate
- * holds back launches sparsely, and by count alone a wrong first estimate would stay for tens
- * of seconds at a low share. Kept here, where both see it, at no cost to a launch. */
+ * VGPU_COST_SAMPLE_EVERY-th (cost_model.c). When the gate makes the thread wait
+ * VGPU_GATE_LONG_WAIT_NS or more it moves the count to just before the next of those, so that
+ * the next submission is timed: a pod that waits that long launches sparsely, and by count
+ * alone a wrong first estimate would stay for tens of seconds at a low share (a pod at 1% whose
+ * estimate is 10x too high waits 1.6 s a 1.6 ms matmul). Shorter waits leave the count alone:
+ * a pod launching hundreds of times a second is timed often enough by count, and timing it
+ * more would only cost it CPU. Kept here, where both see it, at no cost to a launch. */
 #define VGPU_COST_SAMPLE_EVERY 64u
+#define VGPU_GATE_LONG_WAIT_NS 20000000ll
 extern __thread uint32_t vgpu_cost_count __attribute__((tls_model("initial-exec")));
 
 /* Where the limiter itself sets the share (no daemon: the soft policy, the environment's limits

@@ -4,9 +4,9 @@
  * for milliseconds; a CUDA graph is one call for fifty kernels). The limiter instead times real
  * launches with CUDA events: the first launches of each (function, grid size) and each graph,
  * then a sample of the rest (every 64th submission of a thread, and a thread's next one after
- * the gate made it wait; at most one per key every 20 ms). Each key keeps a moving average
- * of its measured GPU time. The start event is recorded right before the real launch (after any
- * wait in the gate); from what the events measure the model removes the events' own overhead
+ * the gate made it wait 20 ms or more; at most one per key every 20 ms). Each key keeps a moving
+ * average of its measured GPU time. The start event is recorded right before the real launch (after
+ * any wait in the gate); from what the events measure the model removes the events' own overhead
  * (measured once per context) and, when the stream was idle, the time the launch call took to
  * reach the GPU (measured on the CPU around that call). Measuring never happens during stream
  * capture, when event calls are not allowed. No measured kernel is charged under 2 us (FLOOR_NS in
