@@ -72,7 +72,8 @@ struct pending {
 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pending pend[MAX_PENDING];
-static int npend;
+/* written under mu; read without it by vgpu_samples_poll's early return, hence atomic */
+static _Atomic int npend;
 struct spare {
     CUevent e;
     CUcontext ctx;
@@ -318,7 +319,7 @@ static void learn(int slot, uint64_t ns)
 void vgpu_samples_poll(void)
 {
     if (vgpu_capturing()) return; /* event queries would break the capture */
-    if (!__atomic_load_n(&npend, __ATOMIC_RELAXED)) return;
+    if (!atomic_load_explicit(&npend, RELAXED)) return;
     vgpu_helper_fn_cuEventQuery query = VGPU_HELPER(cuEventQuery);
     vgpu_helper_fn_cuEventElapsedTime elapsed = VGPU_HELPER(cuEventElapsedTime);
     if (!query || !elapsed) return;
