@@ -90,7 +90,7 @@ struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_strea
     struct vgpu_shm_dev *d = &s->dev[b->ledger];
     const _Atomic uint32_t *susp = vgpu_suspended_word();
     if (one && !vgpu_failed_closed()) {
-        vgpu_gate_hot.susp = susp;
+        atomic_store_explicit(&vgpu_gate_hot.susp, susp, RELAXED);
         atomic_store_explicit(&vgpu_gate_hot.dev, d, memory_order_release);
     }
     return vgpu_gate_admit(susp, d, stream, per_thread_stream);

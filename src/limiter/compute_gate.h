@@ -38,8 +38,10 @@
  * mapping); processes that see several GPUs take the full lookup every time. */
 struct vgpu_gate_hot {
     _Atomic(struct vgpu_shm_dev *) dev; /* NULL: ask vgpu_gate_lookup_slow */
-    const _Atomic uint32_t *susp;       /* vgpu_suspended_word() when dev was set */
-    _Atomic int captures;               /* stream captures in progress in this process */
+    /* vgpu_suspended_word() when dev was set (threads that find the lookup unset at once all
+     * store the same pointer: atomic, so that none reads a torn one) */
+    const _Atomic uint32_t *_Atomic susp;
+    _Atomic int captures; /* stream captures in progress in this process */
 } __attribute__((aligned(64)));
 extern struct vgpu_gate_hot vgpu_gate_hot;
 
@@ -83,7 +85,8 @@ static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thr
 {
     struct vgpu_shm_dev *d = atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_acquire);
     if (__builtin_expect(!d, 0)) return vgpu_gate_lookup_slow(stream, per_thread_stream);
-    return vgpu_gate_admit(vgpu_gate_hot.susp, d, stream, per_thread_stream);
+    return vgpu_gate_admit(atomic_load_explicit(&vgpu_gate_hot.susp, memory_order_relaxed), d,
+                           stream, per_thread_stream);
 }
 
 /* Charge cost_ns of GPU time; waits while the pod is over its share. */
