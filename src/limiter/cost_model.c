@@ -276,7 +276,7 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
  * under a power cap (it picks the fastest), and it keeps a new process's first samples, taken
  * on an idle GPU at its highest clock, for as long as they are in the ring. Where no other
  * context can inflate a sample (vgpu_cost_set_shared) the median of the last three follows the
- * clock without either (bench/results/cost-recent-h200-2026-12-04.txt); VGPU_COST_RECENT=0
+ * clock without either (bench/results/README.md, "median of recent samples"); VGPU_COST_RECENT=0
  * keeps the smallest of eight throughout (diagnosis). */
 static uint32_t median3(uint32_t a, uint32_t b, uint32_t c)
 {

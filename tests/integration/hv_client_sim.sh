@@ -355,11 +355,16 @@ hv-busy)
     # a daemon that answers 503 at first (its pod watch has not seen the pod yet): the first
     # registration is tried again every 0.1 s and the process gets its memory; one that answers
     # 503 for longer than 5 s leaves the process failing closed
+    # out and ms: what `try 100` printed and how long it took; $1 names the case
+    timed_try() {
+        local start
+        start=$(date +%s%N)
+        out=$(limited "$PROBE" try 100 2>&1)
+        ms=$((($(date +%s%N) - start) / 1000000))
+        echo "hv-busy: $1: $(grep -m1 "^OK\|^REFUSED" <<<"$out") after $ms ms"
+    }
     start_fake --busy 3
-    start=$(date +%s%N)
-    out=$(limited "$PROBE" try 100 2>&1)
-    ms=$((($(date +%s%N) - start) / 1000000))
-    echo "hv-busy: three 503s, then: $(grep -m1 "^OK\|^REFUSED" <<<"$out") after $ms ms"
+    timed_try "three 503s, then"
     grep -q "^OK" <<<"$out" || fail "100 MiB after three 503s: $out"
     [ $ms -lt 2000 ] || fail "the retries took $ms ms"
     check "
@@ -369,10 +374,7 @@ elif r[0]['t'] < b[-1]['t']: print('registered before the last 503')
 "
     stop_fake
     start_fake --busy 1000
-    start=$(date +%s%N)
-    out=$(limited "$PROBE" try 100 2>&1)
-    ms=$((($(date +%s%N) - start) / 1000000))
-    echo "hv-busy: 503 throughout: $(grep -m1 "^OK\|^REFUSED" <<<"$out") after $ms ms"
+    timed_try "503 throughout"
     grep -q "^REFUSED" <<<"$out" || fail "100 MiB from a daemon that always answers 503: $out"
     [ $ms -ge 4500 ] && [ $ms -lt 7000 ] || fail "gave up after $ms ms, expected 5 s"
     grep -q "HTTP 503" <<<"$out" || fail "no warning naming the answer: $out"
