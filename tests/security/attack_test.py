@@ -15,6 +15,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -382,6 +383,39 @@ def case_fake_records(w):
         log("%s: 511 fake records and the lock held for 5 s: status at most %.0f ms, victim "
             "registered throughout" % (as_name(uid), worst))
     check(w.d.proc.poll() is None, "the daemon died")
+
+
+def case_borrowed_records(w):
+    """Records a pod forges in its own ledger to name another pod's live worker (its host PID
+    and start time): the daemon's tick skips /proc only for records of the pod's own workers
+    it has just seen running, so they change nothing for the victim; once the victim dies,
+    each attacker pod is told of its record as of any dead process."""
+    v, vpod, uuid = victim(w)
+    with open("/proc/%d/stat" % v.pid) as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]  # field 22
+    apods = []
+    for uid in (0, NOBODY):
+        h = w.spawn([w.probe, "hold", "1", "60"], w.attacker(uid), uid)
+        apod = w.registered(h, "the attacker")
+        adir = w.pod_dir(w.d.pod(apod["pod"]))
+        rc, out = w.tool(["record-at", adir, "5", "4242", str(v.pid), start], w.attacker(uid), uid)
+        check(rc == 0, "%s: record-at: %r" % (as_name(uid), out))
+        apods.append(apod["pod"])
+    time.sleep(2.5)  # measured: two reaping passes (once a second) with the victim alive
+    check([x["host_pid"] for x in w.d.pod(vpod["pod"])["workers"]] == [v.pid],
+          "the victim's worker was dropped")
+    v.kill()
+    v.wait()
+
+    def told(pod):
+        pat = re.compile(r'"reported a dead process to its pod".*"pod": ?"%s".*"host_pid": ?%d\b'
+                         % (re.escape(pod), v.pid))
+        return any(pat.search(line) for line in w.d.logtail(1 << 20).splitlines())
+    for pod in apods:
+        wait_for(lambda: told(pod), 15, "%s told that the record naming the dead victim is dead" % pod)
+    check(w.d.proc.poll() is None, "the daemon died")
+    log("records naming another pod's worker: victim kept while alive, both attacker pods told "
+        "once it died")
 
 
 def spin_rate(out):
