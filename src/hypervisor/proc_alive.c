@@ -66,10 +66,3 @@ int proc_pidfd_result(const struct pollfd *q)
     if (q->fd < 0 || (q->revents & POLLNVAL)) return -1;
     return (q->revents & (POLLIN | POLLHUP)) ? 1 : 0;
 }
-
-int proc_pidfd_exited(int pidfd)
-{
-    struct pollfd q = {.fd = pidfd};
-    proc_pidfds_poll(&q, 1);
-    return proc_pidfd_result(&q);
-}

@@ -23,10 +23,9 @@ uint64_t proc_start_time(pid_t pid);
  * /proc/PID/stat: the tick asks for every worker ten times a second, all in one poll(2). Open it
  * before reading the start time, so both describe the same process. */
 int proc_pidfd_open(pid_t pid);
-/* Has the process of this pidfd exited (zombie included)? 1 exited, 0 running, -1 unknown. */
-int proc_pidfd_exited(int pidfd);
-/* The same for many in one poll(2): the caller sets q[i].fd (-1: none), then reads each
- * answer with proc_pidfd_result(&q[i]). */
+/* Have the processes of these pidfds exited (zombies included)? One poll(2) for all: the
+ * caller sets q[i].fd (-1: none), then proc_pidfd_result(&q[i]) says 1 exited, 0 running,
+ * -1 unknown. */
 void proc_pidfds_poll(struct pollfd *q, size_t n);
 int proc_pidfd_result(const struct pollfd *q);
 
