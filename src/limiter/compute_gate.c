@@ -10,38 +10,18 @@
 #include "devices.h"
 #include "real_driver.h"
 #include "limiter.h"
-#include "fork_hooks.h"
+#include "cost_model.h"
+#include "log.h"
 
 #define RELAXED memory_order_relaxed
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define UNLIMITED(share) VGPU_GATE_UNLIMITED(share)
 
-struct vgpu_gate_hot vgpu_gate_hot;
 static _Atomic int visible_devices = -1;
 
 static TLS struct vgpu_shm_dev *tl_dev; /* GPU the thread's pending charge belongs to */
 static TLS uint64_t tl_pending;         /* GPU time not yet published */
 static TLS uint64_t tl_launches;        /* submissions not yet counted */
-TLS uint32_t vgpu_cost_count;
-
-void vgpu_capture_begin(void)
-{
-    atomic_fetch_add(&vgpu_gate_hot.captures, 1);
-}
-void vgpu_capture_end(void)
-{
-    int n = atomic_load(&vgpu_gate_hot.captures);
-    while (n > 0 && !atomic_compare_exchange_weak(&vgpu_gate_hot.captures, &n, n - 1)) {
-    }
-}
-int vgpu_capturing(void)
-{
-    return atomic_load_explicit(&vgpu_gate_hot.captures, RELAXED) > 0;
-}
-static void vgpu_gate_reset_in_child(void)
-{
-    atomic_store(&vgpu_gate_hot.captures, 0);
-}
 
 void vgpu_gate_wait_resumed(const _Atomic uint32_t *word)
 {
@@ -104,20 +84,77 @@ static void sleep_until(uint64_t t)
     }
 }
 
+/* One launch's charge on a pod's clock, for a second look while the pod waits (see
+ * second_look). */
+struct charge {
+    struct vgpu_shm_dev *dev;
+    int slot;        /* the cost model's slot of the launch; -1: several launches, or none */
+    uint64_t est;    /* the estimate it was charged at */
+    int64_t entitle; /* the wall time of the pod's clock it took */
+    int64_t full;    /* what it would have taken but for VGPU_GATE_UNSURE_MAX_NS */
+};
+static TLS struct charge tl_prev; /* the thread's charge before the one now waiting */
+
+/* How much of charge c was too much, now that the model has read the samples that finished
+ * meanwhile: all that the estimate went down by, when it fell to half or less. A smaller fall
+ * is what the GPU's clock does to every estimate, and is left to the model. */
+static int64_t overcharged(struct charge *c, const struct vgpu_shm_dev *d)
+{
+    if (c->dev != d || c->slot < 0 || c->entitle <= 0 || !c->est) return 0;
+    uint64_t est = vgpu_cost_recheck(c->slot);
+    if (!est || est * 2 > c->est) return 0;
+    int64_t want = (int64_t)((double)c->full * (double)est / (double)c->est);
+    int64_t back = c->entitle > want ? c->entitle - want : 0;
+    c->entitle -= back;
+    c->full = want;
+    c->est = est;
+    return back;
+}
+
+/* While a thread waits 50 ms or more for its turn, a second look: an estimate taken while many
+ * contexts time-sliced the GPU can be tens of times a kernel's own time (its events span the
+ * other contexts' slices), and at a low share each launch charged at it holds the pod for
+ * seconds. The launch timed after the last long wait (cost_model.h) has usually finished by
+ * now; where it brought the estimate down, the launch now waiting and the thread's launch
+ * before it (the charge this thread waits for) give back what they were charged too much, so
+ * that one wrong estimate costs the pod a 50 ms step and not the seconds it charged (hv-64,
+ * tests/gpu/run). Another process of the pod giving back what it was charged before this one
+ * moves the pod's clock back: the target follows it down, never below where this charge now
+ * begins. Returns the new target. */
+static uint64_t second_look(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim,
+                            uint64_t target, uint32_t share, struct charge *cur)
+{
+    int64_t mine = overcharged(cur, d), before = overcharged(&tl_prev, d);
+    if (mine + before > 0) {
+        atomic_fetch_sub_explicit(&d->limiter.gate_vclock, mine + before, RELAXED);
+        VLOG_DEBUG("gate: an estimate fell to %llu ns: %.1f ms of the pod's clock given back",
+                   (unsigned long long)cur->est, (mine + before) / 1e6);
+        target = (uint64_t)before < target ? target - (uint64_t)before : 0;
+    }
+    if (atomic_load_explicit(&lim->core_effective, RELAXED) != share) return target;
+    int64_t clock = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED) - cur->entitle;
+    return clock >= 0 && (uint64_t)clock < target ? (uint64_t)clock : target;
+}
+
 /* Wait for our turn. A share changed meanwhile rescales what is left of the wait. The time
  * waited is published every step of at most 50 ms, not at the end: the node daemon reads a
  * pod whose waited time grows as one that wants more, and one that has waited a whole tick
  * without a sign as idle (its share would shrink while it waits, and the wait with it grow). */
 static void wait_turn(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim, uint64_t target,
-                      uint32_t share)
+                      uint32_t share, struct charge *cur)
 {
     uint64_t now = vgpu_now_ns();
     while (now < target) {
-        uint32_t cur = atomic_load_explicit(&lim->core_effective, RELAXED);
-        if (UNLIMITED(cur)) break;
-        if (cur != share) {
-            target = now + (target - now) * share / cur;
-            share = cur;
+        uint32_t was = share, next = atomic_load_explicit(&lim->core_effective, RELAXED);
+        if (UNLIMITED(next)) break;
+        if (next != share) {
+            target = now + (target - now) * share / next;
+            share = next;
+            /* the charges' wall time, in the new share's (the pod's clock is rescaled alike) */
+            cur->entitle = cur->entitle * was / next;
+            cur->full = cur->full * was / next;
+            tl_prev.entitle = tl_prev.entitle * was / next;
+            tl_prev.full = tl_prev.full * was / next;
             continue;
         }
         uint64_t step = target - now < 50000000ull ? target : now + 50000000ull;
@@ -125,6 +162,7 @@ static void wait_turn(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim,
         uint64_t after = vgpu_now_ns();
         atomic_fetch_add_explicit(&d->gate_waited_ns, after - now, RELAXED);
         now = after;
+        if (now < target) target = second_look(d, lim, target, share, cur);
     }
 }
 
@@ -144,8 +182,9 @@ static const struct vgpu_dev_limits *lim_of(const struct vgpu_shm_dev *d)
     return atomic_load_explicit(&vgpu_ledger_lim[d - s->dev], memory_order_acquire);
 }
 
-static void publish(struct vgpu_shm_dev *d, uint64_t cost)
+static int publish(struct vgpu_shm_dev *d, uint64_t cost, int slot)
 {
+    struct charge cur = {d, slot, cost, 0, 0};
     const struct vgpu_dev_limits *lim = lim_of(d);
     uint32_t share = vgpu_gate_sync(d, lim);
     atomic_fetch_add_explicit(&d->gate_charged_ns, cost, RELAXED);
@@ -166,6 +205,12 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
     if (shared > 1024u && !unlimited)
         cost = cost * (shared > VGPU_SHARED_MAX ? VGPU_SHARED_MAX : shared) / 1024u;
     int64_t entitle = unlimited ? (int64_t)cost : (int64_t)(cost * 10000ull / share);
+    cur.full = entitle;
+    if (!unlimited && entitle > VGPU_GATE_UNSURE_MAX_NS && vgpu_cost_unsure(slot)) {
+        entitle = VGPU_GATE_UNSURE_MAX_NS;
+        VLOG_DEBUG("gate: estimate %llu ns not sure yet: %.1f s of the pod's clock, not %.1f",
+                   (unsigned long long)cur.est, entitle / 1e9, cur.full / 1e9);
+    }
     int64_t now = (int64_t)vgpu_now_ns();
     int64_t old = atomic_load_explicit(&d->limiter.gate_vclock, RELAXED), base, next;
     do {
@@ -177,26 +222,26 @@ static void publish(struct vgpu_shm_dev *d, uint64_t cost)
         if (unlimited && next > now + VGPU_GATE_BACKLOG_NS) next = now + VGPU_GATE_BACKLOG_NS;
     } while (!atomic_compare_exchange_weak_explicit(&d->limiter.gate_vclock, &old, next,
                                                     memory_order_acq_rel, RELAXED));
-    if (!unlimited && base > now) {
-        wait_turn(d, lim, (uint64_t)base, share);
-        /* a long wait: the pod launches sparsely, and its next submission is timed */
-        if (base - now >= VGPU_GATE_LONG_WAIT_NS) vgpu_cost_count |= VGPU_COST_SAMPLE_EVERY - 1;
-    }
+    cur.entitle = unlimited ? 0 : entitle;
+    if (!unlimited && base > now) wait_turn(d, lim, (uint64_t)base, share, &cur);
+    tl_prev = cur;
+    return !unlimited && base - now >= VGPU_GATE_LONG_WAIT_NS;
 }
 
-void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
+int vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns)
 {
     if (__builtin_expect(tl_dev != d, 0)) {
-        if (tl_dev && tl_pending) publish(tl_dev, tl_pending);
+        if (tl_dev && tl_pending) publish(tl_dev, tl_pending, -1);
         tl_dev = d;
         tl_pending = 0;
     }
     tl_pending += cost_ns;
     tl_launches++;
-    if (tl_pending < VGPU_GATE_FLUSH_NS) return;
+    if (tl_pending < VGPU_GATE_FLUSH_NS) return 0;
     uint64_t cost = tl_pending;
     tl_pending = 0;
-    publish(d, cost);
+    /* one launch's charge can be looked at again (second_look); a batch's is not */
+    return publish(d, cost, tl_launches == 1 ? vgpu_cost_last_slot() : -1);
 }
 
 uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim)
@@ -232,9 +277,4 @@ void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
 {
     atomic_store(&d->lim.core_effective, share);
     vgpu_gate_sync(d, &d->lim);
-}
-
-__attribute__((constructor)) static void register_fork(void)
-{
-    vgpu_fork_register(VGPU_FORK_GATE, NULL, NULL, vgpu_gate_reset_in_child);
 }

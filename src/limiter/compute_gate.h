@@ -15,6 +15,7 @@
 
 #include "cuda_abi.h"
 #include "../common/shm_layout.h"
+#include "gate_hot.h"
 
 /* Budget a pod may bank while it submits less than its share (wall time of its virtual clock;
  * at 30% 100 ms bank 30 ms of GPU time). A pod whose own pace is near its limit and wavers
@@ -30,21 +31,6 @@
              * publish reads the clock, which in some VMs is a                                     \
              * system call */
 
-/* What every submission reads, on one cache line. The driver's own launch path (3-4 us) pushes
- * the limiter's data out of the nearest caches, so each distinct line a launch touches costs a
- * few nanoseconds; the scattered lookup (configuration, device count, binding, captures) touched
- * four more than this. `dev` is set once the process's only visible GPU is bound to the pod's
- * ledger with the gate on, and never changes after (a fork keeps both the binding and the
- * mapping); processes that see several GPUs take the full lookup every time. */
-struct vgpu_gate_hot {
-    _Atomic(struct vgpu_shm_dev *) dev; /* NULL: ask vgpu_gate_lookup_slow */
-    /* vgpu_suspended_word() when dev was set (threads that find the lookup unset at once all
-     * store the same pointer: atomic, so that none reads a torn one) */
-    const _Atomic uint32_t *_Atomic susp;
-    _Atomic int captures; /* stream captures in progress in this process */
-} __attribute__((aligned(64)));
-extern struct vgpu_gate_hot vgpu_gate_hot;
-
 #define VGPU_GATE_UNLIMITED(share) ((share) == 0 || (share) >= 10000)
 
 /* The pod is suspended (*word != 0): wait until it is not (1 ms steps). The word is written by
@@ -53,12 +39,6 @@ void vgpu_gate_wait_resumed(const _Atomic uint32_t *word);
 
 struct vgpu_shm_dev *vgpu_gate_lookup_slow(CUstream stream, int per_thread_stream);
 int vgpu_stream_capturing(CUstream stream, int per_thread_stream);
-
-/* Has the one-line lookup been set up? (If so the configuration was readable.) */
-static inline int vgpu_gate_hot_ready(void)
-{
-    return atomic_load_explicit(&vgpu_gate_hot.dev, memory_order_relaxed) != NULL;
-}
 
 /* Whether a submission to pod state d goes through the gate: d, or NULL when the stream is
  * being captured (captured work does not run now). Waits here while the pod is suspended
@@ -89,20 +69,16 @@ static inline struct vgpu_shm_dev *vgpu_gate_lookup(CUstream stream, int per_thr
                            stream, per_thread_stream);
 }
 
-/* Charge cost_ns of GPU time; waits while the pod is over its share. */
-void vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
-
-/* The thread's submissions as the cost model counts them: it times every
- * VGPU_COST_SAMPLE_EVERY-th (cost_model.c). When the gate makes the thread wait
- * VGPU_GATE_LONG_WAIT_NS or more it moves the count to just before the next of those, so that
- * the next submission is timed: a pod that waits that long launches sparsely, and by count
- * alone a wrong first estimate would stay for tens of seconds at a low share (a pod at 1% whose
- * estimate is 10x too high waits 1.6 s a 1.6 ms matmul). Shorter waits leave the count alone:
- * a pod launching hundreds of times a second is timed often enough by count, and timing it
- * more would only cost it CPU. Kept here, where both see it, at no cost to a launch. */
-#define VGPU_COST_SAMPLE_EVERY 64u
+/* Charge cost_ns of GPU time; waits while the pod is over its share. Returns 1 when it waited
+ * VGPU_GATE_LONG_WAIT_NS or more (the caller then times this launch: cost_model.h). */
 #define VGPU_GATE_LONG_WAIT_NS 20000000ll
-extern __thread uint32_t vgpu_cost_count __attribute__((tls_model("initial-exec")));
+/* The most wall time of the pod's clock one launch of a key may take while its estimate is
+ * unsure (cost_model.h, vgpu_cost_unsure): a kernel's first samples, taken while dozens of
+ * contexts start and time-slice the GPU, can be fifty times its own time, and at 1% a launch
+ * charged at that held the pod for a minute before any better sample could be taken. Above it
+ * only kernels longer than the share times this are charged less, and for a few launches. */
+#define VGPU_GATE_UNSURE_MAX_NS 1000000000ll
+int vgpu_gate_charge(struct vgpu_shm_dev *d, uint64_t cost_ns);
 
 /* Where the limiter itself sets the share (no daemon: the soft policy, the environment's limits
  * on a private ledger): store it in the ledger's own limits and rescale. */
@@ -114,11 +90,5 @@ void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share);
  * outstanding budget is rescaled once for the pod, so the new share applies from now on, also
  * to threads already waiting. Returns the share. */
 uint32_t vgpu_gate_sync(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim);
-
-/* Stream capture in progress somewhere in the process (launches are recorded, not run; timing
- * events and event queries are not allowed). */
-void vgpu_capture_begin(void);
-void vgpu_capture_end(void);
-int vgpu_capturing(void);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "compute_gate.h"
+#include "gate_hot.h"
 #include "real_driver.h"
 #include "log.h"
 #include "fork_hooks.h"
@@ -18,7 +18,7 @@
 #define SLOTS 8192u /* power of two */
 #define PROBES 16
 #define FIRST_SAMPLES 3 /* time every launch of a key until it has this many samples */
-/* then at every VGPU_COST_SAMPLE_EVERY-th submission of a thread (compute_gate.h), */
+/* then at every SAMPLE_EVERY-th submission of a thread, and one that waited long in the gate */
 #define SAMPLE_GAP_NS 20000000ull /* a key not sampled in the last 20 ms */
 #define MAX_PENDING 32
 #define DEFAULT_COST_NS 1000000u /* until anything is measured: 1 ms, on the safe side */
@@ -33,6 +33,7 @@
 #define SMOOTH_DIV 4096 /* by this fraction of the difference a sample */
 
 static int find_slot(uint64_t key, int insert);
+static int sample_slot_if_due(int i);
 /* VGPU_SAMPLE_GAP_MS (diagnosis, benchmarks): the least time between two samples of a key */
 static uint64_t sample_gap_ns = SAMPLE_GAP_NS;
 static int recent_on = 1;          /* VGPU_COST_RECENT=0 turns it off */
@@ -84,15 +85,15 @@ static CUcontext calibrated_ctx;
 
 static TLS uint64_t tl_key; /* the thread's last key and its slot: loops launch the same work */
 static TLS int tl_slot = -1;
+static TLS uint32_t tl_count; /* the thread's submissions, for sampling by count */
+#define SAMPLE_EVERY 64u      /* a key already known: time every 64th submission */
 
 static int find(uint64_t key, int insert)
 {
     if (key == tl_key && tl_slot >= 0) return tl_slot;
     int i = find_slot(key, insert);
-    if (i >= 0) {
-        tl_key = key;
-        tl_slot = i;
-    }
+    tl_key = i >= 0 ? key : 0; /* also when not found: tl_slot is the last key's (or -1) */
+    tl_slot = i;
     return i;
 }
 
@@ -191,21 +192,32 @@ uint64_t vgpu_cost_estimate(uint64_t key, int *sample_slot)
     uint32_t n = i >= 0 ? atomic_load_explicit(&table[i].samples, RELAXED) : 0;
     uint64_t cost = n ? atomic_load_explicit(&table[i].ema_ns, RELAXED)
                       : atomic_load_explicit(&default_ns, RELAXED);
-    /* by count; the gate moves the count when it made this thread wait (compute_gate.h) */
-    int every = (++vgpu_cost_count % VGPU_COST_SAMPLE_EVERY) == 0;
+    int every = (++tl_count % SAMPLE_EVERY) == 0;
     if (__builtin_expect(!every && n >= FIRST_SAMPLES, 1)) return cost; /* the common case */
-    if (i < 0 || vgpu_capturing()) return cost;
+    *sample_slot = sample_slot_if_due(i);
+    return cost;
+}
+
+/* slot i (or -1): time this submission of its key, unless one is in flight or, for a key past
+ * its first samples, one was taken less than the gap ago */
+static int sample_slot_if_due(int i)
+{
+    if (i < 0 || vgpu_capturing()) return -1;
     struct entry *e = &table[i];
     vgpu_samples_poll(); /* new keys learn as soon as they can */
-    n = atomic_load_explicit(&e->samples, RELAXED);
+    uint32_t n = atomic_load_explicit(&e->samples, RELAXED);
     uint64_t now = coarse_ns();
-    if (atomic_load_explicit(&e->inflight, RELAXED)) return cost;
+    if (atomic_load_explicit(&e->inflight, RELAXED)) return -1;
     if (n >= FIRST_SAMPLES &&
         now - atomic_load_explicit(&e->last_sample_ns, RELAXED) < sample_gap_ns)
-        return cost;
+        return -1;
     atomic_store_explicit(&e->last_sample_ns, now, RELAXED);
-    *sample_slot = i;
-    return cost;
+    return i;
+}
+
+int vgpu_cost_sample_after_wait(void)
+{
+    return tl_key ? sample_slot_if_due(tl_slot) : -1;
 }
 
 void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sample *smp)
@@ -311,8 +323,12 @@ static void learn(int slot, uint64_t ns)
     if (n < UINT32_MAX) atomic_store_explicit(&e->samples, n + 1, RELAXED);
     VLOG_TRACE("cost sample: slot %d measured %llu ns, estimate now %u ns", slot,
                (unsigned long long)ns, lo < FLOOR_NS ? FLOOR_NS : lo);
+    /* what a key never measured yet is charged follows the process's kernels down, never above
+     * where it started: a sample taken while dozens of contexts start spans their work too, and
+     * the first launch of every new key would have been charged that */
     uint32_t d = atomic_load_explicit(&default_ns, RELAXED);
     int64_t nd = (int64_t)d + ((int64_t)v - (int64_t)d) / 16;
+    if (nd > DEFAULT_COST_NS) nd = DEFAULT_COST_NS;
     atomic_store_explicit(&default_ns, (uint32_t)(nd < FLOOR_NS ? FLOOR_NS : nd), RELAXED);
 }
 
@@ -351,6 +367,26 @@ void vgpu_samples_poll(void)
         *p = pend[--npend];
     }
     pthread_mutex_unlock(&mu);
+}
+
+int vgpu_cost_last_slot(void)
+{
+    return tl_key ? tl_slot : -1;
+}
+
+uint64_t vgpu_cost_recheck(int slot)
+{
+    if (slot < 0 || slot >= (int)SLOTS) return 0;
+    vgpu_samples_poll();
+    if (!atomic_load_explicit(&table[slot].samples, RELAXED)) return 0;
+    return atomic_load_explicit(&table[slot].ema_ns, RELAXED);
+}
+
+int vgpu_cost_unsure(int slot)
+{
+    return slot >= 0 && slot < (int)SLOTS &&
+           atomic_load_explicit(&table[slot].samples, RELAXED) < FIRST_SAMPLES + 2 &&
+           atomic_load_explicit(&gpu_shared, RELAXED);
 }
 
 static void vgpu_cost_reset_in_child(void)

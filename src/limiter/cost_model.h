@@ -44,6 +44,23 @@ void vgpu_sample_end(struct vgpu_sample *smp, CUstream stream, int per_thread, C
 /* Read the timings of finished samples into the model (not during capture). */
 void vgpu_samples_poll(void);
 
+/* A submission the gate made wait VGPU_GATE_LONG_WAIT_NS or more (compute_gate.h) is timed
+ * too (within the per-key spacing): a pod that waits that long launches sparsely, and timed by
+ * count alone (every 64th of a thread) a wrong first estimate stayed for tens of seconds at a
+ * low share (a pod at 1% whose estimate is 10x too high waits 1.6 s a 1.6 ms matmul). This
+ * launch, not the next: the next is charged before the wait that this one's timing can cut
+ * short (second_look in compute_gate.c). Returns the slot to time, or -1. */
+int vgpu_cost_sample_after_wait(void);
+
+/* For the gate's second look at a long wait (compute_gate.c): the model's slot of the key this
+ * thread asked vgpu_cost_estimate about last (-1: none), and that slot's estimate now, after
+ * reading the samples that have finished (0: nothing measured). */
+int vgpu_cost_last_slot(void);
+uint64_t vgpu_cost_recheck(int slot);
+/* Whether slot's estimate may still be far too high: fewer than five samples, taken while
+ * another context may have time-sliced the GPU (see vgpu_cost_set_shared) */
+int vgpu_cost_unsure(int slot);
+
 /* At load: VGPU_SAMPLE_GAP_MS, the least time between two samples of a key (default 20), and
  * VGPU_COST_RECENT (default 1: see vgpu_cost_set_shared; 0 turns the median off). */
 void vgpu_cost_configure(const char *gap_ms, const char *recent);

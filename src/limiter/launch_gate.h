@@ -31,7 +31,10 @@ static inline void vgpu_launch_gate(uint64_t key, CUstream stream, int pt, struc
     struct vgpu_shm_dev *d = vgpu_gate_lookup(stream, pt);
     if (__builtin_expect(!d, 1)) return;
     int slot;
-    vgpu_gate_charge(d, vgpu_cost_estimate(key, &slot));
+    uint64_t cost = vgpu_cost_estimate(key, &slot);
+    /* a launch that waited long is timed (cost_model.h, vgpu_cost_sample_after_wait) */
+    if (__builtin_expect(vgpu_gate_charge(d, cost), 0) && slot < 0)
+        slot = vgpu_cost_sample_after_wait();
     if (__builtin_expect(slot >= 0, 0)) vgpu_sample_begin(slot, stream, pt, smp);
 }
 

@@ -85,7 +85,7 @@ def main():
             losses.append(loss)
     step()
     torch.cuda.synchronize()
-    print("READY", flush=True)
+    print(f"READY t={time.monotonic():.3f}", flush=True)
     n, t_begin = 0, time.monotonic()
     measure_from = a.start_at if a.start_at else t_begin + a.warmup
     counted, t_measure = 0, None

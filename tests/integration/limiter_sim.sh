@@ -510,6 +510,21 @@ compute-early)
     echo "compute-early: launches per second per 0.5 s: $(field rates "$out")"
     near "$late" 25 15 "launches per second from 2.5 s on, after overstated first timings"
     ;;
+compute-inflated)
+    # A pod at 1% whose first timings overstate 50x, as when dozens of contexts start together
+    # and a kernel's events span their time slices: each launch charged at such an estimate
+    # holds the pod 10 s. When the launch timed after a long wait brings the estimate down, a
+    # thread still waiting gives back what its launches were charged too much (compute_gate.c,
+    # second_look), so the pod runs at its share from its first second. Without it the pod made
+    # 1-2 launches in 6 s. 2 ms kernels at 1%: 5 launches a second.
+    export CUDA_CORE_LIMIT_0=1 VGPU_NO_FEEDBACK=1 VGPU_SIM_EVENT_SKEW=50 VGPU_SIM_EVENT_SKEW_UNTIL_MS=300
+    "$PROBE" hold 1 10 >"$TMP/h" & # the other contexts (no limiter): samples may span theirs
+    wait_held "$TMP/h"
+    out=$(VGPU_LOG_LEVEL=debug limited "$PROBE" spin 6 2000 2>"$TMP/inflated.err")
+    late=$(field rates "$out" | cut -d, -f5-12 | tr ',' '\n' | awk '{s+=$1} END {printf "%.1f", s/NR}')
+    echo "compute-inflated: launches per second per 0.5 s: $(field rates "$out"); $(grep -c 'given back' "$TMP/inflated.err") give-backs"
+    near "$late" 5 30 "launches per second from 2 s on, after 50x overstated first timings"
+    ;;
 compute-recent)
     # A 200 us kernel whose time moves between 200 and 260 us, as under a power cap
     # (VGPU_SIM_KERNEL_JITTER=0.3), takes 230 us on average. By default, while no other process
