@@ -33,6 +33,19 @@ struct contention_pod {
     double nvml;    /* share NVML shows of the pod's processes (0..1), < 0 when unknown */
 };
 
+/* What the figures of a window allow: the factor moves, is 1 at once (fewer than two pods
+ * work, or a process of no limited pod holds a context), or holds (a figure is missing or too
+ * small, or a pod's report does not hold against NVML: *who is that pod's index) */
+enum contention_state {
+    CONTENTION_MOVES,
+    CONTENTION_FEW,
+    CONTENTION_FOREIGN,
+    CONTENTION_NO_FIGURE,
+    CONTENTION_REPORT,
+};
+enum contention_state contention_state(const struct contention_pod *p, size_t n, double util,
+                                       int foreign, size_t *who);
+
 /* The factor (x1024) for the next window, from the current one, the GPU's pods that hold
  * contexts there, NVML's busy fraction of the GPU over the window (util < 0: unknown),
  * whether any process outside these pods holds a context on it (foreign), and `part`: the

@@ -16,6 +16,7 @@
 #include "tick.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -128,6 +129,36 @@ static struct hv_pod *pod_of_pid(pid_t pid)
     return NULL;
 }
 
+/* The daemon's log says when what decides a GPU's shared factor changes (not every second):
+ * whether it follows the GPU's busy time, is 1 (and why), or holds (and on whose report). */
+static void log_contention(const char *uuid, enum contention_state st, const struct hv_pod *who,
+                           const struct contention_pod *cp)
+{
+    static struct {
+        char uuid[VGPU_UUID_LEN];
+        int st;
+    } seen[64];
+    size_t i = 0;
+    while (i < 64 && seen[i].uuid[0] && strcmp(seen[i].uuid, uuid))
+        i++;
+    if (i == 64) return;
+    if (seen[i].uuid[0] && seen[i].st == (int)st) return;
+    snprintf(seen[i].uuid, sizeof(seen[i].uuid), "%s", uuid);
+    seen[i].st = (int)st;
+    static const char *const what[] = {
+        [CONTENTION_MOVES] = "shared factor follows the GPU's busy time",
+        [CONTENTION_FEW] = "shared factor 1: fewer than two pods work on the GPU",
+        [CONTENTION_FOREIGN] = "shared factor 1: a process of no limited pod holds a context",
+        [CONTENTION_NO_FIGURE] = "shared factor holds: no figures for the second",
+        [CONTENTION_REPORT] = "shared factor holds: a pod reports less than NVML shows of it",
+    };
+    if (st == CONTENTION_REPORT && who && cp)
+        hv_logf(HV_INFO, what[st], "{s:s, s:s, s:f, s:f}", "gpu", uuid, "pod", who->key, "charged",
+                cp->charged, "nvml", cp->nvml);
+    else
+        hv_logf(HV_INFO, what[st], "{s:s}", "gpu", uuid);
+}
+
 /* Once a second, with NVML's figures of the same second: the contention factor of one GPU's
  * limited pods (contention.h), idx[0..k) into slots. */
 static void contend(const struct slot *slots, const size_t *idx, size_t k,
@@ -165,8 +196,12 @@ static void contend(const struct slot *slots, const size_t *idx, size_t k,
     uint32_t cur = 0; /* a pod that joined has none yet */
     for (size_t j = 0; j < k; j++)
         if (slots[idx[j]].g->shared > cur) cur = slots[idx[j]].g->shared;
-    uint32_t next =
-        contention_next(cur, cp, k, ng ? ng->util_x100 / 10000.0 : -1, foreign, shared_part);
+    double util = ng ? ng->util_x100 / 10000.0 : -1;
+    size_t who = k;
+    enum contention_state st = contention_state(cp, k, util, foreign, &who);
+    log_contention(slots[idx[0]].g->uuid, st, who < k ? slots[idx[who]].p : NULL,
+                   who < k ? &cp[who] : NULL);
+    uint32_t next = contention_next(cur, cp, k, util, foreign, shared_part);
     for (size_t j = 0; j < k; j++) {
         struct slot const *s = &slots[idx[j]];
         if (s->g->shared == next) continue;

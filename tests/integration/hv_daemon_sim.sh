@@ -210,6 +210,9 @@ contend)
     near "$util" 80 5 "GPU busy (%) with both pods at their limits"
     awk -v a="$a" -v b="$b" 'BEGIN {r = a / b; exit !(r > 0.54 && r < 0.66)}' || fail "A : B kernels $a : $b, expected 3 : 5"
     [ "$alone" = 1 ] || fail "A alone: shared factor $alone, expected 1"
+    # the daemon's log says when, and why, the factor moved and went back to 1
+    grep -q "shared factor follows the GPU's busy time" "$TMP/daemon.log" || fail "no log line: the factor follows"
+    grep -q "shared factor 1: fewer than two pods work" "$TMP/daemon.log" || fail "no log line: fewer than two pods"
     ;;
 contend-liar)
     # The same two pods, but B understates its use: it keeps its ledger's cost-model scale at
@@ -233,6 +236,8 @@ contend-liar)
     fa=$(sed -n 's/^vgpu_pod_shared_factor{namespace="sim",pod="la".*} //p' "$TMP/metrics")
     echo "B understating (scale 256): A's shared factor $fa"
     [ "$fa" = 1 ] || fail "A's shared factor with B understating: $fa, expected 1"
+    grep "a pod reports less than NVML shows of it" "$TMP/daemon.log" | grep -q '"sim/lb"' ||
+        fail "no log line naming lb as the pod whose report does not hold"
     kill -0 "$HVPID" || fail "the daemon died"
     ;;
 arrival)

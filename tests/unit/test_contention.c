@@ -66,3 +66,23 @@ UNIT_CASE(holds_while_a_report_does_not)
     q[1].charged = -1; /* a pod's first window */
     CHECK(contention_next(1100, q, 2, 0.9, 0, 1.0) == 1100);
 }
+
+UNIT_CASE(state_says_why)
+{
+    /* what the daemon logs when it changes: a pod charged under 1% of the GPU is not working
+     * (so a pod held to 1% that is charged a little under it leaves another alone) */
+    struct contention_pod two[2] = {{0.30, 0.31}, {0.50, 0.52}};
+    struct contention_pod small[2] = {{0.30, 0.31}, {0.009, 0.01}};
+    struct contention_pod hides[3] = {{0.30, 0.31}, {0.20, 0.21}, {0.05, 0.40}};
+    struct contention_pod none[2] = {{0.30, 0.31}, {-1, 0}};
+    size_t who = 99;
+    CHECK(contention_state(two, 2, 0.90, 0, &who) == CONTENTION_MOVES && who == 99);
+    CHECK(contention_state(small, 2, 0.40, 0, &who) == CONTENTION_FEW);
+    CHECK(contention_state(two, 2, 0.90, 1, &who) == CONTENTION_FOREIGN);
+    CHECK(contention_state(two, 2, -1, 0, &who) == CONTENTION_NO_FIGURE);
+    CHECK(contention_state(none, 2, 0.90, 0, &who) == CONTENTION_NO_FIGURE);
+    CHECK(contention_state(hides, 3, 0.90, 0, &who) == CONTENTION_REPORT && who == 2);
+    /* and the factor does what the state says */
+    CHECK(contention_next(1100, hides, 3, 0.90, 0, 1.0) == 1100);
+    CHECK(contention_next(1100, small, 2, 0.40, 0, 1.0) == 1024);
+}
