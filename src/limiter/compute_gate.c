@@ -11,6 +11,7 @@
 #include "real_driver.h"
 #include "limiter.h"
 #include "cost_model.h"
+#include "fork_hooks.h"
 #include "log.h"
 
 #define RELAXED memory_order_relaxed
@@ -277,4 +278,15 @@ void vgpu_gate_set_effective(struct vgpu_shm_dev *d, uint32_t share)
 {
     atomic_store(&d->lim.core_effective, share);
     vgpu_gate_sync(d, &d->lim);
+}
+
+/* the forking thread's last charge is its parent's: a child must not give it back again */
+static void vgpu_gate_clock_reset_in_child(void)
+{
+    tl_prev = (struct charge){0};
+}
+
+__attribute__((constructor)) static void register_fork(void)
+{
+    vgpu_fork_register(VGPU_FORK_GATE_CLOCK, NULL, NULL, vgpu_gate_clock_reset_in_child);
 }
