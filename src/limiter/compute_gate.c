@@ -115,12 +115,12 @@ static int64_t overcharged(struct charge *c, const struct vgpu_shm_dev *d)
 /* While a thread waits 50 ms or more for its turn, a second look: an estimate taken while many
  * contexts time-sliced the GPU can be tens of times a kernel's own time (its events span the
  * other contexts' slices), and at a low share each launch charged at it holds the pod for
- * seconds. The launch timed after the last long wait (cost_model.h) has usually finished by
- * now; where it brought the estimate down, the launch now waiting and the thread's launch
- * before it (the charge this thread waits for) give back what they were charged too much, so
- * that one wrong estimate costs the pod a 50 ms step and not the seconds it charged (hv-64,
- * tests/gpu/run). Another process of the pod giving back what it was charged before this one
- * moves the pod's clock back: the target follows it down, never below where this charge now
+ * seconds. The thread's launch before this one was timed if it waited long (cost_model.h),
+ * and has usually finished by now; where it brought the estimate down, the launch now waiting
+ * and that launch before it (the charge this thread waits for) give back what they were charged
+ * too much, so that one wrong estimate costs the pod a 50 ms step and not the seconds it charged
+ * (hv-64, tests/gpu/run). Another process of the pod giving back what it was charged before this
+ * one moves the pod's clock back: the target follows it down, never below where this charge now
  * begins. Returns the new target. */
 static uint64_t second_look(struct vgpu_shm_dev *d, const struct vgpu_dev_limits *lim,
                             uint64_t target, uint32_t share, struct charge *cur)
