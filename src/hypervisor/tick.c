@@ -130,7 +130,9 @@ static struct hv_pod *pod_of_pid(pid_t pid)
 }
 
 /* The daemon's log says when what decides a GPU's shared factor changes (not every second):
- * whether it follows the GPU's busy time, is 1 (and why), or holds (and on whose report). */
+ * whether it follows the GPU's busy time, is 1 (and why), or holds (and on whose report). A pod
+ * whose reports flip the state gets at most one line a second per GPU (contend runs once a
+ * second), from figures the tick has already read. */
 static void log_contention(const char *uuid, enum contention_state st, const struct hv_pod *who,
                            const struct contention_pod *cp)
 {

@@ -128,8 +128,8 @@ static uint64_t second_look(struct vgpu_shm_dev *d, const struct vgpu_dev_limits
     int64_t mine = overcharged(cur, d), before = overcharged(&tl_prev, d);
     if (mine + before > 0) {
         atomic_fetch_sub_explicit(&d->limiter.gate_vclock, mine + before, RELAXED);
-        VLOG_DEBUG("gate: an estimate fell to %llu ns: %.1f ms of the pod's clock given back",
-                   (unsigned long long)cur->est, (mine + before) / 1e6);
+        VLOG_DEBUG("gate: estimates fell (to %llu ns): %.1f ms of the pod's clock given back",
+                   (unsigned long long)(mine ? cur->est : tl_prev.est), (mine + before) / 1e6);
         target = (uint64_t)before < target ? target - (uint64_t)before : 0;
     }
     if (atomic_load_explicit(&lim->core_effective, RELAXED) != share) return target;

@@ -217,7 +217,7 @@ static int sample_slot_if_due(int i)
 
 int vgpu_cost_sample_after_wait(void)
 {
-    return tl_key ? sample_slot_if_due(tl_slot) : -1;
+    return sample_slot_if_due(vgpu_cost_last_slot());
 }
 
 void vgpu_sample_begin(int slot, CUstream stream, int per_thread, struct vgpu_sample *smp)

@@ -3,8 +3,8 @@
  * Why this exists: charging a launch by its grid size is far off (a matmul of a few blocks runs
  * for milliseconds; a CUDA graph is one call for fifty kernels). The limiter instead times real
  * launches with CUDA events: the first launches of each (function, grid size) and each graph,
- * then a sample of the rest (every 64th submission of a thread, and a thread's next one after
- * the gate made it wait 20 ms or more; at most one per key every 20 ms). Each key keeps a moving
+ * then a sample of the rest (every 64th submission of a thread, and any one the gate made wait
+ * 20 ms or more; at most one per key every 20 ms). Each key keeps a moving
  * average of its measured GPU time. The start event is recorded right before the real launch (after
  * any wait in the gate); from what the events measure the model removes the events' own overhead
  * (measured once per context) and, when the stream was idle, the time the launch call took to
